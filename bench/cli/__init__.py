@@ -1,0 +1,59 @@
+"""The `forensibench` command: a thin layer over functions a notebook can call.
+
+Exit status: 0 success; 1 the command ran but something it checks failed (a detector failed in
+`run`, a required set is missing in `datasets verify`); 2 invalid invocation or input (unknown
+detector, parameter, suite or table, missing data root, a run directory locked by another run).
+"""
+from __future__ import annotations
+
+import click
+
+from forensibench import __version__
+from forensibench.weights import set_hub_offline
+
+set_hub_offline()  # before anything imports huggingface_hub
+
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are the user's input, shown as one sentence (FORENSIBENCH_DEBUG=1: traceback)."""
+    import os
+
+    if os.environ.get("FORENSIBENCH_DEBUG"):
+        return ()
+    from forensibench.detector import DetectorError
+    from forensibench.registry import RegistryError
+    from forensibench.rundir import RunDirError
+    from forensibench.suites import SuiteError
+    from forensibench.tables import TableError
+
+    return (RegistryError, SuiteError, RunDirError, DetectorError, TableError, FileNotFoundError)
+
+
+class UsageError(click.ClickException):
+    exit_code = 2
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except _expected_errors() as exc:
+            raise UsageError(str(exc)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="forensibench")
+def main() -> None:
+    """Benchmark detectors of AI-generated images behind one fit/score interface and reproduce the
+    CLIP-Flow paper's tables from raw image folders."""
+
+
+from forensibench.cli import datasets_cmd, demo_cmd, list_cmd, run_cmd, table_cmd  # noqa: E402
+
+for _module in (list_cmd, run_cmd, table_cmd, datasets_cmd, demo_cmd):
+    _module.register(main)

@@ -1,0 +1,3 @@
+from forensibench.cli import main
+
+main()

@@ -1,0 +1,26 @@
+"""`forensibench table`: the paper's Tables I-V from a run, or as printed in the paper."""
+from __future__ import annotations
+
+import click
+
+
+def register(main: click.Group) -> None:
+    @main.command("table")
+    @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), default=None, help="run directory")
+    @click.option("--table", "table_id", default="I", show_default=True, type=click.Choice(["I", "II", "III", "IV", "V"], case_sensitive=False))
+    @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv"]), default="markdown", show_default=True)
+    @click.option("--compare-reported", is_flag=True, help="add the difference to the paper's value after every cell")
+    @click.option("--reported", is_flag=True, help="print the paper's own table")
+    @click.option("--metric", default=None, help="metrics.csv column to show instead of the table's own (e.g. auroc, oracle_acc)")
+    def table_command(run_dir, table_id, fmt, compare_reported, reported, metric) -> None:
+        """Print a table of the CLIP-Flow paper filled from a run (or the paper's own with --reported)."""
+        from forensibench import tables
+
+        if reported:
+            df = tables.reported_frame(table_id)
+            click.echo(tables.render(df, table_id, fmt, title=f"{tables.table_def(table_id).title} (as printed in the paper)"))
+            return
+        if run_dir is None:
+            raise click.UsageError("give --run RUN, or --reported for the paper's own table")
+        df, notes = tables.build(run_dir, table_id, compare=compare_reported, metric=metric)
+        click.echo(tables.render(df, table_id, fmt, notes))

@@ -1,0 +1,182 @@
+"""The run directory: the only place results are written, always atomically.
+
+    RUN/run.json                     versions, command, config, detectors, timings, failures
+    RUN/scores.parquet               one row per (detector, dataset, image)
+    RUN/metrics.csv                  one row per (detector, dataset)
+    RUN/cells/<slug>/fit.json        a detector's training record (threshold, timings, parameters)
+    RUN/cells/<slug>/<dataset>.parquet   the scores of one finished cell
+    RUN/models/<slug>/               the fitted detector, for detectors that can save
+    RUN/.lock                        held while a run writes here
+
+Each file is written to a temporary name in the same folder and moved into place, so a killed run
+leaves either the old file or the new one, never half of one.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+
+SCORE_COLUMNS = ["detector", "dataset", "path", "label", "score", "error"]
+
+
+class RunDirError(RuntimeError):
+    """The run directory is locked, or was made by an incompatible run."""
+
+
+def slug(spec: str) -> str:
+    """A folder name for a detector spec: readable, filesystem-safe, collision-free."""
+    readable = re.sub(r"[^A-Za-z0-9._=+-]+", "_", spec)[:80]
+    return f"{readable}__{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str, allow_nan=True) + "\n").encode())
+
+
+def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
+    import io
+
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_write_csv(path: Path, df: pd.DataFrame) -> None:
+    atomic_write_bytes(path, df.to_csv(index=False).encode())
+
+
+def display_path(path: str, root: Path | None) -> str:
+    """A path for the results: relative to the data root when under it; undecodable bytes escaped."""
+    p = path
+    if root is not None:
+        with contextlib.suppress(ValueError):
+            p = str(Path(path).relative_to(root))
+    return os.fsencode(p).decode("utf-8", "backslashreplace")
+
+
+class RunDir:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self._lock_fh = None
+
+    # -- layout ---------------------------------------------------------------------------
+    @property
+    def run_json(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def scores_path(self) -> Path:
+        return self.root / "scores.parquet"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.root / "metrics.csv"
+
+    def cell_dir(self, spec: str) -> Path:
+        return self.root / "cells" / slug(spec)
+
+    def cell_path(self, spec: str, dataset: str) -> Path:
+        return self.cell_dir(spec) / f"{dataset}.parquet"
+
+    def fit_path(self, spec: str) -> Path:
+        return self.cell_dir(spec) / "fit.json"
+
+    def model_dir(self, spec: str) -> Path:
+        return self.root / "models" / slug(spec)
+
+    # -- state ----------------------------------------------------------------------------
+    def cell_done(self, spec: str, dataset: str) -> bool:
+        return self.cell_path(spec, dataset).is_file()
+
+    def read_fit(self, spec: str) -> dict | None:
+        p = self.fit_path(spec)
+        return json.loads(p.read_text()) if p.is_file() else None
+
+    def write_fit(self, spec: str, record: dict) -> None:
+        atomic_write_json(self.fit_path(spec), record)
+
+    def write_cell(self, spec: str, dataset: str, df: pd.DataFrame) -> None:
+        atomic_write_parquet(self.cell_path(spec, dataset), df[SCORE_COLUMNS])
+
+    def iter_cells(self) -> Iterator[tuple[str, str, Path]]:
+        """(detector spec, dataset, path) of every committed cell."""
+        cells = self.root / "cells"
+        if not cells.is_dir():
+            return
+        for d in sorted(cells.iterdir()):
+            fit = d / "fit.json"
+            if not fit.is_file():
+                continue
+            spec = json.loads(fit.read_text())["detector"]
+            for f in sorted(d.glob("*.parquet")):
+                yield spec, f.stem, f
+
+    def read_json(self) -> dict:
+        if not self.run_json.is_file():
+            raise RunDirError(f"{self.root} is not a forensibench run (no run.json)")
+        return json.loads(self.run_json.read_text())
+
+    # -- lock -----------------------------------------------------------------------------
+    def lock(self) -> None:
+        """Take the run directory's lock or fail with one sentence (two runs must not share it)."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        fh = open(self.root / ".lock", "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise RunDirError(f"another forensibench run ({holder}) is writing into {self.root}; wait for it or use another --out") from None
+            raise
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        self._lock_fh = fh
+
+    def unlock(self) -> None:
+        if self._lock_fh is not None:
+            import fcntl
+
+            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+
+def load_scores(run: str | Path) -> pd.DataFrame:
+    return pd.read_parquet(Path(run) / "scores.parquet")
+
+
+def load_metrics(run: str | Path) -> pd.DataFrame:
+    p = Path(run) / "metrics.csv"
+    if not p.is_file():
+        raise RunDirError(f"{run} has no metrics.csv: is it a finished forensibench run?")
+    return pd.read_csv(p, keep_default_na=True)

@@ -1,0 +1,46 @@
+"""One import root; datasets/ and results/ are data, never packages."""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import forensibench
+from forensibench.paths import PROJECT_ROOT
+
+
+def test_import_root_maps_onto_bench_and_detectors():
+    import forensibench.detectors as d
+
+    assert Path(forensibench.__file__).parent == PROJECT_ROOT / "bench"
+    assert Path(d.__file__).parent == PROJECT_ROOT / "detectors"
+
+
+def test_import_datasets_stays_hugging_face(tmp_path):
+    # A stand-in for Hugging Face's `datasets` package installed in site-packages: it must win over
+    # our datasets/ folder even when Python runs from the repository root.
+    site = tmp_path / "site"
+    (site / "datasets").mkdir(parents=True)
+    (site / "datasets" / "__init__.py").write_text("HF = True\n")
+    code = "import datasets; print(datasets.HF)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, env={"PYTHONPATH": str(site), "PATH": ""})
+    assert out.stdout.strip() == "True", out.stderr
+
+
+def test_datasets_and_results_are_not_packages():
+    for name in ("datasets", "results"):
+        assert not (PROJECT_ROOT / name / "__init__.py").exists()
+    # outside the repository (as an installed user sees it), neither name resolves to our folders
+    out = subprocess.run(
+        [sys.executable, "-c", "import importlib.util as u; print([getattr(u.find_spec(n), 'origin', None) for n in ('datasets', 'results')])"],
+        cwd="/", capture_output=True, text=True,
+    )
+    assert str(PROJECT_ROOT) not in out.stdout
+
+
+def test_console_script_and_version():
+    from importlib import metadata
+
+    eps = metadata.entry_points(group="console_scripts")
+    assert any(ep.name == "forensibench" and ep.value == "forensibench.cli:main" for ep in eps)
+    assert metadata.version("forensibench") == forensibench.__version__
+    assert importlib.util.find_spec("forensibench.cli") is not None
