@@ -4,6 +4,13 @@ Each proxy is a `PreOp` (see `forensibench.images`): a frozen dataclass with a `
 exactly and a `__call__(img uint8 [H, W, 3], rng) -> uint8 [H, W, 3]`, applied to the decoded
 full-resolution image before the detector's transform.
 
+`FrequencyMask` is random frequency masking as in Doloriel & Cheung (ICASSP 2024, the FreqMask code):
+per channel `fft2` without shift; bands on the unshifted spectrum: low = rows and columns in
+[0, H/4) x [0, W/4), mid = [H/4, 3H/4)^2, high = [3H/4, H)^2, all = the whole spectrum;
+ceil(area x ratio) random positions of the band, the same in every channel, set to 0; inverse FFT,
+real part. Unlike their code, values are clipped to [0, 255] before the 8-bit conversion (theirs
+wraps around).
+
 `BandStop` is the validation proxy of one-class detectors' thresholds (CLIP-Flow Sec. IV-A:
 "frequency-perturbed images by masking the frequency band of (30, 100), generated in a different
 way than the frequency masking used for the training set"). Our reading: every frequency whose
@@ -55,3 +62,49 @@ class BandStop:
 
 
 VALIDATION_PROXY = BandStop(30.0, 100.0)
+
+BANDS = ("low", "mid", "high", "all")
+
+
+def band_slices(band: str, h: int, w: int) -> tuple[slice, slice]:
+    """Rows and columns of `band` on the unshifted spectrum of an h x w image (FreqMask's bands)."""
+    if band == "low":
+        return slice(0, h // 4), slice(0, w // 4)
+    if band == "mid":
+        return slice(h // 4, 3 * h // 4), slice(w // 4, 3 * w // 4)
+    if band == "high":
+        return slice(3 * h // 4, h), slice(3 * w // 4, w)
+    if band == "all":
+        return slice(0, h), slice(0, w)
+    raise ValueError(f"band={band!r}: expected one of {', '.join(BANDS)}")
+
+
+@dataclass(frozen=True)
+class FrequencyMask:
+    """Zero ceil(area x ratio) random positions of `band`, the same positions in every channel."""
+
+    band: str = "all"
+    ratio: float = 0.15
+
+    def __post_init__(self) -> None:
+        band_slices(self.band, 4, 4)
+        if not 0.0 <= self.ratio <= 1.0:
+            raise ValueError(f"ratio={self.ratio}: expected a fraction in [0, 1]")
+
+    @property
+    def key(self) -> str:
+        return f"fm(band={self.band},ratio={self.ratio:g})"
+
+    def mask(self, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+        """The keep-mask [h, w] (1 kept, 0 masked)."""
+        rows, cols = band_slices(self.band, h, w)
+        bh, bw = rows.stop - rows.start, cols.stop - cols.start
+        n = int(np.ceil(bh * bw * self.ratio))
+        flat = np.ones(bh * bw)
+        flat[rng.choice(bh * bw, size=n, replace=False)] = 0.0
+        keep = np.ones((h, w))
+        keep[rows, cols] = flat.reshape(bh, bw)
+        return keep
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return apply_spectral_mask(img, self.mask(img.shape[0], img.shape[1], rng))

@@ -44,3 +44,37 @@ def test_spectral_mask_clips_instead_of_wrapping():
     neg[0, 0] = -1.0  # flips the mean: values go negative and must clip to 0, not wrap to 255
     out = apply_spectral_mask(np.full((8, 8, 3), 200, np.uint8), neg)
     assert out.max() == 0
+
+
+def test_frequency_mask_bands_and_counts():
+    from forensibench.proxies import FrequencyMask
+
+    rng = np.random.default_rng(0)
+    for band, rows, cols in (("low", (0, 16), (0, 16)), ("mid", (16, 48), (16, 48)), ("high", (48, 64), (48, 64)), ("all", (0, 64), (0, 64))):
+        keep = FrequencyMask(band, 0.1).mask(64, 64, rng)
+        area = (rows[1] - rows[0]) * (cols[1] - cols[0])
+        masked = np.argwhere(keep == 0)
+        assert len(masked) == int(np.ceil(area * 0.1))
+        assert (masked[:, 0] >= rows[0]).all() and (masked[:, 0] < rows[1]).all()
+        assert (masked[:, 1] >= cols[0]).all() and (masked[:, 1] < cols[1]).all()
+    assert (FrequencyMask("low", 1.0).mask(64, 64, rng)[:16, :16] == 0).all()
+
+
+def test_frequency_mask_matches_a_hand_computation():
+    from forensibench.proxies import FrequencyMask
+
+    img = np.random.default_rng(1).integers(40, 215, (32, 32, 3)).astype(np.uint8)
+    fm = FrequencyMask("low", 0.5)
+    out = fm(img, np.random.default_rng(7))
+    keep = fm.mask(32, 32, np.random.default_rng(7))  # same generator state: same positions
+    for c in range(3):
+        spec = np.fft.fft2(img[..., c].astype(float))
+        expect = np.clip(np.round(np.fft.ifft2(spec * keep).real), 0, 255)
+        assert (out[..., c] == expect).all()
+    # without clipping (mid band: DC kept, small changes), the masked positions of the output
+    # spectrum are (nearly) zero in every channel
+    fm = FrequencyMask("mid", 0.5)
+    out = fm(img, np.random.default_rng(3))
+    zero = fm.mask(32, 32, np.random.default_rng(3)) == 0
+    spec_out = np.abs(np.fft.fft2(out.astype(float), axes=(0, 1)))
+    assert spec_out[zero].max() < 0.05 * spec_out[~zero].max()
