@@ -182,9 +182,9 @@ class Detector:
         torch.save(state, d / "state.pt")
 
     def _load_state(self, directory: str | Path) -> dict[str, Any]:
-        import torch
+        from forensibench.weights import load_checkpoint
 
-        return torch.load(Path(directory) / "state.pt", map_location="cpu", weights_only=True)
+        return load_checkpoint(Path(directory) / "state.pt", f"saved {self.name} state")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec}>"

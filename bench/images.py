@@ -55,7 +55,7 @@ def load_rgb(path: str | Path) -> np.ndarray:
     except UnidentifiedImageError:
         raise ImageDecodeError("not an image file PIL can identify") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError(f"decompression bomb refused: {exc}") from None
+        raise ImageDecodeError(f"image too large (decompression-bomb guard): {exc}") from None
     except OSError as exc:
         raise ImageDecodeError(f"cannot decode: {exc}") from None
     except (ValueError, SyntaxError, MemoryError) as exc:
