@@ -25,9 +25,10 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from forensibench.registry import RegistryError
     from forensibench.rundir import RunDirError
     from forensibench.suites import SuiteError
+    from forensibench.check import CheckError
     from forensibench.tables import TableError
 
-    return (RegistryError, SuiteError, RunDirError, DetectorError, TableError, FileNotFoundError)
+    return (RegistryError, SuiteError, RunDirError, DetectorError, TableError, CheckError, FileNotFoundError)
 
 
 class UsageError(click.ClickException):
@@ -53,7 +54,7 @@ def main() -> None:
     CLIP-Flow paper's tables from raw image folders."""
 
 
-from forensibench.cli import datasets_cmd, demo_cmd, list_cmd, run_cmd, table_cmd  # noqa: E402
+from forensibench.cli import check_cmd, datasets_cmd, demo_cmd, list_cmd, run_cmd, table_cmd  # noqa: E402
 
-for _module in (list_cmd, run_cmd, table_cmd, datasets_cmd, demo_cmd):
+for _module in (list_cmd, run_cmd, table_cmd, check_cmd, datasets_cmd, demo_cmd):
     _module.register(main)
