@@ -1,12 +1,14 @@
 """Where forensibench finds its data files and keeps its caches.
 
 `datasets/` (suite manifests) and `results/` (reported numbers, baselines) live beside the code in
-the source tree; they are data, not packages. forensibench is installed editable (`pip install -e .`),
-so they are found relative to this file; `FORENSIBENCH_HOME` points elsewhere if needed.
+the source tree; they are data, not packages. They are found, in this order, under
+`$FORENSIBENCH_HOME`, the source checkout this file belongs to (`pip install -e .`), and
+`<prefix>/share/forensibench` (where a non-editable install puts them).
 """
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -14,14 +16,15 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 def project_dir(name: str) -> Path:
     """The project's data folder `name` (`datasets` or `results`), with a clear error if absent."""
-    root = Path(os.environ.get("FORENSIBENCH_HOME", PROJECT_ROOT))
-    path = root / name
-    if not path.is_dir():
-        raise FileNotFoundError(
-            f"forensibench's {name}/ folder is not at {path}: install from a source checkout with "
-            f"`pip install -e .`, or set FORENSIBENCH_HOME to the checkout's root."
-        )
-    return path
+    candidates = [Path(os.environ["FORENSIBENCH_HOME"])] if os.environ.get("FORENSIBENCH_HOME") else []
+    candidates += [PROJECT_ROOT, Path(sys.prefix) / "share" / "forensibench"]
+    for root in candidates:
+        if (root / name).is_dir():
+            return root / name
+    raise FileNotFoundError(
+        f"forensibench's {name}/ folder is in none of {', '.join(str(c) for c in candidates)}: "
+        f"install from a source checkout (`pip install -e .`) or set FORENSIBENCH_HOME to the checkout's root"
+    )
 
 
 def default_cache_dir() -> Path:

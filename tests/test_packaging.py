@@ -44,3 +44,29 @@ def test_console_script_and_version():
     assert any(ep.name == "forensibench" and ep.value == "forensibench.cli:main" for ep in eps)
     assert metadata.version("forensibench") == forensibench.__version__
     assert importlib.util.find_spec("forensibench.cli") is not None
+
+
+def test_non_editable_install_finds_its_data_files(tmp_path):
+    """A wheel install (no source checkout) reads manifests and reported tables from <prefix>/share."""
+    import venv
+
+    wheels = tmp_path / "wheels"
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(PROJECT_ROOT)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    site = next(env_dir.glob("lib/python*/site-packages"))
+    # dependencies come from the test environment's site-packages, but not its forensibench
+    deps = [p for p in sys.path if p.endswith("site-packages")]
+    (site / "_deps.pth").write_text("\n".join(deps) + "\n")
+    py = env_dir / "bin" / "python"
+    # --ignore-installed: without it pip would uninstall the editable install of the test environment
+    res = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", "--prefix", str(env_dir), str(next(wheels.glob("*.whl")))],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    code = "import forensibench.paths as p, forensibench.suites as s, forensibench.tables as t; print(p.project_dir('datasets')); print(len(s.load_suite('cnnspot19').sets), len(t.reported('I')))"
+    out = subprocess.run([str(py), "-c", code], cwd=tmp_path, capture_output=True, text=True, env={"PATH": ""})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split()
+    assert lines[0] == str(env_dir / "share" / "forensibench" / "datasets") and lines[1:] == ["19", "24"]
