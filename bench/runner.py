@@ -355,7 +355,9 @@ def _collect(rd: RunDir, bootstrap: int, seed: int, order: list[str], set_order:
         fit = rd.read_fit(spec) or {}
         thr = fit.get("threshold")
         cell_seed = seed ^ zlib.crc32(f"{spec}/{dataset}".encode())
-        m = cell_metrics(df["label"].to_numpy(), df["score"].to_numpy(), thr, fit.get("threshold_source", ""), bootstrap, cell_seed)
+        probability = fit.get("describe", {}).get("threshold") == "probability"  # the score is P(generated)
+        m = cell_metrics(df["label"].to_numpy(), df["score"].to_numpy(), thr, fit.get("threshold_source", ""), bootstrap, cell_seed,
+                         probability=probability)
         rows.append({"detector": spec, "dataset": dataset, **m})
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["detector", "dataset", "path", "label", "score", "error"])
     metrics = pd.DataFrame(rows, columns=["detector", "dataset", *METRIC_COLUMNS])

@@ -41,7 +41,8 @@ def test_run_writes_scores_metrics_and_run_json(cli_run, synth_root):
     assert scores["path"].iloc[0].startswith("test/progan/")
     m = pd.read_csv(out / "metrics.csv")
     expected_cols = ["detector", "dataset", "n_real", "n_fake", "n_failed", "ap", "auroc", "acc", "real_acc", "fake_acc",
-                     "threshold", "threshold_source", "oracle_acc", "ap_lo", "ap_hi", "acc_lo", "acc_hi"]
+                     "threshold", "threshold_source", "oracle_acc", "ap_lo", "ap_hi", "acc_lo", "acc_hi",
+                     "tpr_at_1fpr", "tpr_at_5fpr", "fpr_at_95tpr", "ece", "brier", "calibration"]
     assert list(m.columns) == expected_cols
     # AP recomputed independently from scores.parquet
     for ds, g in scores.groupby("dataset"):
