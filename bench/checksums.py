@@ -51,7 +51,8 @@ def format_checksums(hashes: dict[str, str], header: Iterable[str] = ()) -> str:
 def fileset_digest(paths: Iterable[Path], data_root: str | Path) -> str:
     """One SHA-256 naming a list of files by content: the sha256 of their checksum-file text.
 
-    Equal to ``sha256sum <files> | sort -k 2 | sha256sum`` run in the data root (paths relative to it).
+    Equal to ``sha256sum <files> | LC_ALL=C sort -k 2 | sha256sum`` run in the data root (paths
+    relative to it).
     """
     text = format_checksums(hash_files(paths, data_root))
     return hashlib.sha256(text.encode()).hexdigest()

@@ -20,7 +20,7 @@ def _noise(shape=(24, 40, 3), seed=0):
 
 @pytest.mark.parametrize("subsampling", [0, 2])
 def test_jpeg_quality_estimate_recovers_the_quality_pillow_wrote(tmp_path, subsampling):
-    for q in (1, 5, 10, 23, 49, 50, 51, 75, 90, 95, 99, 100):
+    for q in range(1, 101):
         p = tmp_path / f"q{q}.jpg"
         Image.fromarray(_noise()).save(p, quality=q, subsampling=subsampling)
         meta = A.file_metadata(p)
