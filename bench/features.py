@@ -171,6 +171,10 @@ class FeatureStore:
         self._backbones: dict[tuple[BackboneSpec, str], LoadedBackbone] = {}
         self._memo: dict[str, tuple[np.ndarray, dict[str, str]]] = {}
         self.passes = 0  # backbone passes actually run (tests and benchmarks read it)
+        # what the passes cost, for the run's cost records (forensibench.cost)
+        self.images = 0
+        self.seconds = 0.0
+        self.hits = 0
 
     def backbone(self, spec: BackboneSpec, device: str) -> LoadedBackbone:
         key = (spec, device)
@@ -192,13 +196,23 @@ class FeatureStore:
     def features(self, images: ImageSet, spec: BackboneSpec, transform: TransformSpec, runtime: Runtime) -> tuple[np.ndarray, LoadedBackbone]:
         loaded = self.backbone(spec, runtime.device)
         if transform.random:
-            self.passes += 1
-            return encode_batches(loaded, images, transform, runtime, desc=f"{spec.name} {images.name}"), loaded
+            return self._encode(loaded, images, transform, runtime, spec), loaded
         k = self.key(loaded.identity, transform, images)
         if k not in self._memo:
-            self.passes += 1
-            feats = encode_batches(loaded, images, transform, runtime, desc=f"{spec.name} {images.name}")
+            feats = self._encode(loaded, images, transform, runtime, spec)
             self._memo[k] = (feats, {p: images.failures[p] for p in images.paths if p in images.failures})
+        else:
+            self.hits += 1
         feats, failures = self._memo[k]
         images.failures.update(failures)
         return feats, loaded
+
+    def _encode(self, loaded: LoadedBackbone, images: ImageSet, transform: TransformSpec, runtime: Runtime, spec: BackboneSpec) -> np.ndarray:
+        import time
+
+        t0 = time.perf_counter()
+        feats = encode_batches(loaded, images, transform, runtime, desc=f"{spec.name} {images.name}")
+        self.passes += 1
+        self.images += len(images)
+        self.seconds += time.perf_counter() - t0
+        return feats

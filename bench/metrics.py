@@ -2,14 +2,18 @@
 
 AP and AUROC come from scikit-learn. Accuracy uses a threshold fixed without test labels (the
 detector's own rule); `oracle_accuracy` picks the best threshold on the test set itself and is an
-upper bound, reported separately. Metrics are fractions here; `cell_metrics` reports percent.
+upper bound, reported separately. Low-FPR operating points (`tpr_at_fpr`, `fpr_at_tpr`) read the
+ROC curve with linear interpolation between its vertices. Calibration (`expected_calibration_error`,
+`brier_score`) is only defined for scores that are probabilities of "generated"; `cell_metrics`
+reports it as n/a for raw scores instead of calibrating them. Metrics are fractions here;
+`cell_metrics` reports percent.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 
 def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -37,6 +41,98 @@ def auroc(labels, scores) -> float:
     if y.min() == y.max():
         return float("nan")
     return float(roc_auc_score(y, s))
+
+
+def _roc(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every vertex of the empirical ROC curve, from (0, 0) to (1, 1), FPR and TPR non-decreasing."""
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    return fpr, tpr
+
+
+def tpr_at_fpr(labels, scores, max_fpr: float) -> float:
+    """TPR at FPR = `max_fpr`, linearly interpolated between the two ROC vertices around it.
+
+    The ROC's vertices are the (FPR, TPR) of the rules "generated when score >= t" over every
+    distinct score t (plus (0, 0)). With L the last vertex whose FPR <= max_fpr (the highest TPR
+    reachable without exceeding it) and R the next vertex, the result is TPR_L + (max_fpr - FPR_L) *
+    (TPR_R - TPR_L) / (FPR_R - FPR_L): the TPR of the randomised rule that mixes the two thresholds,
+    exactly what scikit-learn's `roc_auc_score(max_fpr=...)` interpolates. With n reals the FPR
+    moves in steps of 1/n, so at n < 100 a 1% point always lies inside the first step.
+    """
+    y, s = _check(labels, scores)
+    if y.min() == y.max():
+        return float("nan")
+    fpr, tpr = _roc(y, s)
+    stop = int(np.searchsorted(fpr, max_fpr, side="right"))  # fpr[stop - 1] <= max_fpr < fpr[stop]
+    if stop >= len(fpr):
+        return float(tpr[-1])
+    f0, f1, t0, t1 = fpr[stop - 1], fpr[stop], tpr[stop - 1], tpr[stop]
+    return float(t0 + (max_fpr - f0) * (t1 - t0) / (f1 - f0))
+
+
+def fpr_at_tpr(labels, scores, min_tpr: float) -> float:
+    """The lowest FPR at which the interpolated ROC reaches TPR = `min_tpr` (e.g. FPR at 95% TPR).
+
+    With R the first ROC vertex whose TPR >= min_tpr and L the vertex before it, the result is
+    FPR_L + (min_tpr - TPR_L) * (FPR_R - FPR_L) / (TPR_R - TPR_L); when a vertex has exactly that TPR,
+    its FPR. Uninterpolated implementations (FPR of vertex R) can only be higher.
+    """
+    y, s = _check(labels, scores)
+    if y.min() == y.max():
+        return float("nan")
+    fpr, tpr = _roc(y, s)
+    k = int(np.searchsorted(tpr, min_tpr, side="left"))  # tpr[k - 1] < min_tpr <= tpr[k]
+    if k == 0 or tpr[k] == min_tpr:
+        return float(fpr[k])
+    f0, f1, t0, t1 = fpr[k - 1], fpr[k], tpr[k - 1], tpr[k]
+    return float(f0 + (min_tpr - t0) * (f1 - f0) / (t1 - t0))
+
+
+ECE_BINS = 15
+
+
+def probability_problem(scores) -> str | None:
+    """Why `scores` cannot be read as probabilities (None when they can: finite and within [0, 1])."""
+    s = np.asarray(scores, dtype=np.float64)
+    if not np.isfinite(s).all():
+        return "non-finite scores"
+    if len(s) and (s.min() < 0.0 or s.max() > 1.0):
+        return f"scores outside [0, 1] (min {s.min():.4g}, max {s.max():.4g})"
+    return None
+
+
+def _check_probability(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+    y, s = _check(labels, scores)
+    problem = probability_problem(s)
+    if problem:
+        raise ValueError(f"calibration needs probabilities of 'generated': {problem}")
+    return y, s
+
+
+def expected_calibration_error(labels, probs, n_bins: int = ECE_BINS) -> float:
+    """ECE of P(generated): sum over equal-width bins of (bin share) x |fraction generated - mean prob|.
+
+    Bins are [0, 1/n], (1/n, 2/n], ..., ((n-1)/n, 1] (right-closed, as scikit-learn's
+    `calibration_curve`); empty bins contribute nothing. This is the binary, positive-class form
+    (as torchmetrics' `binary_calibration_error`, whose bins are left-closed instead), not Guo et
+    al.'s top-label form, which bins max(p, 1 - p).
+    """
+    y, p = _check_probability(labels, probs)
+    if len(y) == 0:
+        return float("nan")
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    b = np.searchsorted(edges[1:-1], p, side="left")
+    count = np.bincount(b, minlength=n_bins)
+    sum_p = np.bincount(b, weights=p, minlength=n_bins)
+    sum_y = np.bincount(b, weights=y.astype(np.float64), minlength=n_bins)
+    nz = count > 0
+    return float(np.sum(np.abs(sum_y[nz] - sum_p[nz])) / len(y))
+
+
+def brier_score(labels, probs) -> float:
+    """Mean squared difference between P(generated) and the label (0 perfect, 0.25 for a constant 0.5)."""
+    y, p = _check_probability(labels, probs)
+    return float(np.mean((p - y) ** 2)) if len(y) else float("nan")
 
 
 @dataclass(frozen=True)
@@ -122,14 +218,20 @@ def bootstrap_ci(labels, scores, threshold: float, n: int = 1000, seed: int = 0,
 METRIC_COLUMNS = [
     "n_real", "n_fake", "n_failed", "ap", "auroc", "acc", "real_acc", "fake_acc",
     "threshold", "threshold_source", "oracle_acc", "ap_lo", "ap_hi", "acc_lo", "acc_hi",
+    "tpr_at_1fpr", "tpr_at_5fpr", "fpr_at_95tpr", "ece", "brier", "calibration",
 ]
+# What the `calibration` column says when ECE and Brier are not computed.
+RAW_SCORE_NOTE = "n/a: raw score, not a probability"
 
 
-def cell_metrics(labels, scores, threshold: float | None, threshold_source: str, bootstrap: int = 1000, seed: int = 0) -> dict:
+def cell_metrics(labels, scores, threshold: float | None, threshold_source: str, bootstrap: int = 1000, seed: int = 0,
+                 probability: bool = False) -> dict:
     """Every metrics.csv column for one (detector, dataset) cell; rates in percent.
 
     Non-finite scores (images that failed to decode) are excluded and counted in n_failed.
-    Without a threshold, the accuracy columns are NaN.
+    Without a threshold, the accuracy columns are NaN. ECE and Brier (x 100) are computed only when
+    `probability` (the detector declares its score a probability of "generated") and the scores
+    lie in [0, 1]; otherwise they are NaN and `calibration` says why ("probability" when computed).
     """
     y = np.asarray(labels).astype(np.int64)
     s = np.asarray(scores, dtype=np.float64)
@@ -152,4 +254,13 @@ def cell_metrics(labels, scores, threshold: float | None, threshold_source: str,
     if threshold is None:
         ci["acc_lo"] = ci["acc_hi"] = float("nan")
     row.update({k: pct(v) for k, v in ci.items()})
+    nan = float("nan")
+    row["tpr_at_1fpr"] = pct(tpr_at_fpr(y, s, 0.01)) if both else nan
+    row["tpr_at_5fpr"] = pct(tpr_at_fpr(y, s, 0.05)) if both else nan
+    row["fpr_at_95tpr"] = pct(fpr_at_tpr(y, s, 0.95)) if both else nan
+    problem = probability_problem(s) if probability else None
+    if probability and problem is None and len(y):
+        row.update(ece=pct(expected_calibration_error(y, s)), brier=pct(brier_score(y, s)), calibration="probability")
+    else:
+        row.update(ece=nan, brier=nan, calibration=f"n/a: {problem}" if problem else (RAW_SCORE_NOTE if not probability else "n/a: no images"))
     return row

@@ -25,14 +25,17 @@ import numpy as np
 import pandas as pd
 
 from forensibench import __version__
+from forensibench.checksums import fileset_digest
+from forensibench.cost import measure
 from forensibench.detector import Detector, DetectorError, Runtime, Training, TrainData
 from forensibench.images import ImageSet, list_images
 from forensibench.metrics import METRIC_COLUMNS, best_threshold, cell_metrics
 from forensibench.proxies import VALIDATION_PROXY
-from forensibench.provenance import command_line, git_state, versions
+from forensibench.provenance import command_line, git_state, versions, weights_loaded
 from forensibench.registry import create
 from forensibench.rundir import RunDir, RunDirError, atomic_write_csv, atomic_write_json, atomic_write_parquet, display_path
 from forensibench.suites import Sampling, Suite, SuiteError, load_suite
+from forensibench.weights import weight_record
 
 
 def seed_everything(seed: int) -> None:
@@ -176,6 +179,12 @@ def run(
                 missing.append(key)
                 log(f"[forensibench] set {key!r}: no images under {data_root} (folders {suite_obj.set(key).real!r}, {suite_obj.set(key).fake!r}); skipped")
                 continue
+            # names the sampled files by content: two copies of the data that differ are told apart
+            record["files_sha256"] = fileset_digest(images.paths, data_root)
+            old_sha = ((previous or {}).get("sets") or {}).get(key, {}).get("files_sha256")
+            if old_sha is not None and old_sha != record["files_sha256"]:
+                raise RunDirError(f"the images of set {key!r} under {data_root} differ from those {rd.root} was run on "
+                                  f"(files_sha256 {old_sha[:12]}... -> {record['files_sha256'][:12]}...); use another --out")
             test_sets[key] = (images, record)
         if not test_sets:
             raise SuiteError(f"no set of suite {suite_obj.name!r} has images under {data_root}; check --data-root (see `forensibench datasets verify`)")
@@ -248,7 +257,7 @@ def _train_data(det: Detector, roots: TrainingRoots, seed: int) -> TrainData:
     return train
 
 
-def _validation_threshold(det: Detector, roots: TrainingRoots, log) -> tuple[float, str]:
+def _validation_threshold(det: Detector, roots: TrainingRoots, log) -> tuple[float, str, int]:
     val, where = roots.validation()
     if val is None:
         raise DetectorError(
@@ -262,7 +271,7 @@ def _validation_threshold(det: Detector, roots: TrainingRoots, log) -> tuple[flo
     labels = np.concatenate([np.zeros(ok_n.sum()), np.ones(ok_p.sum())])
     thr = best_threshold(labels, np.concatenate([s_nat[ok_n], s_prox[ok_p]]))
     source = f"validation: {int(ok_n.sum())} held-out naturals ({where}) vs their {VALIDATION_PROXY.key} proxies"
-    return thr, source
+    return thr, source, len(val) + len(proxies)
 
 
 def _run_detector(det: Detector, rd: RunDir, roots: TrainingRoots, test_sets, data_root: Path, seed: int, log) -> None:
@@ -272,44 +281,48 @@ def _run_detector(det: Detector, rd: RunDir, roots: TrainingRoots, test_sets, da
     if not todo and fit_rec is not None:
         log(f"[forensibench] {spec}: all {len(test_sets)} sets already scored, skipped")
         return
-    timings: dict[str, float] = {}
     model_dir = rd.model_dir(spec)
     if fit_rec is not None and det.supports_save and (model_dir / "state.pt").is_file():
         det.load(model_dir)
         log(f"[forensibench] {spec}: loaded the fitted detector from {model_dir}")
         threshold, source = fit_rec["threshold"], fit_rec["threshold_source"]
-        timings = fit_rec.get("timings", {})
     else:
         train = _train_data(det, roots, seed)
         log(f"[forensibench] {spec}: fitting on {', '.join(train.sources.values()) or 'nothing (weights)'}")
         seed_everything(seed)
-        t0 = time.time()
-        det.fit(train)
-        timings["fit"] = round(time.time() - t0, 3)
+        cost: dict[str, dict] = {}  # stage -> forensibench.cost record
+        with measure(len(train.natural or train.labelled or ()), det.runtime) as m:
+            det.fit(train)
+        cost["fit"] = m.record
         if det.supports_save:
             det.save(model_dir)
-        t0 = time.time()
-        if det.threshold == "validation":
-            seed_everything(seed)
-            threshold, source = _validation_threshold(det, roots, log)
-        else:
-            threshold, source = 0.5, "0.5 on the probability"
-        timings["threshold"] = round(time.time() - t0, 3)
+        with measure(0, det.runtime) as m:
+            if det.threshold == "validation":
+                seed_everything(seed)
+                threshold, source, m.images = _validation_threshold(det, roots, log)
+            else:
+                threshold, source = 0.5, "0.5 on the probability"
+        cost["threshold"] = m.record
         fit_rec = {
             "detector": spec,
             "describe": det.describe(),
+            "weights": weights_loaded(det.provenance),
+            "fitted_state": [weight_record(f) for f in sorted(model_dir.rglob("*")) if f.is_file()] if det.supports_save else [],
             "training_data": train.sources,
+            "training_data_sha256": {k: fileset_digest(v.paths, roots.train_root)
+                                     for k, v in (("natural", train.natural), ("labelled", train.labelled)) if v is not None},
+            "code": git_state(),
             "threshold": threshold,
             "threshold_source": source,
-            "timings": timings,
+            "cost": cost,
         }
         rd.write_fit(spec, fit_rec)
     for key in todo:
         images, _ = test_sets[key]
         seed_everything(seed)
-        t0 = time.time()
-        scores = np.asarray(det.score(images.without_labels()), dtype=np.float64)
-        elapsed = time.time() - t0
+        with measure(len(images), det.runtime) as m:
+            scores = np.asarray(det.score(images.without_labels()), dtype=np.float64)
+        elapsed = m.record["wall_s"]
         if scores.shape != (len(images),):
             raise DetectorError(f"{spec}.score returned shape {scores.shape} for {len(images)} images")
         errors = []
@@ -329,7 +342,7 @@ def _run_detector(det: Detector, rd: RunDir, roots: TrainingRoots, test_sets, da
             }
         )
         rd.write_cell(spec, key, df)
-        fit_rec.setdefault("timings", {})[f"score:{key}"] = round(elapsed, 3)
+        fit_rec.setdefault("cost", {})[f"score:{key}"] = m.record
         rd.write_fit(spec, fit_rec)
         n_err = sum(e is not None for e in errors)
         log(f"[forensibench] {spec} / {key}: {len(images)} images scored in {elapsed:.1f}s" + (f", {n_err} failed" if n_err else ""))
@@ -355,7 +368,9 @@ def _collect(rd: RunDir, bootstrap: int, seed: int, order: list[str], set_order:
         fit = rd.read_fit(spec) or {}
         thr = fit.get("threshold")
         cell_seed = seed ^ zlib.crc32(f"{spec}/{dataset}".encode())
-        m = cell_metrics(df["label"].to_numpy(), df["score"].to_numpy(), thr, fit.get("threshold_source", ""), bootstrap, cell_seed)
+        probability = fit.get("describe", {}).get("threshold") == "probability"  # the score is P(generated)
+        m = cell_metrics(df["label"].to_numpy(), df["score"].to_numpy(), thr, fit.get("threshold_source", ""), bootstrap, cell_seed,
+                         probability=probability)
         rows.append({"detector": spec, "dataset": dataset, **m})
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["detector", "dataset", "path", "label", "score", "error"])
     metrics = pd.DataFrame(rows, columns=["detector", "dataset", *METRIC_COLUMNS])

@@ -42,7 +42,28 @@ TABLES = {
     "IV": TableDef("IV", "table4.csv", "ap", "cnnspot19", "Table IV: AP (%) of CLIP-Flow N+P by masked frequency part", ("Mode", "Frequency part"), False),
     "V": TableDef("V", "table5.csv", "ap", "diffusion4", "Table V: AP (%) on recent generators"),
 }
-METRIC_NAMES = {"ap": "AP (%)", "acc": "accuracy (%)", "auroc": "AUROC (%)", "oracle_acc": "oracle accuracy (%)"}
+METRIC_NAMES = {
+    "ap": "AP (%)", "acc": "accuracy (%)", "auroc": "AUROC (%)", "oracle_acc": "oracle accuracy (%)",
+    "real_acc": "accuracy on reals (%)", "fake_acc": "accuracy on generated images (%)",
+    "tpr_at_1fpr": "TPR at 1% FPR (%)", "tpr_at_5fpr": "TPR at 5% FPR (%)", "fpr_at_95tpr": "FPR at 95% TPR (%, lower is better)",
+    "ece": "ECE, 15 bins (%, lower is better)", "brier": "Brier score x 100 (lower is better)",
+}
+# `table --metric` names -> metrics.csv columns (a column name itself is accepted too).
+METRIC_ALIASES = {
+    "ap": "ap", "acc": "acc", "auroc": "auroc", "oracle_acc": "oracle_acc",
+    "tpr@1fpr": "tpr_at_1fpr", "tpr@5fpr": "tpr_at_5fpr", "fpr@95tpr": "fpr_at_95tpr", "ece": "ece", "brier": "brier",
+}
+CALIBRATION_METRICS = ("ece", "brier")  # n/a for detectors whose score is not a probability
+
+
+def metric_column(metric: str) -> str:
+    """The metrics.csv column of a `--metric` name (friendly alias or column name)."""
+    m = metric.strip().lower()
+    if m in METRIC_ALIASES:
+        return METRIC_ALIASES[m]
+    if m in METRIC_NAMES:
+        return m
+    raise TableError(f"unknown metric {metric!r}; expected one of {', '.join(METRIC_ALIASES)} (or real_acc, fake_acc)")
 
 
 def table_def(table: str) -> TableDef:
@@ -98,8 +119,12 @@ def build(run: str | Path, table: str, compare: bool = False, metric: str | None
     Returns the frame and footnotes.
     """
     t = table_def(table)
-    metric = metric or t.metric
+    metric = metric_column(metric) if metric else t.metric
+    if compare and metric != t.metric:
+        raise TableError(f"--compare-reported needs the paper's own metric: Table {t.id} reports {METRIC_NAMES[t.metric]}, not {METRIC_NAMES[metric]}")
     metrics = load_metrics(run)
+    if metric not in metrics.columns:
+        raise TableError(f"{run}/metrics.csv has no {metric!r} column (a run made by an older forensibench); run the same command again to recompute it")
     info = run_rows(run)
     keys = dataset_keys(t.id)
     present = [k for k in keys if k in set(metrics["dataset"])]
@@ -124,6 +149,8 @@ def build(run: str | Path, table: str, compare: bool = False, metric: str | None
         for r in records:
             if info.random_init.get(r["_spec"], False):
                 r["variant"] = f"{r['variant']} †"
+    if metric in CALIBRATION_METRICS:
+        notes += _mark_not_applicable(records, metrics, present, metric)
     missing = [k for k in keys if k not in present]
     if missing:
         notes.append(f"sets absent from the run: {', '.join(missing)}; means are over the {len(present)} sets present")
@@ -135,6 +162,22 @@ def build(run: str | Path, table: str, compare: bool = False, metric: str | None
     cols += ["mean", "mean Δ"] if compare else ["mean"]
     df = pd.DataFrame([{c: r.get(c, np.nan) for c in ["_spec", *cols]} for r in records], columns=["_spec", *cols])
     return df.rename(columns={"_spec": "detector"}), notes
+
+
+def _mark_not_applicable(records: list[dict], metrics: pd.DataFrame, present: list[str], metric: str) -> list[str]:
+    """Write "n/a" in the cells whose ECE/Brier was not computed (raw scores), and say why in a note."""
+    why = {(r.detector, r.dataset): str(r.calibration) for r in metrics.itertuples()}
+    reasons: dict[str, str] = {}
+    for r in records:
+        cells = [k for k in present if why.get((r["_spec"], k), "").startswith("n/a")]
+        for k in cells:
+            r[k] = "n/a"
+            reasons.setdefault(r["_spec"], why[(r["_spec"], k)])
+        if cells and len(cells) == len(present):
+            r["mean"] = "n/a"
+    name = {"ece": "ECE", "brier": "the Brier score"}[metric]
+    return [f"n/a: {name} needs scores that are probabilities; not computed (never calibrated silently) for {spec}: {reason[5:]}"
+            for spec, reason in reasons.items()]
 
 
 def _row(method: str, variant: str, spec: str, values: pd.Series, present: list[str], paper: pd.Series | None) -> dict:

@@ -1,7 +1,9 @@
 """`forensibench run` -> `table` on a synthetic tree, resume, failures, thresholds, errors."""
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -41,7 +43,8 @@ def test_run_writes_scores_metrics_and_run_json(cli_run, synth_root):
     assert scores["path"].iloc[0].startswith("test/progan/")
     m = pd.read_csv(out / "metrics.csv")
     expected_cols = ["detector", "dataset", "n_real", "n_fake", "n_failed", "ap", "auroc", "acc", "real_acc", "fake_acc",
-                     "threshold", "threshold_source", "oracle_acc", "ap_lo", "ap_hi", "acc_lo", "acc_hi"]
+                     "threshold", "threshold_source", "oracle_acc", "ap_lo", "ap_hi", "acc_lo", "acc_hi",
+                     "tpr_at_1fpr", "tpr_at_5fpr", "fpr_at_95tpr", "ece", "brier", "calibration"]
     assert list(m.columns) == expected_cols
     # AP recomputed independently from scores.parquet
     for ds, g in scores.groupby("dataset"):
@@ -54,7 +57,10 @@ def test_run_writes_scores_metrics_and_run_json(cli_run, synth_root):
     assert info["status"] == "finished" and info["config"]["suite"] == "cnnspot19"
     det = info["detectors"][registry.canonical(FREQSPEC)]
     assert det["describe"]["params"]["epochs"] == 1 and "random init" in json.dumps(det["describe"]["provenance"])
-    assert "fit" in det["timings"] and "score:progan" in det["timings"]
+    assert "fit" in det["cost"] and "score:progan" in det["cost"] and det["cost"]["fit"]["images"] == 2 * 24
+    assert det["weights"] == ["random init (pretrained=false)"] and [Path(f["path"]).name for f in det["fitted_state"]] == ["detector.json", "state.pt"]
+    state = next(f for f in det["fitted_state"] if f["path"].endswith("state.pt"))
+    assert state["sha256"] == hashlib.sha256(Path(state["path"]).read_bytes()).hexdigest()
     assert info["sets"]["progan"]["used_real"] == 4 and "torch" in info["versions"]
     assert "commit" in info["code"]
 

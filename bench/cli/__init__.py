@@ -21,14 +21,15 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
     if os.environ.get("FORENSIBENCH_DEBUG"):
         return ()
+    from forensibench.check import CheckError
+    from forensibench.checksums import ChecksumError
     from forensibench.detector import DetectorError
     from forensibench.registry import RegistryError
     from forensibench.rundir import RunDirError
     from forensibench.suites import SuiteError
-    from forensibench.check import CheckError
     from forensibench.tables import TableError
 
-    return (RegistryError, SuiteError, RunDirError, DetectorError, TableError, CheckError, FileNotFoundError)
+    return (RegistryError, SuiteError, RunDirError, DetectorError, TableError, CheckError, ChecksumError, FileNotFoundError)
 
 
 class UsageError(click.ClickException):

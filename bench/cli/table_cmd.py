@@ -11,11 +11,20 @@ def register(main: click.Group) -> None:
     @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv"]), default="markdown", show_default=True)
     @click.option("--compare-reported", is_flag=True, help="add the difference to the paper's value after every cell")
     @click.option("--reported", is_flag=True, help="print the paper's own table")
-    @click.option("--metric", default=None, help="metrics.csv column to show instead of the table's own (e.g. auroc, oracle_acc)")
-    def table_command(run_dir, table_id, fmt, compare_reported, reported, metric) -> None:
+    @click.option("--metric", default=None,
+                  help="metric to show instead of the table's own: ap, acc, auroc, tpr@1fpr, tpr@5fpr, fpr@95tpr, ece, brier, oracle_acc")
+    @click.option("--cost", is_flag=True, help="print each detector's compute cost (time, images/s, peak memory) beside its mean AP")
+    def table_command(run_dir, table_id, fmt, compare_reported, reported, metric, cost) -> None:
         """Print a table of the CLIP-Flow paper filled from a run (or the paper's own with --reported)."""
         from forensibench import tables
 
+        if cost:
+            if run_dir is None:
+                raise click.UsageError("--cost needs --run RUN")
+            from forensibench.cost import cost_table, render_cost
+
+            click.echo(render_cost(cost_table(run_dir), fmt), nl=False)
+            return
         if reported:
             df = tables.reported_frame(table_id)
             click.echo(tables.render(df, table_id, fmt, title=f"{tables.table_def(table_id).title} (as printed in the paper)"))

@@ -1,0 +1,51 @@
+"""Overhead of `forensibench.cost.measure` (RSS sampling thread, counters) on a CPU-bound stage.
+
+Runs the same torch workload (ResNet-18 forward passes on 64-px batches, as a toy scoring stage)
+with and without `measure`, interleaved, and prints the ratio of median wall times.
+
+    python benchmarks/cost_overhead.py [--repeats 7] [--batches 20]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--batches", type=int, default=20)
+    args = ap.parse_args()
+
+    import torch
+    import torchvision
+
+    from forensibench.cost import measure
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None).eval()
+    x = torch.randn(32, 3, 64, 64)
+
+    def stage() -> None:
+        with torch.no_grad():
+            for _ in range(args.batches):
+                model(x)
+
+    stage()  # warm-up
+    plain, measured = [], []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        stage()
+        plain.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        with measure(args.batches * 32):
+            stage()
+        measured.append(time.perf_counter() - t0)
+    p, m = statistics.median(plain), statistics.median(measured)
+    print(f"median wall: plain {p:.3f} s, measured {m:.3f} s, ratio measured/plain {m / p:.3f} "
+          f"({args.repeats} interleaved repeats of {args.batches} ResNet-18 batches of 32 x 64 px, torch threads {torch.get_num_threads()})")
+
+
+if __name__ == "__main__":
+    main()
