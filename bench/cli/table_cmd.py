@@ -1,4 +1,4 @@
-"""`forensibench table`: the paper's Tables I-V from a run, or as printed in the paper."""
+"""`forensibench table`: the paper's Tables I-V from a run or as printed in the paper; source attribution."""
 from __future__ import annotations
 
 import click
@@ -12,10 +12,19 @@ def register(main: click.Group) -> None:
     @click.option("--compare-reported", is_flag=True, help="add the difference to the paper's value after every cell")
     @click.option("--reported", is_flag=True, help="print the paper's own table")
     @click.option("--metric", default=None, help="metrics.csv column to show instead of the table's own (e.g. auroc, oracle_acc)")
-    def table_command(run_dir, table_id, fmt, compare_reported, reported, metric) -> None:
+    @click.option("--attribution", is_flag=True, help="source attribution instead: confusion table and per-generator accuracy of every detector of the run that predicts sources")
+    @click.option("--detector", "detector", default=None, help="with --attribution: only this detector (spec)")
+    def table_command(run_dir, table_id, fmt, compare_reported, reported, metric, attribution, detector) -> None:
         """Print a table of the CLIP-Flow paper filled from a run (or the paper's own with --reported)."""
         from forensibench import tables
 
+        if attribution:
+            if run_dir is None:
+                raise click.UsageError("--attribution needs --run RUN")
+            from forensibench.attribution import attribution as attribute, render_attribution
+
+            click.echo("\n".join(render_attribution(a, fmt) for a in attribute(run_dir, detector)))
+            return
         if reported:
             df = tables.reported_frame(table_id)
             click.echo(tables.render(df, table_id, fmt, title=f"{tables.table_def(table_id).title} (as printed in the paper)"))
