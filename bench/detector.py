@@ -7,7 +7,10 @@ Every detector is a subclass of `Detector`:
 * `fit(train: TrainData) -> self` learns from the training data the class declares in `training`;
 * `score(images: ImageSet) -> np.ndarray` returns one float per image, **higher = more likely
   AI-generated**; images the harness could not decode get NaN (the harness records why);
-* `save(dir)` / `load(dir)` are optional (`supports_save`).
+* `save(dir)` / `load(dir)` are optional (`supports_save`);
+* detectors that also name the source of an image (`attributes = True`) implement
+  `attribute(images) -> (scores, sources)` and `source_classes()`; the runner then writes each
+  image's predicted source (`source_pred`) next to its score.
 
 Detectors never read folders or write results: they receive `ImageSet`s and return arrays.
 """
@@ -81,6 +84,9 @@ class TrainData:
 
     `natural`: natural images (label 0) for one-class detectors and proxy-based detectors.
     `labelled`: real (0) and generated (1) images for supervised detectors.
+    `generators`: per image of `labelled`, its source: "real" for reals, the generator's key for
+    generated images (the set key of a suite whose sets are generators; "generated" when unknown).
+    `generator_names`: a readable name for each generator key (the suite's column title).
     `sources`: where each came from, recorded in run.json.
     """
 
@@ -88,6 +94,8 @@ class TrainData:
     labelled: "ImageSet | None" = None
     seed: int = 0
     sources: dict[str, str] = field(default_factory=dict)
+    generators: "np.ndarray | None" = None
+    generator_names: dict[str, str] = field(default_factory=dict)
 
 
 class DetectorError(RuntimeError):
@@ -115,6 +123,8 @@ class Detector:
     # The demo runs one detector per entry (parameters on top of toy_params); empty: not in the demo.
     demo_variants: ClassVar[tuple[dict[str, Any], ...]] = ()
     supports_save: ClassVar[bool] = False
+    # True for detectors that also predict each image's source (real or a generator): `attribute`.
+    attributes: ClassVar[bool] = False
 
     def __init__(self, params: Any = None, runtime: Runtime | None = None, **overrides: Any):
         if params is None:
@@ -165,6 +175,22 @@ class Detector:
 
     def score(self, images: "ImageSet") -> np.ndarray:
         raise NotImplementedError
+
+    def attribute(self, images: "ImageSet") -> tuple[np.ndarray, np.ndarray]:
+        """(scores as `score` returns them, predicted sources): one pass for both.
+
+        Sources are an object array of names from `source_classes()`, None where the image could not
+        be scored. Only for detectors with `attributes = True`.
+        """
+        raise NotImplementedError(f"{self.name} does not predict sources")
+
+    def predict_source(self, images: "ImageSet") -> np.ndarray:
+        """The predicted source of every image ("real" or a generator), None where undecodable."""
+        return self.attribute(images)[1]
+
+    def source_classes(self) -> list[str]:
+        """The sources a fitted attributing detector can predict, in its own order."""
+        return []
 
     def save(self, directory: str | Path) -> None:
         raise NotImplementedError(f"{self.name} does not support save()")

@@ -95,8 +95,12 @@ def _where(arch: str, cfg: dict) -> str:
     return " or ".join(places)
 
 
-def load_backbone(spec: BackboneSpec, device: str = "cpu") -> LoadedBackbone:
-    """Build the open_clip model of `spec` in eval mode on `device` (weights local or refused)."""
+def load_backbone(spec: BackboneSpec, device: str = "cpu", keep_text: bool = False) -> LoadedBackbone:
+    """Build the open_clip model of `spec` in eval mode on `device` (weights local or refused).
+
+    Parameters are frozen. The text tower is dropped unless `keep_text` (detectors that fine-tune
+    CLIP as image-caption matching need it; feature extraction does not).
+    """
     import open_clip
     import torch
 
@@ -135,15 +139,31 @@ def load_backbone(spec: BackboneSpec, device: str = "cpu") -> LoadedBackbone:
         rec = weight_record(path) if path else {"tag": spec.pretrained}
         identity = f"open_clip:{spec.name}:{spec.pretrained}:sha256={rec.get('sha256', '?')}:qg={int(quick)}"
         prov = {"backbone": spec.name, "weights": rec, "tag": spec.pretrained, "quick_gelu": quick}
-    # Only the image tower is used: drop the text tower's memory.
-    for attr in ("transformer", "token_embedding", "ln_final"):
-        if hasattr(model, attr):
-            setattr(model, attr, None)
+    if not keep_text:  # only the image tower is used: drop the text tower's memory
+        for attr in ("transformer", "token_embedding", "ln_final"):
+            if hasattr(model, attr):
+                setattr(model, attr, None)
     model = model.to(torch_device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     dim = int(model.visual.output_dim) if hasattr(model.visual, "output_dim") else int(TINY_RANDOM_CFG["embed_dim"])
     return LoadedBackbone(model=model, identity=identity, provenance=prov, dim=dim)
+
+
+def clip_architecture(spec: BackboneSpec):
+    """The open_clip model of `spec` with random weights and the activation its weights need.
+
+    For loading a full fine-tuned CLIP state dict: OpenAI-trained architectures get QuickGELU, as
+    `load_backbone` gives them, so the loaded weights compute what they were trained to compute.
+    """
+    import open_clip
+    import torch
+
+    torch.manual_seed(0)
+    if spec.is_tiny:
+        return open_clip.CLIP(**TINY_RANDOM_CFG)
+    quick = bool(open_clip.get_pretrained_cfg(spec.name, "openai").get("quick_gelu", False))
+    return open_clip.create_model(spec.name, pretrained=None, force_quick_gelu=quick)
 
 
 def encode_batches(loaded: LoadedBackbone, images: ImageSet, transform: TransformSpec, runtime: Runtime, desc: str = "features") -> np.ndarray:

@@ -1,7 +1,8 @@
 """The run directory: the only place results are written, always atomically.
 
     RUN/run.json                     versions, command, config, detectors, timings, failures
-    RUN/scores.parquet               one row per (detector, dataset, image)
+    RUN/scores.parquet               one row per (detector, dataset, image); `source_pred` when a
+                                     detector of the run predicts sources
     RUN/metrics.csv                  one row per (detector, dataset)
     RUN/cells/<slug>/fit.json        a detector's training record (threshold, timings, parameters)
     RUN/cells/<slug>/<dataset>.parquet   the scores of one finished cell
@@ -26,6 +27,8 @@ from typing import Any, Iterator
 import pandas as pd
 
 SCORE_COLUMNS = ["detector", "dataset", "path", "label", "score", "error"]
+# Written only by detectors that can: the predicted source of each image ("real" or a generator).
+OPTIONAL_SCORE_COLUMNS = ["source_pred"]
 
 
 class RunDirError(RuntimeError):
@@ -120,7 +123,8 @@ class RunDir:
         atomic_write_json(self.fit_path(spec), record)
 
     def write_cell(self, spec: str, dataset: str, df: pd.DataFrame) -> None:
-        atomic_write_parquet(self.cell_path(spec, dataset), df[SCORE_COLUMNS])
+        cols = SCORE_COLUMNS + [c for c in OPTIONAL_SCORE_COLUMNS if c in df.columns]
+        atomic_write_parquet(self.cell_path(spec, dataset), df[cols])
 
     def iter_cells(self) -> Iterator[tuple[str, str, Path]]:
         """(detector spec, dataset, path) of every committed cell."""

@@ -8,11 +8,15 @@ Training data (see `TrainingRoots`): one-class detectors get natural images from
 ``<train-root>/lsun/train`` (the `lsun-train` layout), supervised detectors real/fake images from
 ``<train-root>/train/progan`` (the `progan-train` layout), and thresholds of one-class detectors come
 from ``<train-root>/lsun/val``; ``--train-root`` defaults to the data root, and each folder can be
-given explicitly.
+given explicitly. A supervised detector's `labelled_suite()` may name any suite or manifest: every
+set of it is read under the training root and each generated image carries its set's generator
+(`TrainData.generators`), which is how attributing detectors learn the sources. Training images
+that are also test images are refused.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import sys
 import time
@@ -61,18 +65,37 @@ class TrainingRoots:
     def validation(self) -> tuple[ImageSet | None, str]:
         return _natural_set(self.natural_val, self.train_root, "lsun-val")
 
-    def labelled(self, suite_name: str = "progan-train") -> tuple[ImageSet | None, str]:
+    def labelled(self, suite_name: str = "progan-train") -> tuple[ImageSet | None, str, np.ndarray | None, dict[str, str]]:
+        """(real + generated images, where, per-image source, generator names).
+
+        With `labelled_train`, a folder with 0_real/1_fake subfolders: its generator is unknown
+        ("generated"). Otherwise every set of the suite `suite_name` under the training root: a
+        suite whose sets are generators gives each fake the source of its set (`SetDef.source`);
+        reals shared by several sets are taken once.
+        """
         if self.labelled_train is not None:
             root = self.labelled_train
             real, fake = list_images(root, "0_real"), list_images(root, "1_fake")
             where = f"{root} (0_real/1_fake folders)"
+            gens, names = ["generated"] * len(fake), {"generated": "an unknown generator"}
         else:
-            sdef = load_suite(suite_name).sets[0]
-            real, fake = sdef.list_class(self.train_root, "real"), sdef.list_class(self.train_root, "fake")
-            where = f"{self.train_root / sdef.real} ({suite_name} layout)"
+            suite = load_suite(suite_name)
+            real, fake, gens, seen = [], [], [], set()
+            for sdef in suite.sets:
+                for p in sdef.list_class(self.train_root, "real"):
+                    if p not in seen:
+                        seen.add(p)
+                        real.append(p)
+                f = sdef.list_class(self.train_root, "fake")
+                fake += f
+                gens += [sdef.source] * len(f)
+            names = {sdef.source: sdef.column for sdef in suite.sets}
+            folders = sorted({str(self.train_root / d) for s_ in suite.sets for d in (s_.real, s_.fake) if d})
+            where = f"{', '.join(folders[:3])}{' ...' if len(folders) > 3 else ''} ({suite.name} layout)"
         if not real or not fake:
-            return None, where
-        return ImageSet(real + fake, [0] * len(real) + [1] * len(fake), name="labelled-train"), where
+            return None, where, None, {}
+        images = ImageSet(real + fake, [0] * len(real) + [1] * len(fake), name="labelled-train")
+        return images, where, np.array(["real"] * len(real) + gens, dtype=object), names
 
 
 def _natural_set(explicit: Path | None, train_root: Path, suite_name: str) -> tuple[ImageSet | None, str]:
@@ -205,9 +228,10 @@ def run(
         atomic_write_json(rd.run_json, {**(previous or {}), **info})
 
         failed: dict[str, str] = {}
+        test_paths = {os.path.abspath(p) for images, _ in test_sets.values() for p in images.paths}
         for det in dets:
             try:
-                _run_detector(det, rd, roots, test_sets, data_root, seed, log)
+                _run_detector(det, rd, roots, test_sets, data_root, seed, log, test_paths)
             except DetectorError as exc:
                 failed[det.spec] = str(exc)
                 log(f"[forensibench] {det.spec}: FAILED: {exc}")
@@ -235,7 +259,8 @@ def run(
         rd.unlock()
 
 
-def _train_data(det: Detector, roots: TrainingRoots, seed: int) -> TrainData:
+def _train_data(det: Detector, roots: TrainingRoots, seed: int, test_paths: set[str] | None = None) -> TrainData:
+    """The training data `det` declares; refuses training images that are also test images."""
     train = TrainData(seed=seed)
     if det.training.needs_natural:
         train.natural, where = roots.natural()
@@ -246,14 +271,23 @@ def _train_data(det: Detector, roots: TrainingRoots, seed: int) -> TrainData:
             )
         train.sources["natural"] = f"{where}: {len(train.natural)} images"
     elif det.training is Training.SUPERVISED:
-        train.labelled, where = roots.labelled(det.labelled_suite())
+        train.labelled, where, train.generators, train.generator_names = roots.labelled(det.labelled_suite())
         if train.labelled is None:
             raise DetectorError(
                 f"{det.spec} trains on real and generated images, and none were found at {where}; "
                 f"pass --labelled-train DIR (folders 0_real/1_fake) or --train-root ROOT"
             )
         n_fake = int(train.labelled.labels.sum())
-        train.sources["labelled"] = f"{where}: {len(train.labelled) - n_fake} real, {n_fake} generated"
+        gens = sorted(set(train.generators[train.labelled.labels == 1]))
+        train.sources["labelled"] = f"{where}: {len(train.labelled) - n_fake} real, {n_fake} generated ({', '.join(gens)})"
+    if test_paths:
+        for part in (train.natural, train.labelled):
+            shared = [p for p in (part.paths if part is not None else []) if os.path.abspath(p) in test_paths]
+            if shared:
+                raise DetectorError(
+                    f"{det.spec}: {len(shared)} training images are also test images (e.g. {shared[0]}); "
+                    f"train on another copy: --train-root ROOT, --natural-train DIR or --labelled-train DIR"
+                )
     return train
 
 
@@ -274,7 +308,7 @@ def _validation_threshold(det: Detector, roots: TrainingRoots, log) -> tuple[flo
     return thr, source, len(val) + len(proxies)
 
 
-def _run_detector(det: Detector, rd: RunDir, roots: TrainingRoots, test_sets, data_root: Path, seed: int, log) -> None:
+def _run_detector(det: Detector, rd: RunDir, roots: TrainingRoots, test_sets, data_root: Path, seed: int, log, test_paths: set[str] | None = None) -> None:
     spec = det.spec
     todo = [k for k in test_sets if not rd.cell_done(spec, k)]
     fit_rec = rd.read_fit(spec)
@@ -287,7 +321,7 @@ def _run_detector(det: Detector, rd: RunDir, roots: TrainingRoots, test_sets, da
         log(f"[forensibench] {spec}: loaded the fitted detector from {model_dir}")
         threshold, source = fit_rec["threshold"], fit_rec["threshold_source"]
     else:
-        train = _train_data(det, roots, seed)
+        train = _train_data(det, roots, seed, test_paths)
         log(f"[forensibench] {spec}: fitting on {', '.join(train.sources.values()) or 'nothing (weights)'}")
         seed_everything(seed)
         cost: dict[str, dict] = {}  # stage -> forensibench.cost record
@@ -316,12 +350,19 @@ def _run_detector(det: Detector, rd: RunDir, roots: TrainingRoots, test_sets, da
             "threshold_source": source,
             "cost": cost,
         }
+        if det.attributes:
+            fit_rec["source_classes"] = list(det.source_classes())
         rd.write_fit(spec, fit_rec)
     for key in todo:
         images, _ = test_sets[key]
         seed_everything(seed)
+        sources = None
         with measure(len(images), det.runtime) as m:
-            scores = np.asarray(det.score(images.without_labels()), dtype=np.float64)
+            if det.attributes:
+                scores, sources = det.attribute(images.without_labels())
+            else:
+                scores = det.score(images.without_labels())
+            scores = np.asarray(scores, dtype=np.float64)
         elapsed = m.record["wall_s"]
         if scores.shape != (len(images),):
             raise DetectorError(f"{spec}.score returned shape {scores.shape} for {len(images)} images")
@@ -341,6 +382,10 @@ def _run_detector(det: Detector, rd: RunDir, roots: TrainingRoots, test_sets, da
                 "error": errors,
             }
         )
+        if sources is not None:
+            if len(sources) != len(images):
+                raise DetectorError(f"{spec}.attribute returned {len(sources)} sources for {len(images)} images")
+            df["source_pred"] = [None if e is not None or s_ is None else str(s_) for s_, e in zip(sources, errors)]
         rd.write_cell(spec, key, df)
         fit_rec.setdefault("cost", {})[f"score:{key}"] = m.record
         rd.write_fit(spec, fit_rec)

@@ -60,6 +60,12 @@ class SetDef:
     expected_real: int | None = None
     expected_fake: int | None = None
     note: str = ""
+    generator: str = ""  # the source of its generated images, for attribution (default: the key)
+
+    @property
+    def source(self) -> str:
+        """The name of the generator of this set's fakes ("progan" for the set "progan-train")."""
+        return self.generator or self.key
 
     def folder(self, cls: str) -> str | None:
         return self.real if cls == "real" else self.fake
@@ -188,6 +194,7 @@ def _parse(raw: Any, path: Path, sha: str) -> Suite:
                 expected_real=exp.get("real"),
                 expected_fake=exp.get("fake"),
                 note=str(item.get("note", "")),
+                generator=str(item.get("generator", "")),
             )
         )
     keys = [x.key for x in sets]

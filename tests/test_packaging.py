@@ -50,8 +50,14 @@ def test_non_editable_install_finds_its_data_files(tmp_path):
     """A wheel install (no source checkout) reads manifests and reported tables from <prefix>/share."""
     import venv
 
+    import shutil
+
+    # build from a copy: setuptools writes forensibench.egg-info into the source folder, which would
+    # shadow the editable install's entry points for the rest of the session
+    src = tmp_path / "src"
+    shutil.copytree(PROJECT_ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", ".ci-venv", "*.egg-info", "__pycache__", "build"))
     wheels = tmp_path / "wheels"
-    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(PROJECT_ROOT)],
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(src)],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     env_dir = tmp_path / "venv"

@@ -1,4 +1,4 @@
-"""`forensibench table`: the paper's Tables I-V from a run, or as printed in the paper."""
+"""`forensibench table`: the paper's Tables I-V from a run or as printed in the paper; source attribution."""
 from __future__ import annotations
 
 import click
@@ -14,16 +14,24 @@ def register(main: click.Group) -> None:
     @click.option("--metric", default=None,
                   help="metric to show instead of the table's own: ap, acc, auroc, tpr@1fpr, tpr@5fpr, fpr@95tpr, ece, brier, oracle_acc")
     @click.option("--cost", is_flag=True, help="print each detector's compute cost (time, images/s, peak memory) beside its mean AP")
-    def table_command(run_dir, table_id, fmt, compare_reported, reported, metric, cost) -> None:
+    @click.option("--attribution", is_flag=True, help="source attribution instead: confusion table and per-generator accuracy of every detector of the run that predicts sources")
+    @click.option("--detector", "detector", default=None, help="with --attribution: only this detector (spec)")
+    def table_command(run_dir, table_id, fmt, compare_reported, reported, metric, cost, attribution, detector) -> None:
         """Print a table of the CLIP-Flow paper filled from a run (or the paper's own with --reported)."""
         from forensibench import tables
 
-        if cost:
+        if cost or attribution:
             if run_dir is None:
-                raise click.UsageError("--cost needs --run RUN")
+                raise click.UsageError(f"--{'cost' if cost else 'attribution'} needs --run RUN")
+        if cost:
             from forensibench.cost import cost_table, render_cost
 
             click.echo(render_cost(cost_table(run_dir), fmt), nl=False)
+            return
+        if attribution:
+            from forensibench.attribution import attribution as attribute, render_attribution
+
+            click.echo("\n".join(render_attribution(a, fmt) for a in attribute(run_dir, detector)))
             return
         if reported:
             df = tables.reported_frame(table_id)
