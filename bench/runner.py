@@ -33,6 +33,7 @@ from forensibench.checksums import fileset_digest
 from forensibench.cost import measure
 from forensibench.detector import Detector, DetectorError, Runtime, Training, TrainData
 from forensibench.images import ImageSet, list_images
+from forensibench.perturb import cell_name, parse as perturb_ops, split_cell
 from forensibench.metrics import METRIC_COLUMNS, best_threshold, cell_metrics
 from forensibench.proxies import VALIDATION_PROXY
 from forensibench.provenance import command_line, git_state, versions, weights_loaded
@@ -137,6 +138,7 @@ def run(
     natural_val: str | Path | None = None,
     labelled_train: str | Path | None = None,
     datasets: list[str] | None = None,
+    perturb: list[str] | None = None,
     seed: int = 0,
     device: str = "cpu",
     max_per_class: int | None = None,
@@ -148,7 +150,9 @@ def run(
 ) -> RunResult:
     """Run `detectors` (specs) on `suite` under `data_root`, writing into `out` (resumable).
 
-    `max_per_class`: None keeps the manifest's sampling, 0 uses every image. Returns the scores,
+    `max_per_class`: None keeps the manifest's sampling, 0 uses every image. `perturb` adds, for
+    every set, cells scored under each perturbation (``["jpeg=95,75", "blur=1"]``, see
+    `forensibench.perturb`), named ``<set>@<perturbation>``. Returns the scores,
     the metrics and run.json's content; detectors that failed are in `RunResult.failed`.
     """
     log = log or _log_default
@@ -161,6 +165,7 @@ def run(
     if max_per_class is not None:
         sampling = dataclasses.replace(sampling, max_per_class=max_per_class or None)
     keys = [s.key for s in suite_obj.select(datasets)]
+    perturbations = perturb_ops(perturb or [])
     runtime = Runtime(device=device, seed=seed, batch_size=batch_size, workers=workers, progress=progress)
     # Validate every spec before any work: an unknown detector or key fails at once.
     dets: list[Detector] = [create(spec, runtime) for spec in detectors]
@@ -209,6 +214,8 @@ def run(
                 raise RunDirError(f"the images of set {key!r} under {data_root} differ from those {rd.root} was run on "
                                   f"(files_sha256 {old_sha[:12]}... -> {record['files_sha256'][:12]}...); use another --out")
             test_sets[key] = (images, record)
+            for op in perturbations:
+                test_sets[cell_name(key, op)] = (images.with_pre(op, seed=seed, name=cell_name(key, op)), record)
         if not test_sets:
             raise SuiteError(f"no set of suite {suite_obj.name!r} has images under {data_root}; check --data-root (see `forensibench datasets verify`)")
 
@@ -222,7 +229,8 @@ def run(
             "device": device,
             "versions": versions(),
             "code": git_state(),
-            "sets": {k: r for k, (_, r) in test_sets.items()},
+            "sets": {k: r for k, (_, r) in test_sets.items() if "@" not in k},
+            "perturbations": [op.key for op in perturbations],
             "missing_sets": missing,
         }
         atomic_write_json(rd.run_json, {**(previous or {}), **info})
@@ -236,7 +244,7 @@ def run(
                 failed[det.spec] = str(exc)
                 log(f"[forensibench] {det.spec}: FAILED: {exc}")
 
-        scores, metrics = _collect(rd, bootstrap, seed, specs, suite_obj.keys())
+        scores, metrics = _collect(rd, bootstrap, seed, specs, suite_obj.keys(), [op.key for op in perturbations])
         detectors_info = {}
         for spec in specs:
             rec = rd.read_fit(spec)
@@ -393,18 +401,20 @@ def _run_detector(det: Detector, rd: RunDir, roots: TrainingRoots, test_sets, da
         log(f"[forensibench] {spec} / {key}: {len(images)} images scored in {elapsed:.1f}s" + (f", {n_err} failed" if n_err else ""))
 
 
-def _collect(rd: RunDir, bootstrap: int, seed: int, order: list[str], set_order: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _collect(rd: RunDir, bootstrap: int, seed: int, order: list[str], set_order: list[str], cond_order: list[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Concatenate every committed cell into scores.parquet and compute metrics.csv from it.
 
     Rows follow the command's detector order (detectors only in earlier runs of the directory last)
-    and the suite's set order.
+    and the suite's set order, each set clean first, then its perturbations in the order given.
     """
     frames, rows = [], []
 
     def rank(c):
         det = order.index(c[0]) if c[0] in order else len(order)
-        ds = set_order.index(c[1]) if c[1] in set_order else len(set_order)
-        return (det, c[0], ds, c[1])
+        base, cond = split_cell(c[1])
+        ds = set_order.index(base) if base in set_order else len(set_order)
+        cond_rank = -1 if cond == "clean" else (list(cond_order).index(cond) if cond in cond_order else len(cond_order))
+        return (det, c[0], ds, base, cond_rank, cond)
 
     cells = sorted(rd.iter_cells(), key=rank)
     for spec, dataset, path in cells:

@@ -238,3 +238,48 @@ def reported_frame(table: str) -> pd.DataFrame:
     df = reported(table).copy()
     df.insert(0, "detector", "")
     return df
+
+
+def robustness(run: str | Path, metric: str = "ap", per_set: bool = False) -> tuple[pd.DataFrame, list[str]]:
+    """The robustness grid of a run made with ``--perturb``: `metric` per detector x perturbation.
+
+    Each value is the mean over the sets scored under every condition of that detector (clean and
+    each perturbation), so the columns compare like with like; with `per_set`, one row per
+    (detector, set) instead.
+    """
+    from forensibench.perturb import split_cell
+
+    m = load_metrics(run)
+    col = metric_column(metric)
+    m = m.assign(set=[split_cell(d)[0] for d in m["dataset"]], condition=[split_cell(d)[1] for d in m["dataset"]])
+    conditions = list(dict.fromkeys(["clean", *[c for c in m["condition"] if c != "clean"]]))
+    if conditions == ["clean"]:
+        raise TableError(f"run {run} has no perturbed cells: run it with --perturb (e.g. --perturb jpeg=95,75,50 --perturb blur=1,2)")
+    rows, notes = [], []
+    for det, g in m.groupby("detector", sort=False):
+        grid = g.pivot_table(index="set", columns="condition", values=col, aggfunc="first")
+        grid = grid.reindex(columns=[c for c in conditions if c in grid.columns])
+        complete = grid.dropna()
+        if len(complete) < len(grid):
+            notes.append(f"{det}: {len(grid) - len(complete)} set(s) lack a condition and are left out of its means")
+        if per_set:
+            for set_key, r in complete.iterrows():
+                rows.append({"detector": det, "set": set_key, **r.to_dict()})
+        else:
+            rows.append({"detector": det, "sets": len(complete), **complete.mean().to_dict()})
+    df = pd.DataFrame(rows)
+    notes.insert(0, f"{METRIC_NAMES.get(col, col)}; " + ("per set" if per_set else "mean over the sets scored under every condition"))
+    return df, notes
+
+
+def render_frame(df: pd.DataFrame, fmt: str = "markdown", title: str = "", notes: list[str] | None = None) -> str:
+    """Any frame as markdown, LaTeX (booktabs) or CSV, numbers with 2 decimals."""
+    if fmt == "csv":
+        return df.to_csv(index=False, float_format="%.2f")
+    from tabulate import tabulate
+
+    body = [[_fmt(v) for v in row] for row in df.itertuples(index=False)]
+    text = tabulate(body, headers=list(df.columns), tablefmt="latex_booktabs" if fmt == "latex" else "github", disable_numparse=True)
+    if fmt == "latex":
+        return f"% {title}\n{text}\n" + "".join(f"% {n}\n" for n in notes or [])
+    return (f"{title}\n\n" if title else "") + text + "\n" + "".join(f"\n{n}" for n in notes or []) + "\n"

@@ -24,12 +24,13 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from forensibench.check import CheckError
     from forensibench.checksums import ChecksumError
     from forensibench.detector import DetectorError
+    from forensibench.perturb import PerturbError
     from forensibench.registry import RegistryError
     from forensibench.rundir import RunDirError
     from forensibench.suites import SuiteError
     from forensibench.tables import TableError
 
-    return (RegistryError, SuiteError, RunDirError, DetectorError, TableError, CheckError, ChecksumError, FileNotFoundError)
+    return (RegistryError, SuiteError, RunDirError, DetectorError, TableError, CheckError, ChecksumError, PerturbError, FileNotFoundError)
 
 
 class UsageError(click.ClickException):

@@ -21,6 +21,7 @@ def print_summary(result, echo=click.echo) -> None:
     from tabulate import tabulate
 
     m = result.metrics
+    m = m[~m["dataset"].str.contains("@", regex=False)]  # clean sets; `table --robustness` shows the rest
     if len(m):
         g = m.groupby("detector", sort=False).agg(sets=("dataset", "count"), mean_ap=("ap", "mean"), mean_acc=("acc", "mean"), failed_images=("n_failed", "sum"))
         echo(tabulate(g.reset_index().values.tolist(), headers=["detector", "sets", "mean AP %", "mean ACC %", "failed images"], floatfmt=".2f"))
@@ -36,13 +37,14 @@ def register(main: click.Group) -> None:
     @click.option("--detector", "detectors", multiple=True, required=True, help="detector spec, e.g. freqspec or clip-flow:mode=N+P (repeatable)")
     @click.option("--out", required=True, type=click.Path(file_okay=False), help="run directory (re-running resumes)")
     @click.option("--datasets", default=None, help="comma-separated subset of the suite's sets")
+    @click.option("--perturb", "perturb", multiple=True, help="also score every set under KIND=V[,V..]: jpeg=95,75 blur=1,2 resize=0.5 noise=5 (repeatable)")
     @click.option("--max-per-class", type=int, default=None, help="cap per class and set (default: the manifest's, UnivFD's 1000; 0: no cap)")
     @click.option("--train-root", type=click.Path(file_okay=False), default=None, help="root of the training layouts (default: --data-root)")
     @click.option("--natural-train", type=click.Path(file_okay=False), default=None, help="folder of natural training images (default: TRAIN_ROOT/lsun/train)")
     @click.option("--natural-val", type=click.Path(file_okay=False), default=None, help="folder of held-out naturals for thresholds (default: TRAIN_ROOT/lsun/val)")
     @click.option("--labelled-train", type=click.Path(file_okay=False), default=None, help="folder with 0_real/1_fake training images (default: TRAIN_ROOT/train/progan)")
     @common_run_options
-    def run_command(suite, data_root, detectors, out, datasets, max_per_class, train_root, natural_train, natural_val, labelled_train,
+    def run_command(suite, data_root, detectors, out, datasets, perturb, max_per_class, train_root, natural_train, natural_val, labelled_train,
                     device, seed, bootstrap, batch_size, workers, quiet) -> None:
         """Fit every detector on the training data it declares and score every set of SUITE."""
         from forensibench.runner import run
@@ -50,7 +52,7 @@ def register(main: click.Group) -> None:
         result = run(
             suite, data_root, list(detectors), out,
             train_root=train_root, natural_train=natural_train, natural_val=natural_val, labelled_train=labelled_train,
-            datasets=datasets.split(",") if datasets else None, seed=seed, device=device, max_per_class=max_per_class,
+            datasets=datasets.split(",") if datasets else None, perturb=list(perturb), seed=seed, device=device, max_per_class=max_per_class,
             bootstrap=bootstrap, batch_size=batch_size, workers=workers, progress=not quiet,
         )
         print_summary(result)

@@ -16,13 +16,19 @@ def register(main: click.Group) -> None:
     @click.option("--cost", is_flag=True, help="print each detector's compute cost (time, images/s, peak memory) beside its mean AP")
     @click.option("--attribution", is_flag=True, help="source attribution instead: confusion table and per-generator accuracy of every detector of the run that predicts sources")
     @click.option("--detector", "detector", default=None, help="with --attribution: only this detector (spec)")
-    def table_command(run_dir, table_id, fmt, compare_reported, reported, metric, cost, attribution, detector) -> None:
+    @click.option("--robustness", is_flag=True, help="the robustness grid of a run made with --perturb: the metric per detector x perturbation")
+    @click.option("--per-set", is_flag=True, help="with --robustness: one row per detector and set")
+    def table_command(run_dir, table_id, fmt, compare_reported, reported, metric, cost, attribution, detector, robustness, per_set) -> None:
         """Print a table of the CLIP-Flow paper filled from a run (or the paper's own with --reported)."""
         from forensibench import tables
 
-        if cost or attribution:
+        if cost or attribution or robustness:
             if run_dir is None:
-                raise click.UsageError(f"--{'cost' if cost else 'attribution'} needs --run RUN")
+                raise click.UsageError(f"--{'cost' if cost else 'attribution' if attribution else 'robustness'} needs --run RUN")
+        if robustness:
+            df, notes = tables.robustness(run_dir, metric or "ap", per_set)
+            click.echo(tables.render_frame(df, fmt, "Robustness: detectors under test-time perturbations", notes), nl=False)
+            return
         if cost:
             from forensibench.cost import cost_table, render_cost
 
