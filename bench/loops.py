@@ -98,14 +98,16 @@ class EarlyStopping:
 
     An epoch improves when acc >= best + delta, with delta 0.001 before the first drop and 0.002
     after (their `EarlyStopping(delta=-0.001)`, then `-0.002`). `drops=0` gives plain early
-    stopping at constant learning rate (patch-forensics' `--patience` with `lr_policy constant`).
+    stopping at constant learning rate (patch-forensics' `--patience` with `lr_policy constant`), and
+    `target` stops as soon as the accuracy reaches it (patch-forensics stops at a perfect 1.0).
     Use as `train_classifier(..., on_epoch_end=stopper)`, then `stopper.restore()`.
     """
 
     def __init__(self, model, optimizer, evaluate: Callable[[], float], patience: int = 5,
-                 deltas: tuple[float, float] = (0.001, 0.002), min_lr: float = 1e-6, drops: int | None = None):
+                 deltas: tuple[float, float] = (0.001, 0.002), min_lr: float = 1e-6, drops: int | None = None,
+                 target: float | None = None):
         self.model, self.optimizer, self.evaluate = model, optimizer, evaluate
-        self.patience, self.deltas, self.min_lr, self.drops = patience, deltas, min_lr, drops
+        self.patience, self.deltas, self.min_lr, self.drops, self.target = patience, deltas, min_lr, drops, target
         self.best: float | None = None
         self.best_state: dict | None = None
         self.best_epoch = -1
@@ -122,7 +124,7 @@ class EarlyStopping:
         if self.best is None or acc >= self.best + delta:
             self.best, self.best_epoch, self.counter = acc, epoch, 0
             self.best_state = copy.deepcopy(self.model.state_dict())
-            return True
+            return self.target is None or acc < self.target
         self.counter += 1
         if self.counter < self.patience:
             return True

@@ -26,7 +26,7 @@ from forensibench.detector import Detector, DetectorError, PaperRow, TrainData, 
 from forensibench.images import ImageSet
 from forensibench.loops import score_batches, train_classifier
 from forensibench.transforms import TransformSpec
-from forensibench.weights import load_checkpoint, torchvision_state_dict, weight_record
+from forensibench.weights import load_checkpoint, torchvision_backbone, weight_record
 
 ARCHS = ("resnet18", "resnet34", "resnet50")
 
@@ -93,16 +93,8 @@ class FreqSpec(Detector):
 
     def _build(self):
         import torch
-        import torchvision
 
-        model = getattr(torchvision.models, self.params.arch)(weights=None)
-        if self.params.pretrained:
-            enum = torchvision.models.get_model_weights(self.params.arch).IMAGENET1K_V1
-            state, rec = torchvision_state_dict(enum)
-            model.load_state_dict(state)
-            self.provenance["weights"] = {**rec, "what": f"torchvision {enum}"}
-        else:
-            self.provenance["weights"] = "random init (pretrained=false)"
+        model, self.provenance["weights"] = torchvision_backbone(self.params.arch, self.params.pretrained)
         model.fc = torch.nn.Linear(model.fc.in_features, 2)
         return model.to(self.runtime.device)
 
