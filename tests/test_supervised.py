@@ -47,16 +47,22 @@ def _detector(spec):
     return det.fit(TrainData())
 
 
-def test_cnndetection_checkpoint(images, tmp_path):
-    torch.manual_seed(0)
+def cnndetection_checkpoint(folder):
+    """A file in CNNDetection's checkpoint format, random tensors; returns (path, state dict)."""
     ref = torchvision.models.resnet50(num_classes=1)
     state = _fresh_state(ref, 0)
     state["fc.weight"] = torch.randn(1, 2048) * 0.05
     ckpt = {"model": state, "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4, "betas": (0.9, 0.999), "params": [0]}]}, "total_steps": 1234}
-    path = tmp_path / "blur_jpg_prob0.5.pth"
+    path = folder / "blur_jpg_prob0.5.pth"
     torch.save(ckpt, path)
+    return path, state
+
+
+def test_cnndetection_checkpoint(images, tmp_path):
+    path, state = cnndetection_checkpoint(tmp_path)
     det = _detector(f"cnnspot:weights={path},crop=32")
     got = det.score(images)
+    ref = torchvision.models.resnet50(num_classes=1)
     ref.load_state_dict(state)
     ref.eval()
     tf = T.Compose([T.CenterCrop(32), T.ToTensor(), IMAGENET])
@@ -81,10 +87,16 @@ def _resnet50_layer1_state(seed):
     return state
 
 
-def test_patchforensics_resnet_checkpoint_and_mean_patch_probability(images, tmp_path):
+def patchforensics_checkpoint(folder):
+    """A file in patch-forensics' checkpoint format (resnet50_layer1), random tensors."""
     state = _resnet50_layer1_state(1)
-    path = tmp_path / "bestval_net_D.pth"
+    path = folder / "bestval_net_D.pth"
     torch.save({"state_dict": state, "optimizer": {"state": {}, "param_groups": []}, "epoch": 12, "best_val_metric": 0.9, "best_val_ep": 10}, path)
+    return path, state
+
+
+def test_patchforensics_resnet_checkpoint_and_mean_patch_probability(images, tmp_path):
+    path, state = patchforensics_checkpoint(tmp_path)
     det = _detector(f"patchforensics:weights={path},load_size=32")
     got = det.score(images)
     r = torchvision.models.resnet50()
@@ -157,16 +169,24 @@ def _autogan_spectrum(img):
     return out
 
 
-def test_autogan_checkpoint_real_is_label_one(images, tmp_path):
+def autogan_checkpoint(folder):
+    """A file in AutoGAN's checkpoint format (ResNet-34, fc 512 -> 2), random tensors."""
     ref = torchvision.models.resnet34()
     ref.fc = torch.nn.Linear(512, 2)
     state = _fresh_state(ref, 2)
     state["fc.weight"] = torch.randn(2, 512) * 0.05
     state["fc.bias"] = torch.tensor([0.3, -0.2])
-    path = tmp_path / "checkpoint_10.pth"
+    path = folder / "checkpoint_10.pth"
     torch.save({"epoch": 10, "state_dict": state}, path)
+    return path, state
+
+
+def test_autogan_checkpoint_real_is_label_one(images, tmp_path):
+    path, state = autogan_checkpoint(tmp_path)
     det = _detector(f"freqspec:weights={path},crop=32,train_suite=cyclegan-train")
     got = det.score(images)
+    ref = torchvision.models.resnet34()
+    ref.fc = torch.nn.Linear(512, 2)
     ref.load_state_dict(state)
     ref.eval()
     x = torch.stack([torch.from_numpy(_autogan_spectrum(np.asarray(T.CenterCrop(32)(_pil(p))))) for p in images.paths])
@@ -312,3 +332,81 @@ def test_autogan_layout_reads_the_training_split_only(tmp_path):
     real = s.list_class(tmp_path, "real")
     assert sorted(p.parent.name for p in real) == ["trainA", "trainB"]
     assert all("autogan/fake" in str(p) for p in s.list_class(tmp_path, "fake"))
+
+
+def test_paper_rows_of_every_variant():
+    from forensibench import tables
+
+    expect = {
+        "cnnspot:aug=blur_jpg_0.1": [("I", "CNNSpot", "Blur+JPEG (0.1)"), ("II", "CNNSpot", "Blur+JPEG (0.1)")],
+        "cnnspot:backbone=clip-vit": [("I", "CNNSpot", "ViT:CLIP (B+J 0.5)"), ("II", "CNNSpot", "ViT:CLIP (B+J 0.5)")],
+        "cnnspot:aug=none": [],
+        "patchforensics": [("I", "PatchForensics", "ResNet50-Layer1"), ("II", "PatchForensics", "ResNet50-Layer1")],
+        "co-occur": [("I", "Co-Occur", "-"), ("II", "Co-Occur", "-")],
+        "dire:recon=ddim,model=x": [("I", "DIRE", "-"), ("II", "DIRE", "-")],
+        "freqspec": [],
+    }
+    for spec, rows in expect.items():
+        got = [(r.table, r.method, r.variant) for r in create(spec).paper_rows()]
+        assert got == rows, spec
+        for t, m, v in got:
+            rep = tables.reported(t)
+            assert ((rep["method"] == m) & (rep["variant"] == v)).any()
+
+
+@pytest.fixture(scope="module")
+def supervised_run(synth_root, tmp_path_factory):
+    """One run of every supervised detector of this branch on two synthetic sets. The training
+    recipes run in the conformance test; here the ResNets load checkpoints in their authors' formats
+    (random tensors) so that the run stays fast, and Co-Occur trains."""
+    from click.testing import CliRunner
+
+    from forensibench.cli import main
+
+    ck = tmp_path_factory.mktemp("ckpt")
+    specs = [
+        f"cnnspot:weights={cnndetection_checkpoint(ck)[0]},crop=32",
+        f"patchforensics:weights={patchforensics_checkpoint(ck)[0]},load_size=32",
+        "co-occur:crop=64,levels=32,width=8,dense=32,epochs=1,batch_size=16,lr=0.001",
+        f"freqspec:weights={autogan_checkpoint(ck)[0]},crop=32,train_suite=cyclegan-train",
+        "dire:recon=ddim,model=tiny-random,steps=2,image_size=32,arch=resnet18,pretrained=false,resize=0,crop=32,epochs=1,val_fraction=0,batch_size=24",
+    ]
+    out = tmp_path_factory.mktemp("sup") / "run"
+    args = ["run", "--suite", "cnnspot19", "--data-root", str(synth_root), "--datasets", "progan,ldm_200", "--out", str(out),
+            "--bootstrap", "20", "--quiet"]
+    for spec in specs:
+        args += ["--detector", spec]
+    res = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return out, specs
+
+
+def test_tables_fill_the_supervised_rows(supervised_run, invoke):
+    import io
+
+    import pandas as pd
+
+    from forensibench import registry, tables
+
+    out, specs = supervised_run
+    csv = pd.read_csv(io.StringIO(invoke("table", "--run", out, "--table", "I", "--format", "csv").output))
+    assert list(zip(csv["method"], csv["variant"])) == [
+        ("CNNSpot", "Blur+JPEG (0.5)"), ("PatchForensics", "ResNet50-Layer1"), ("Co-Occur", "-"), ("FreqSpec", "CycleGAN"), ("DIRE", "- †")]
+    assert csv[["progan", "ldm_200"]].notna().all().all()
+    assert "DIRE" in invoke("table", "--run", out, "--table", "I").output
+    df, _ = tables.build(out, "II")
+    assert list(zip(df["method"], df["variant"])) == [
+        ("CNNSpot", "Blur+JPEG (0.5)"), ("CNNSpot", "Oracle (B+J 0.5)"), ("PatchForensics", "ResNet50-Layer1"),
+        ("Co-Occur", "-"), ("FreqSpec", "CycleGAN"), ("DIRE", "- †")]
+    m = pd.read_csv(out / "metrics.csv").set_index(["detector", "dataset"])
+    spec = registry.canonical(specs[0])
+    for k in ("progan", "ldm_200"):
+        assert df.iloc[1][k] == pytest.approx(m.loc[(spec, k), "oracle_acc"])
+        assert df.iloc[0][k] == pytest.approx(m.loc[(spec, k), "acc"])
+    # with another metric the Oracle row would repeat the detector's own row: left out
+    df_auc, _ = tables.build(out, "II", metric="auroc")
+    assert ("CNNSpot", "Oracle (B+J 0.5)") not in list(zip(df_auc["method"], df_auc["variant"])) and len(df_auc) == 5
+    info = json.loads((out / "run.json").read_text())
+    cnn = info["detectors"][spec]
+    assert cnn["describe"]["training"] == "none" and cnn["training_data"] == {}
+    assert cnn["describe"]["provenance"]["weights"]["sha256"]
