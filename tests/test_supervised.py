@@ -27,9 +27,11 @@ def _pil(path):
     return Image.open(path).convert("RGB")
 
 
-def _fresh_state(model, seed):
-    """Random tensors in `model`'s key layout: a seeded fresh initialisation, BN statistics randomised."""
+def _fresh_state(make, seed):
+    """Random tensors in the key layout of the module `make()` builds: a seeded fresh
+    initialisation with randomised batch-norm statistics (independent of earlier tests' RNG use)."""
     torch.manual_seed(seed)
+    model = make()
     state = {}
     for k, v in model.state_dict().items():
         if k.endswith("running_var"):
@@ -49,9 +51,8 @@ def _detector(spec):
 
 def cnndetection_checkpoint(folder):
     """A file in CNNDetection's checkpoint format, random tensors; returns (path, state dict)."""
-    ref = torchvision.models.resnet50(num_classes=1)
-    state = _fresh_state(ref, 0)
-    state["fc.weight"] = torch.randn(1, 2048) * 0.05
+    state = _fresh_state(lambda: torchvision.models.resnet50(num_classes=1), 0)
+    state["fc.weight"] = torch.randn(1, 2048) * 0.01
     ckpt = {"model": state, "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4, "betas": (0.9, 0.999), "params": [0]}]}, "total_steps": 1234}
     path = folder / "blur_jpg_prob0.5.pth"
     torch.save(ckpt, path)
@@ -80,8 +81,8 @@ def test_cnndetection_checkpoint(images, tmp_path):
 
 
 def _resnet50_layer1_state(seed):
-    r = torchvision.models.resnet50()
-    state = {k: v for k, v in _fresh_state(r, seed).items() if k.split(".")[0] in ("conv1", "bn1", "layer1")}
+    full = _fresh_state(torchvision.models.resnet50, seed)
+    state = {k: v for k, v in full.items() if k.split(".")[0] in ("conv1", "bn1", "layer1")}
     state["convout.weight"] = torch.randn(2, 256, 1, 1) * 0.05
     state["convout.bias"] = torch.tensor([0.1, -0.1])
     return state
@@ -171,9 +172,7 @@ def _autogan_spectrum(img):
 
 def autogan_checkpoint(folder):
     """A file in AutoGAN's checkpoint format (ResNet-34, fc 512 -> 2), random tensors."""
-    ref = torchvision.models.resnet34()
-    ref.fc = torch.nn.Linear(512, 2)
-    state = _fresh_state(ref, 2)
+    state = _fresh_state(lambda: torchvision.models.resnet34(num_classes=2), 2)
     state["fc.weight"] = torch.randn(2, 512) * 0.05
     state["fc.bias"] = torch.tensor([0.3, -0.2])
     path = folder / "checkpoint_10.pth"
@@ -267,7 +266,7 @@ def test_dire_precomputed_mirror_and_missing_files(synth_root, images, tmp_path)
         dst.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.full((64, 64, 3), 7 * len(rel) % 255, np.uint8)).save(dst)
     ref = torchvision.models.resnet18(num_classes=1)  # DIRE's `arch` option (resnet50 by default)
-    state = _fresh_state(ref, 3)
+    state = _fresh_state(lambda: torchvision.models.resnet18(num_classes=1), 3)
     state["fc.weight"] = torch.randn(1, 512) * 0.05
     ref.load_state_dict(state)
     ref.eval()
