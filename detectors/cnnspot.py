@@ -80,8 +80,8 @@ class CNNSpot(Detector):
     threshold = "probability"
     description = "ResNet-50 real/generated classifier with blur+JPEG augmentation (Wang et al. 2020, CNNDetection)"
     Params = CNNSpotParams
-    # Random-init ResNet-50 on 32-px crops, two epochs, no held-out validation: seconds on a CPU.
-    toy_params = {"pretrained": False, "resize": 0, "crop": 32, "epochs": 2, "val_fraction": 0.0, "batch_size": 24}
+    # Random-init ResNet-50 on 32-px crops, one epoch, no held-out validation: seconds on a CPU.
+    toy_params = {"pretrained": False, "resize": 0, "crop": 32, "epochs": 1, "val_fraction": 0.0, "batch_size": 24}
     demo_variants = ({},)
     supports_save = True
 

@@ -187,7 +187,7 @@ class DIRE(Detector):
     description = "ResNet-50 on the DDIM reconstruction error |x - recon(x)| (Wang et al. 2023)"
     Params = DIREParams
     toy_params = {"recon": "ddim", "model": TINY_RANDOM, "steps": 2, "image_size": 32, "arch": "resnet18", "pretrained": False,
-                  "resize": 0, "crop": 32, "epochs": 2, "val_fraction": 0.0, "batch_size": 24}
+                  "resize": 0, "crop": 32, "epochs": 1, "val_fraction": 0.0, "batch_size": 24}
     supports_save = True
 
     def __init__(self, *args, **kwargs):

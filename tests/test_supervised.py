@@ -1,6 +1,7 @@
 """Supervised reference detectors: their authors' checkpoint formats, their scores against
 independent computations (torchvision, scikit-image, diffusers, numpy), and details of each."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -258,6 +259,14 @@ def test_ddim_sampling_matches_diffusers_and_inversion_by_hand():
     np.testing.assert_allclose(ours.numpy(), z.numpy(), atol=2e-5)
 
 
+def dire_checkpoint(folder):
+    """DIRE's checkpoint format with a ResNet-18 (their `arch` option): a bare state dict."""
+    state = _fresh_state(lambda: torchvision.models.resnet18(num_classes=1), 3)
+    state["fc.weight"] = torch.randn(1, 512) * 0.05
+    torch.save(state, folder / "lsun_adm.pth")
+    return folder / "lsun_adm.pth"
+
+
 def test_dire_precomputed_mirror_and_missing_files(synth_root, images, tmp_path):
     dire_root = tmp_path / "dire"
     for p in images.paths[:3]:  # the fourth DIRE image is missing
@@ -265,13 +274,10 @@ def test_dire_precomputed_mirror_and_missing_files(synth_root, images, tmp_path)
         dst = dire_root / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.full((64, 64, 3), 7 * len(rel) % 255, np.uint8)).save(dst)
+    ckpt = dire_checkpoint(tmp_path)  # a bare state dict, as their demo.py also accepts
     ref = torchvision.models.resnet18(num_classes=1)  # DIRE's `arch` option (resnet50 by default)
-    state = _fresh_state(lambda: torchvision.models.resnet18(num_classes=1), 3)
-    state["fc.weight"] = torch.randn(1, 512) * 0.05
-    ref.load_state_dict(state)
+    ref.load_state_dict(torch.load(ckpt, weights_only=True))
     ref.eval()
-    ckpt = tmp_path / "lsun_adm.pth"
-    torch.save(state, ckpt)  # a bare state dict, as their demo.py also accepts
     for extra in ("", f",image_root={synth_root}"):
         fresh = ImageSet(images.paths, images.labels)  # its own failure record
         det = _detector(f"dire:recon=precomputed,dire_root={dire_root},weights={ckpt},arch=resnet18,resize=0,crop=32{extra}")
@@ -357,18 +363,21 @@ def test_paper_rows_of_every_variant():
 def supervised_run(synth_root, tmp_path_factory):
     """One run of every supervised detector of this branch on two synthetic sets. The training
     recipes run in the conformance test; here the ResNets load checkpoints in their authors' formats
-    (random tensors) so that the run stays fast, and Co-Occur trains."""
+    (random tensors) so that the run stays fast, DIRE reads precomputed images, and Co-Occur trains."""
     from click.testing import CliRunner
 
     from forensibench.cli import main
 
     ck = tmp_path_factory.mktemp("ckpt")
+    dire_root = ck / "dire"  # stand-ins for precomputed DIRE images: copies of the images themselves
+    for folder in ("test/progan", "diffusion_datasets/ldm_200", "diffusion_datasets/laion"):
+        shutil.copytree(synth_root / folder, dire_root / folder)
     specs = [
         f"cnnspot:weights={cnndetection_checkpoint(ck)[0]},crop=32",
         f"patchforensics:weights={patchforensics_checkpoint(ck)[0]},load_size=32",
         "co-occur:crop=64,levels=32,width=8,dense=32,epochs=1,batch_size=16,lr=0.001",
         f"freqspec:weights={autogan_checkpoint(ck)[0]},crop=32,train_suite=cyclegan-train",
-        "dire:recon=ddim,model=tiny-random,steps=2,image_size=32,arch=resnet18,pretrained=false,resize=0,crop=32,epochs=1,val_fraction=0,batch_size=24",
+        f"dire:recon=precomputed,dire_root={dire_root},weights={dire_checkpoint(ck)},arch=resnet18,resize=0,crop=32",
     ]
     out = tmp_path_factory.mktemp("sup") / "run"
     args = ["run", "--suite", "cnnspot19", "--data-root", str(synth_root), "--datasets", "progan,ldm_200", "--out", str(out),
@@ -390,13 +399,13 @@ def test_tables_fill_the_supervised_rows(supervised_run, invoke):
     out, specs = supervised_run
     csv = pd.read_csv(io.StringIO(invoke("table", "--run", out, "--table", "I", "--format", "csv").output))
     assert list(zip(csv["method"], csv["variant"])) == [
-        ("CNNSpot", "Blur+JPEG (0.5)"), ("PatchForensics", "ResNet50-Layer1"), ("Co-Occur", "-"), ("FreqSpec", "CycleGAN"), ("DIRE", "- †")]
+        ("CNNSpot", "Blur+JPEG (0.5)"), ("PatchForensics", "ResNet50-Layer1"), ("Co-Occur", "-"), ("FreqSpec", "CycleGAN"), ("DIRE", "-")]
     assert csv[["progan", "ldm_200"]].notna().all().all()
     assert "DIRE" in invoke("table", "--run", out, "--table", "I").output
     df, _ = tables.build(out, "II")
     assert list(zip(df["method"], df["variant"])) == [
         ("CNNSpot", "Blur+JPEG (0.5)"), ("CNNSpot", "Oracle (B+J 0.5)"), ("PatchForensics", "ResNet50-Layer1"),
-        ("Co-Occur", "-"), ("FreqSpec", "CycleGAN"), ("DIRE", "- †")]
+        ("Co-Occur", "-"), ("FreqSpec", "CycleGAN"), ("DIRE", "-")]
     m = pd.read_csv(out / "metrics.csv").set_index(["detector", "dataset"])
     spec = registry.canonical(specs[0])
     for k in ("progan", "ldm_200"):
