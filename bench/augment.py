@@ -15,12 +15,18 @@ then with probability `jpeg_prob` a JPEG round trip with quality ~ U{30, ..., 10
 PIL, chosen at random (their `jpg_method` default ``cv2,pil``). Draws, in order: u ~ U[0,1) (blur if
 u < blur_prob), sigma, u' (JPEG if u' < jpeg_prob), the method, the quality.
 
+`train_classifier(..., augment=op)` reseeds an augmentation every epoch, so each epoch sees new draws
+while a run stays deterministic under its seed; `augmentation("blur_jpg_0.5")` is the op a detector's
+`aug=` key names. Blur and JPEG run on the decoded image before any resize: CNNDetection resizes
+(shorter side to 256) first, which is the identity on the 256-px ProGAN training images.
+
 `ResizeShorter` and `RandomCropFlip` are the geometric part of their training transform (shorter
 side to 256, then random 224 crop and horizontal flip), so that the whole augmented training image
 is a function of the seed.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -90,14 +96,36 @@ class BlurJpeg:
     def active(self) -> bool:
         return self.blur_prob > 0 or self.jpeg_prob > 0
 
-    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if rng.random() < self.blur_prob:
-            img = gaussian_blur(img, float(rng.uniform(*self.sigma)))
+    def draw(self, rng: np.random.Generator) -> tuple[float | None, tuple[str, int] | None]:
+        """The random choices for one image: (blur sigma or None, (JPEG method, quality) or None)."""
+        sigma = float(rng.uniform(*self.sigma)) if rng.random() < self.blur_prob else None
+        jpg = None
         if rng.random() < self.jpeg_prob:
             method = self.methods[int(rng.integers(len(self.methods)))]
-            quality = int(rng.integers(self.quality[0], self.quality[1] + 1))
-            img = jpeg_roundtrip(img, quality, method)
+            jpg = (method, int(rng.integers(self.quality[0], self.quality[1] + 1)))
+        return sigma, jpg
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        sigma, jpg = self.draw(rng)
+        if sigma is not None:
+            img = gaussian_blur(img, sigma)
+        if jpg is not None:
+            img = jpeg_roundtrip(img, jpg[1], jpg[0])
         return img
+
+
+_BLUR_JPG = re.compile(r"^blur_jpg_(\d+(?:\.\d+)?)$")
+
+
+def augmentation(name: str) -> BlurJpeg | None:
+    """The PreOp a detector's `aug=` value names: ``none`` or ``blur_jpg_<p>`` (e.g. blur_jpg_0.5)."""
+    if name in ("none", ""):
+        return None
+    m = _BLUR_JPG.match(name)
+    if m is None:
+        raise ValueError(f"aug={name!r}: expected none or blur_jpg_<probability> (blur_jpg_0.1, blur_jpg_0.5)")
+    p = float(m.group(1))
+    return BlurJpeg(blur_prob=p, jpeg_prob=p)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,9 @@ class PaperRow:
     table: str  # "I", "II", "III", "IV" or "V"
     method: str
     variant: str
+    # The metrics.csv column this row shows when it is not the table's own (Table II's
+    # "CNNSpot / Oracle (B+J 0.5)" row is the B+J 0.5 detector's `oracle_acc`).
+    metric: str | None = None
 
 
 @dataclass

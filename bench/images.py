@@ -253,15 +253,17 @@ def iter_batches(
             bar.close()
 
 
-def list_images(folder: str | Path, must_contain: str | None = None) -> list[Path]:
+def list_images(folder: str | Path, must_contain: str | tuple[str, ...] | None = None) -> list[Path]:
     """Every image file under `folder` (recursively, symlinked folders not followed), sorted.
 
     With `must_contain`, only files whose path relative to `folder` contains that folder name
-    (e.g. "0_real"), as the UnivFD/CNNDetection readers select real and fake images.
+    (e.g. "0_real"), as the UnivFD/CNNDetection readers select real and fake images; a tuple
+    accepts any of its names (e.g. AutoGAN's "trainA", "trainB").
     """
     import os
 
     root = Path(folder)
+    wanted = (must_contain,) if isinstance(must_contain, str) else must_contain
     out = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
@@ -269,7 +271,7 @@ def list_images(folder: str | Path, must_contain: str | None = None) -> list[Pat
         for fn in sorted(filenames):
             if not fn.lower().endswith(IMAGE_EXTENSIONS):
                 continue
-            if must_contain is not None and must_contain not in rel_parts:
+            if wanted is not None and not any(w in rel_parts for w in wanted):
                 continue
             out.append(Path(dirpath) / fn)
     return out

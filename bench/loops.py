@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from forensibench.detector import DetectorError, Runtime
-from forensibench.images import ImageSet, iter_batches
+from forensibench.images import ImageSet, PreOp, iter_batches
 from forensibench.transforms import TransformSpec
 
 
@@ -26,12 +26,18 @@ def train_classifier(
     batch_size: int,
     desc: str = "train",
     targets: np.ndarray | None = None,
+    augment: PreOp | None = None,
+    on_epoch_end: Callable[[int, float], bool] | None = None,
 ) -> list[float]:
     """Train `model` on labelled `images` (labels 0/1) for `epochs`; returns the mean loss per epoch.
 
     `loss_fn(model, x, y)` returns the batch loss (x on the device, y a long tensor of labels, or of
     `targets` when given: one non-negative integer per image, e.g. a class index).
-    Batches are shuffled with torch's global RNG (seeded by the runner).
+    Batches are shuffled with torch's global RNG (seeded by the runner). `augment` (a PreOp, e.g.
+    `forensibench.augment.BlurJpeg`) is applied to every training image with a seed that changes
+    every epoch (new draws each epoch, deterministic under the run's seed). `on_epoch_end(epoch,
+    mean_loss)` runs after each epoch (the model back in train mode afterwards); returning False
+    stops training (early stopping, e.g. `EarlyStopping`).
     """
     import torch
     from tqdm.auto import tqdm
@@ -44,9 +50,10 @@ def train_classifier(
     model.train()
     losses = []
     bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=not runtime.progress, leave=False)
-    for _ in bar:
+    for epoch in bar:
         total, n = 0.0, 0
-        for idx, x in iter_batches(images, transform, batch_size, runtime.workers, shuffle=True):
+        epoch_images = images if augment is None else images.with_pre(augment, seed=runtime.seed * 100_003 + epoch)
+        for idx, x in iter_batches(epoch_images, transform, batch_size, runtime.workers, shuffle=True):
             x = x.to(runtime.device)
             y = labels[idx].to(runtime.device)
             optimizer.zero_grad(set_to_none=True)
@@ -61,6 +68,11 @@ def train_classifier(
             raise DetectorError(f"{desc}: no training image could be decoded")
         losses.append(total / n)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        if on_epoch_end is not None:
+            go_on = on_epoch_end(epoch, losses[-1])
+            model.train()
+            if go_on is False:
+                break
     model.eval()
     return losses
 
@@ -116,6 +128,89 @@ def train_head(
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
     head.eval()
     return losses
+
+
+def split_validation(images: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet | None]:
+    """(training part, held-out part) of labelled `images`: `fraction` of each class, at least one
+    image per class, drawn with `seed`. `fraction` 0 returns (images, None)."""
+    if fraction <= 0:
+        return images, None
+    if not fraction < 1:
+        raise DetectorError(f"validation fraction {fraction} must be below 1")
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(images), dtype=bool)
+    for cls in (0, 1):
+        idx = np.flatnonzero(images.labels == cls)
+        if len(idx) < 2:
+            raise DetectorError(f"cannot hold out validation images: class {cls} has {len(idx)} training image(s)")
+        k = min(len(idx) - 1, max(1, int(round(fraction * len(idx)))))
+        held[rng.choice(idx, size=k, replace=False)] = True
+    return images.subset(~held), images.subset(held)
+
+
+class EarlyStopping:
+    """CNNDetection's schedule (`train.py`, `earlystop.py`): validate after every epoch; when the
+    accuracy has not improved for `patience` epochs, divide the learning rate by 10 and start
+    counting again, and stop once it would fall below `min_lr`. The weights of the best epoch are
+    restored at the end (CNNDetection keeps `model_epoch_best.pth`).
+
+    An epoch improves when acc >= best + delta, with delta 0.001 before the first drop and 0.002
+    after (their `EarlyStopping(delta=-0.001)`, then `-0.002`). `drops=0` gives plain early
+    stopping at constant learning rate (patch-forensics' `--patience` with `lr_policy constant`), and
+    `target` stops as soon as the accuracy reaches it (patch-forensics stops at a perfect 1.0).
+    Use as `train_classifier(..., on_epoch_end=stopper)`, then `stopper.restore()`.
+    """
+
+    def __init__(self, model, optimizer, evaluate: Callable[[], float], patience: int = 5,
+                 deltas: tuple[float, float] = (0.001, 0.002), min_lr: float = 1e-6, drops: int | None = None,
+                 target: float | None = None):
+        self.model, self.optimizer, self.evaluate = model, optimizer, evaluate
+        self.patience, self.deltas, self.min_lr, self.drops, self.target = patience, deltas, min_lr, drops, target
+        self.best: float | None = None
+        self.best_state: dict | None = None
+        self.best_epoch = -1
+        self.counter = 0
+        self.n_drops = 0
+        self.history: list[float] = []
+
+    def __call__(self, epoch: int, loss: float) -> bool:
+        import copy
+
+        acc = float(self.evaluate())
+        self.history.append(acc)
+        delta = self.deltas[0] if self.n_drops == 0 else self.deltas[1]
+        if self.best is None or acc >= self.best + delta:
+            self.best, self.best_epoch, self.counter = acc, epoch, 0
+            self.best_state = copy.deepcopy(self.model.state_dict())
+            return self.target is None or acc < self.target
+        self.counter += 1
+        if self.counter < self.patience:
+            return True
+        if self.drops is not None and self.n_drops >= self.drops:
+            return False
+        for group in self.optimizer.param_groups:
+            group["lr"] /= 10.0
+        if any(group["lr"] < self.min_lr for group in self.optimizer.param_groups):
+            return False
+        self.n_drops += 1
+        self.best, self.counter = None, 0  # a fresh EarlyStopping, as CNNDetection makes one
+        return True
+
+    def restore(self) -> None:
+        """Load the weights of the best validated epoch into the model."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+
+
+def validation_accuracy(model, prob_fn: Callable, images: ImageSet, transform: TransformSpec, runtime: Runtime) -> float:
+    """Accuracy at 0.5 of `prob_fn(x) -> P(generated)` on labelled `images` (undecodable ones
+    skipped), with `model` in eval mode."""
+    model.eval()
+    p = score_batches(prob_fn, images, transform, runtime, desc="validation")
+    ok = np.isfinite(p)
+    if not ok.any():
+        raise DetectorError("no validation image could be decoded")
+    return float(((p[ok] > 0.5) == (images.labels[ok] == 1)).mean())
 
 
 def score_batches(fn: Callable, images: ImageSet, transform: TransformSpec, runtime: Runtime, desc: str = "score") -> np.ndarray:

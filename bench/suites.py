@@ -4,7 +4,9 @@ A manifest names its sets in table order; each set has a folder of real images a
 generated images, relative to the data root. With ``layout: wang2020`` (the CNNDetection/UnivFD
 layout) reals are the files under the folder whose path has a ``0_real`` folder and fakes those
 with a ``1_fake`` folder, found recursively, so ``<set>/<category>/0_real`` works as well as
-``<set>/0_real``. With ``layout: folder`` every image under the folder belongs to the class.
+``<set>/0_real``. With ``layout: folder`` every image under the folder belongs to the class. With
+``layout: autogan-train`` (AutoGAN's CycleGAN data, ``real|fake/<category>/trainA|trainB``) a class
+is the files under a ``trainA`` or ``trainB`` folder (the test split, ``testA|testB``, is left out).
 
 Sampling follows UnivFD's `validate.py`: per set, shuffle each class with the seed and keep at most
 ``max_per_class`` images; if either class has fewer than that, both are capped at
@@ -24,8 +26,13 @@ import yaml
 from forensibench.images import ImageSet, list_images
 from forensibench.paths import project_dir
 
-LAYOUTS = ("wang2020", "folder")
-_SELECT = {"real": "0_real", "fake": "1_fake"}
+LAYOUTS = ("wang2020", "folder", "autogan-train")
+# Folder names that select a class's files under its folder, per layout ("folder": none).
+_SELECT = {
+    "wang2020": {"real": ("0_real",), "fake": ("1_fake",)},
+    # AutoGAN's CycleGAN data (`data/real|fake/<category>/trainA|trainB`): the training split.
+    "autogan-train": {"real": ("trainA", "trainB"), "fake": ("trainA", "trainB")},
+}
 
 
 class SuiteError(ValueError):
@@ -75,8 +82,8 @@ class SetDef:
         base = data_root / (self.folder(cls) or "")
         if category:
             base = base / category
-        if self.layout == "wang2020":
-            base = base / _SELECT[cls]
+        if self.layout in _SELECT:
+            base = base / _SELECT[self.layout][cls][0]
         return base
 
     def list_class(self, data_root: Path, cls: str) -> list[Path]:
@@ -86,7 +93,7 @@ class SetDef:
         root = data_root / folder
         if not root.is_dir():
             return []
-        return list_images(root, _SELECT[cls] if self.layout == "wang2020" else None)
+        return list_images(root, _SELECT[self.layout][cls] if self.layout in _SELECT else None)
 
 
 @dataclass

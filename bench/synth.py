@@ -15,8 +15,10 @@ Used by the tests, the demo and CI; never a substitute for the real benchmark.
   - ``blend``: a face-swap-like blurred patch pasted in the centre.
 
 Besides the suite's test sets the root gets the training and validation data that detectors need,
-in the layouts of the `lsun-train`, `lsun-val` and `progan-train` manifests, so that
-``forensibench run --suite S --data-root R`` needs no other flag.
+in the layouts of the `lsun-train`, `lsun-val`, `progan-train` and `cyclegan-train` manifests, so
+that ``forensibench run --suite S --data-root R`` needs no other flag. The fakes of `cyclegan-train`
+(AutoGAN's CycleGAN training layout) carry the upsampling kernel of the `cyclegan` test set, as
+the real CycleGAN training and test images come from the same generators.
 """
 from __future__ import annotations
 
@@ -64,9 +66,12 @@ ARTIFACTS: dict[str, Artifact] = {
     "realvisxl4": Artifact("diffusion", 0.3),
     "sd15": Artifact("diffusion", 0.4),
     "progan-train": Artifact("upconv", 0.9),
+    "cyclegan-train": Artifact("upconv", 0.5),
 }
+# Training sets whose fakes come from the generator of a test set (same upsampling kernel).
+KERNEL_OF = {"cyclegan-train": "cyclegan"}
 DEFAULT_ARTIFACT = Artifact("upconv", 0.5)
-TRAINING_SUITES = ("lsun-train", "lsun-val", "progan-train")
+TRAINING_SUITES = ("lsun-train", "lsun-val", "progan-train", "cyclegan-train")
 
 
 @lru_cache(maxsize=1)
@@ -141,7 +146,7 @@ def generated_image(rng: np.random.Generator, size: int, artifact: Artifact, set
     """A natural crop carrying `artifact` (the kernel of `upconv` is fixed per set)."""
     x = natural_image(rng, size).astype(np.float32)
     if artifact.kind == "upconv":
-        kernel_rng = np.random.default_rng(zlib.crc32(set_key.encode()))
+        kernel_rng = np.random.default_rng(zlib.crc32(KERNEL_OF.get(set_key, set_key).encode()))
         art = _upconv(x, kernel_rng)
     elif artifact.kind == "diffusion":
         art = _diffusion(x, rng)
@@ -195,8 +200,8 @@ def synthesize(
     """Write a replica tree of `suite` (and the training/validation sets) under `out`.
 
     `per_class` images per class per test set; `train_per_class` (default 8 x per_class, at least
-    the number of categories) naturals in lsun/train and reals and fakes each in train/progan;
-    2 x per_class naturals in lsun/val. Deterministic under `seed`. Returns a summary dict.
+    the number of categories) naturals in lsun/train and reals and fakes each in train/progan and
+    autogan/real|fake (cyclegan-train); 2 x per_class naturals in lsun/val. Deterministic under `seed`. Returns a summary dict.
     """
     s = load_suite(suite) if isinstance(suite, str) else suite
     root = Path(out)
@@ -206,7 +211,8 @@ def synthesize(
     train_n = train_per_class if train_per_class is not None else max(8 * per_class, 20)
     plan: list[tuple[Suite, int]] = [(s, per_class)]
     if with_training:
-        plan += [(load_suite("lsun-train"), train_n), (load_suite("lsun-val"), 2 * per_class), (load_suite("progan-train"), train_n)]
+        plan += [(load_suite("lsun-train"), train_n), (load_suite("lsun-val"), 2 * per_class), (load_suite("progan-train"), train_n),
+                 (load_suite("cyclegan-train"), train_n)]
     for suite_, n in plan:
         for sdef in suite_.sets:
             for cls, fmt in (("real", real_format), ("fake", fake_format)):

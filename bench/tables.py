@@ -9,7 +9,7 @@ under "not in the paper". The mean column is over the sets present.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -99,16 +99,21 @@ class RunRows:
 
     rows: dict[str, list[tuple[str, str, str]]]  # spec -> [(table, method, variant)]
     random_init: dict[str, bool]
+    # (spec, table, method, variant) -> the metrics.csv column of a row that is not the table's own
+    row_metric: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
 
 
 def run_rows(run: str | Path) -> RunRows:
     info = json.loads((Path(run) / "run.json").read_text())
-    rows, rnd = {}, {}
+    rows, rnd, row_metric = {}, {}, {}
     for spec, rec in (info.get("detectors") or {}).items():
         desc = rec.get("describe", {})
         rows[spec] = [(r["table"], r["method"], r["variant"]) for r in desc.get("paper_rows", [])]
+        for r in desc.get("paper_rows", []):
+            if r.get("metric"):
+                row_metric[(spec, r["table"], r["method"], r["variant"])] = r["metric"]
         rnd[spec] = "random init" in json.dumps(desc.get("provenance", {}))
-    return RunRows(rows, rnd)
+    return RunRows(rows, rnd, row_metric)
 
 
 def build(run: str | Path, table: str, compare: bool = False, metric: str | None = None) -> tuple[pd.DataFrame, list[str]]:
@@ -120,7 +125,8 @@ def build(run: str | Path, table: str, compare: bool = False, metric: str | None
     """
     t = table_def(table)
     metric = metric_column(metric) if metric else t.metric
-    if compare and metric != t.metric:
+    own_metric = metric == t.metric
+    if compare and not own_metric:
         raise TableError(f"--compare-reported needs the paper's own metric: Table {t.id} reports {METRIC_NAMES[t.metric]}, not {METRIC_NAMES[metric]}")
     metrics = load_metrics(run)
     if metric not in metrics.columns:
@@ -131,18 +137,24 @@ def build(run: str | Path, table: str, compare: bool = False, metric: str | None
     if not present:
         raise TableError(f"run {run} has no set of Table {t.id} (suite {t.suite}: {', '.join(keys)})")
     rep = reported(t.id)
-    by_det = {spec: g.set_index("dataset")[metric] for spec, g in metrics.groupby("detector", sort=False)}
+    by_det = {spec: g.set_index("dataset") for spec, g in metrics.groupby("detector", sort=False)}
     records: list[dict] = []
     used: set[str] = set()
     for _, prow in rep.iterrows():
         for spec, rows in info.rows.items():
             if (t.id, prow["method"], prow["variant"]) in rows and spec in by_det:
-                records.append(_row(prow["method"], prow["variant"], spec, by_det[spec], present, prow if compare else None))
+                # A row with a metric of its own (Table II's "Oracle" row: oracle_acc) is shown in the
+                # table's own metric only: with --metric it would repeat the detector's main row.
+                row_metric = info.row_metric.get((spec, t.id, prow["method"], prow["variant"]))
+                if row_metric is not None and not own_metric:
+                    continue
+                col = row_metric or metric
+                records.append(_row(prow["method"], prow["variant"], spec, by_det[spec][col], present, prow if compare else None))
                 used.add(spec)
     if t.extras:
         for spec in by_det:
             if spec not in used and not any(r[0] == t.id for r in info.rows.get(spec, [])):
-                records.append(_row("not in the paper", spec, spec, by_det[spec], present, None))
+                records.append(_row("not in the paper", spec, spec, by_det[spec][metric], present, None))
     notes = []
     if any(info.random_init.get(r["_spec"], False) for r in records):
         notes.append("† randomly initialised weights (no pretrained weights were loaded): not comparable with the paper")

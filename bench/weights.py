@@ -77,6 +77,21 @@ def torchvision_state_dict(weights) -> tuple[dict, dict[str, str]]:
     return state, weight_record(path)
 
 
+def torchvision_backbone(arch: str, pretrained: bool):
+    """A torchvision model `arch` (e.g. "resnet50") with its ImageNet weights (IMAGENET1K_V1, found
+    locally or refused, see `torchvision_state_dict`) or randomly initialised; returns (model, what
+    run.json records as its weights). Callers replace the classifier head."""
+    import torchvision
+
+    model = getattr(torchvision.models, arch)(weights=None)
+    if not pretrained:
+        return model, "random init (pretrained=false)"
+    enum = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
+    state, rec = torchvision_state_dict(enum)
+    model.load_state_dict(state)
+    return model, {**rec, "what": f"torchvision {enum}"}
+
+
 def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:
     """`torch.load(path, weights_only=True)` with one clear sentence for a missing or corrupt file."""
     import torch

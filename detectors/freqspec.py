@@ -8,8 +8,13 @@ training, centre at test; no resize); ImageNet ResNet-34 with a 2-way head; SGD 
 0.9, dampening 0.9, weight decay 1e-4, batch 16, 20 epochs, cross-entropy.
 
 Differences: labels follow forensibench (1 = generated; AutoGAN uses real = 1), and the score is
-the softmax probability of "generated". The paper's Table I/II row is trained on CycleGAN; this
-detector trains on whatever labelled suite `train_suite` names (the ProGAN set by default).
+the softmax probability of "generated". The paper's Table I/II row is trained on CycleGAN
+(`train_suite=cyclegan-train`, AutoGAN's own `data/real|fake/<category>/trainA|trainB` layout);
+by default it trains on the ProGAN set like the other supervised rows.
+
+`weights=PATH` loads a checkpoint written by AutoGAN's `GAN_Detection_Train.py`
+(`{"epoch": int, "state_dict": ResNet state dict with fc 512 -> 2}`, e.g. `checkpoint_10.pth`) instead
+of training; its two output rows are swapped into forensibench's order (AutoGAN: index 1 = real).
 """
 from __future__ import annotations
 
@@ -17,11 +22,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forensibench.detector import Detector, PaperRow, TrainData, Training
+from forensibench.detector import Detector, DetectorError, PaperRow, TrainData, Training
 from forensibench.images import ImageSet
 from forensibench.loops import score_batches, train_classifier
 from forensibench.transforms import TransformSpec
-from forensibench.weights import torchvision_state_dict
+from forensibench.weights import load_checkpoint, torchvision_backbone, weight_record
 
 ARCHS = ("resnet18", "resnet34", "resnet50")
 
@@ -52,6 +57,7 @@ class FreqSpecParams:
     batch_size: int = field(default=16, metadata={"help": "training batch size"})
     lr: float = field(default=0.01, metadata={"help": "SGD learning rate (constant)"})
     train_suite: str = field(default="progan-train", metadata={"help": "labelled training suite (paper row: cyclegan-train)"})
+    weights: str = field(default="", metadata={"help": "AutoGAN checkpoint (checkpoint_N.pth) to load instead of training"})
 
     def validate(self) -> None:
         if self.arch not in ARCHS:
@@ -69,6 +75,11 @@ class FreqSpec(Detector):
     demo_variants = ({},)
     supports_save = True
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.params.weights:
+            self.training = Training.NONE  # the checkpoint is the training: no data needed
+
     def paper_rows(self) -> list[PaperRow]:
         if self.params.train_suite == "cyclegan-train":
             return [PaperRow("I", "FreqSpec", "CycleGAN"), PaperRow("II", "FreqSpec", "CycleGAN")]
@@ -82,22 +93,16 @@ class FreqSpec(Detector):
 
     def _build(self):
         import torch
-        import torchvision
 
-        model = getattr(torchvision.models, self.params.arch)(weights=None)
-        if self.params.pretrained:
-            enum = torchvision.models.get_model_weights(self.params.arch).IMAGENET1K_V1
-            state, rec = torchvision_state_dict(enum)
-            model.load_state_dict(state)
-            self.provenance["weights"] = {**rec, "what": f"torchvision {enum}"}
-        else:
-            self.provenance["weights"] = "random init (pretrained=false)"
+        model, self.provenance["weights"] = torchvision_backbone(self.params.arch, self.params.pretrained)
         model.fc = torch.nn.Linear(model.fc.in_features, 2)
         return model.to(self.runtime.device)
 
     def fit(self, train: TrainData) -> "FreqSpec":
         import torch
 
+        if self.params.weights:
+            return self._load_autogan(self.params.weights)
         self.model_ = self._build()
         p = self.params
         opt = torch.optim.SGD(self.model_.parameters(), lr=p.lr, momentum=0.9, dampening=0.9, weight_decay=1e-4)
@@ -106,6 +111,28 @@ class FreqSpec(Detector):
             self.model_, train.labelled, self.transform(train=True), self.runtime, p.epochs, opt,
             lambda m, x, y: ce(m(log_spectrum(x)), y), p.batch_size, desc=f"{self.name} train",
         )
+        return self
+
+    def _load_autogan(self, path: str) -> "FreqSpec":
+        """Load AutoGAN's checkpoint format; AutoGAN's label 1 is real, so the fc rows are swapped."""
+        import torch
+        import torchvision
+
+        ckpt = load_checkpoint(path, "AutoGAN checkpoint")
+        state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
+        state = {k.removeprefix("module."): v for k, v in state.items()}  # a DataParallel save
+        model = getattr(torchvision.models, self.params.arch)(weights=None)
+        model.fc = torch.nn.Linear(model.fc.in_features, 2)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise DetectorError(f"AutoGAN checkpoint {path} does not fit a {self.params.arch} with a 2-way head: {exc}") from None
+        with torch.no_grad():
+            model.fc.weight.copy_(model.fc.weight.flip(0))
+            model.fc.bias.copy_(model.fc.bias.flip(0))
+        self.model_ = model.to(self.runtime.device).eval()
+        self.provenance["weights"] = {**weight_record(path), "format": "AutoGAN checkpoint (real = 1; fc rows swapped)",
+                                      "epoch": ckpt.get("epoch") if isinstance(ckpt, dict) else None}
         return self
 
     def _prob_fake(self, x):

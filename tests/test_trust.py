@@ -23,26 +23,45 @@ from forensibench.weights import weight_record
 MIB = 2**20
 
 
+# Memory measurements run in a fresh process: in the long-lived test process, memory freed by earlier
+# tests may be reused without growing the RSS, which is not what these tests are about.
+_MEASURE_FRESH = """
+import json, time
+import numpy as np
+from forensibench.cost import measure
+MIB = 2**20
+if {high_water}:
+    big = np.ones(400 * MIB // 8)
+    del big  # the process's lifetime peak (ru_maxrss) is now above what the stage will reach
+with measure(10) as m:
+    a = np.ones({mib} * MIB // 8)  # touched
+    time.sleep(0.15)
+    del a
+print(json.dumps(m.record))
+"""
+
+
+def _measure_in_fresh_process(mib: int, high_water: bool) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _MEASURE_FRESH.format(mib=mib, high_water=high_water)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_measure_records_a_peak_freed_before_the_stage_ends():
-    with measure(10) as m:
-        a = np.ones(200 * MIB // 8)  # 200 MiB, touched
-        time.sleep(0.1)
-        del a
-    r = m.record
+    r = _measure_in_fresh_process(200, high_water=False)
     assert r["rss_growth_mb"] >= 180 and r["rss_peak_mb"] >= r["rss_start_mb"] + 180
     assert r["images"] == 10 and r["images_per_s"] == pytest.approx(10 / r["wall_s"], rel=0.05)
     assert "cuda_peak_mb" not in r and "features" not in r
 
 
 def test_measure_samples_a_peak_below_the_process_high_water_mark():
-    big = np.ones(400 * MIB // 8)
-    del big  # the process's lifetime peak (ru_maxrss) is now above what the stage will reach
-    with measure() as m:
-        a = np.ones(100 * MIB // 8)
-        time.sleep(0.15)
-        del a
-    assert m.record["peak_exact"] is False  # so the peak comes from the sampling thread
-    assert m.record["rss_growth_mb"] >= 90
+    r = _measure_in_fresh_process(100, high_water=True)
+    assert r["peak_exact"] is False  # so the peak comes from the sampling thread
+    assert r["rss_growth_mb"] >= 90
 
 
 def test_weights_loaded_collects_every_weight_record(tmp_path):
