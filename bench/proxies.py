@@ -230,7 +230,7 @@ class ColorJitter:
         from torchvision.transforms.v2 import functional as F
 
         b, c, s, h = self.factors(rng)
-        x = torch.from_numpy(img).permute(2, 0, 1).to(torch.float64) / 255.0
+        x = torch.tensor(img, dtype=torch.float64).permute(2, 0, 1) / 255.0
         x = F.adjust_hue(F.adjust_saturation(F.adjust_contrast(F.adjust_brightness(x, b), c), s), h)
         return _to_uint8(x.permute(1, 2, 0).numpy() * 255.0)
 
