@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forensibench.detector import format_value
 from forensibench.rundir import load_metrics, load_scores
 from forensibench.tables import TableError
 
@@ -72,6 +73,7 @@ def score_histograms(run: str | Path, out: str | Path, datasets: list[str] | Non
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     data = histogram_data(run, datasets, detectors)
     descs = _detectors(run)
@@ -89,6 +91,7 @@ def score_histograms(run: str | Path, out: str | Path, datasets: list[str] | Non
             if j == 0:
                 ax.set_ylabel(_row_label(det, descs.get(det, {})))
             ax.set_xlabel("anomaly score")
+            ax.xaxis.set_major_locator(MaxNLocator(4))
     axes[0][0].legend(fontsize="small")
     fig.suptitle("Fig. 3: anomaly scores, natural vs generated")
     fig.tight_layout()
@@ -113,7 +116,7 @@ def dr_sweep(run: str | Path, datasets: list[str] | None = None) -> pd.DataFrame
         m = metrics[metrics["detector"] == spec]
         if m.empty:
             continue
-        others = ",".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "dr")
+        others = ",".join(f"{k}={format_value(v)}" for k, v in sorted(params.items()) if k != "dr")
         rows.append({
             "detector": spec,
             "group": others,

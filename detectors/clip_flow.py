@@ -62,7 +62,7 @@ class CLIPFlowParams:
     depth: int = field(default=8, metadata={"help": "affine coupling blocks of the flow"})
     hidden: int = field(default=256, metadata={"help": "hidden units of each coupling block's MLP"})
     clamp: float = field(default=1.9, metadata={"help": "log-scales soft-clamped to clamp*tanh(s/clamp)"})
-    margin: float = field(default=1.0, metadata={"help": "proxy term softplus(margin - score): where it saturates"})
+    margin: float = field(default=10.0, metadata={"help": "proxy term relu(margin - score): no push beyond this score (nats per dimension)"})
     views: int = field(default=1, metadata={"help": "cached augmented views (crop, proxy mask) per training image"})
 
     def validate(self) -> None:

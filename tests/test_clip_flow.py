@@ -79,17 +79,21 @@ def _features(n, dim, seed, shift=0.0):
 
 
 def test_p_mode_trains_30_epochs_with_a_finite_bounded_loss():
+    from forensibench.detectors.clip_flow import CLIPFlowParams
+
+    p = CLIPFlowParams(mode="P")
+    assert p.resolved_epochs == 30 and p.resolved_ratio == 1.0
     torch.manual_seed(0)
     model = clip_flow_model(32, dr=16, depth=2, hidden=16)
     proxies = [_features(192, 32, 0, shift=1.0)]
     x = torch.as_tensor(proxies[0])
     before = model(x).detach()
-    losses = train_flow(model, None, proxies, epochs=30, batch_size=32, lr=1e-2, margin=1.0, seed=0)
+    # an aggressive learning rate (100x the paper's): the hinge keeps the loss finite and >= 0
+    losses = train_flow(model, None, proxies, epochs=p.resolved_epochs, batch_size=32, lr=1e-2, margin=p.margin, seed=0)
     assert len(losses) == 30 and np.isfinite(losses).all()
-    assert min(losses) >= 0.0 and losses[-1] < losses[0]  # relu(margin - score) >= 0
+    assert min(losses) >= 0.0 and losses[-1] < losses[0]
     after = model(x).detach()
-    assert after.mean() > before.mean() + 0.5  # the proxies' likelihood went down
-    assert torch.isfinite(after).all() and after.max() < 1e3
+    assert torch.isfinite(after).all() and after.mean() > before.mean() + 1.0  # the proxies' likelihood went down
 
 
 def test_n_mode_raises_the_naturals_likelihood_and_is_seeded():
