@@ -36,7 +36,8 @@ def _row_label(spec: str, desc: dict) -> str:
 def histogram_data(run: str | Path, datasets: list[str] | None = None, detectors: list[str] | None = None) -> pd.DataFrame:
     """Scores for Fig. 3: detector, dataset, label, score (finite scores only).
 
-    `detectors` default: every CLIP-Flow detector of the run, P mode first, then N+P, then N.
+    `detectors` default: the run's CLIP-Flow detectors with a Table I row (else every CLIP-Flow
+    detector), P mode first, then N+P, then N.
     `datasets` default: the paper's ProGAN, StarGAN, Guided and LDM_200 (those in the run).
     """
     scores = load_scores(run)
@@ -44,6 +45,9 @@ def histogram_data(run: str | Path, datasets: list[str] | None = None, detectors
     descs = _detectors(run)
     if detectors is None:
         detectors = [s for s, d in descs.items() if d.get("family") == "clip-flow"]
+        # the paper's own rows (Table I "Ours N / P / N+P") when the run has them, not every ablation
+        main = [s for s in detectors if any(r.get("table") == "I" for r in descs[s].get("paper_rows", []))]
+        detectors = main or detectors
         detectors.sort(key=lambda s: MODE_ORDER.get(descs[s].get("params", {}).get("mode"), 9))
         if not detectors:
             raise TableError(f"run {run} has no CLIP-Flow detector; name detectors with --detector")

@@ -13,9 +13,9 @@ Every choice the paper leaves open is listed in the README ("CLIP-Flow: what the
 what we chose"); in short:
 
 * Eq. 7 as printed has the two terms' signs swapped with respect to Eq. 6, Eq. 8 and the text; we
-  implement Eq. 6 / the text: loss = mean_n score(z_n) + mean_m softplus(margin - score(z'_m)). The
-  proxy term is the paper's -score(z') while score(z') << margin and saturates at 0 beyond it, so
-  the loss is bounded below (minimising a likelihood is not).
+  implement Eq. 6 / the text: loss = mean_n score(z_n) + mean_m relu(margin - score(z'_m)). The
+  proxy term is the paper's -score(z') (up to a constant) below the margin and 0 beyond it, so the
+  loss is bounded below (minimising a likelihood is not).
 * The flow: `depth` normflows affine coupling blocks (`AffineCouplingBlock`, an MLP with one hidden
   layer of `hidden` units, last layer initialised at zero) alternating with fixed random
   permutations; each log-scale is soft-clamped to clamp * tanh(s / clamp) (normflows' `exp` scale
@@ -182,7 +182,7 @@ def eq8_score(flow, z):
 
 def clip_flow_loss(s_nat, s_prox, margin: float):
     """Eq. 6 normalised by C (what Eqs. 6 and 8 and the text mean), with a bounded proxy term:
-    mean(score(naturals)) + mean(softplus(margin - score(proxies))); either may be None."""
+    mean(score(naturals)) + mean(relu(margin - score(proxies))); either may be None."""
     import torch
     import torch.nn.functional as F
 

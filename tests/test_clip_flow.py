@@ -60,7 +60,7 @@ def test_loss_is_eq6_over_c_with_a_hinge_on_proxies():
     g = torch.Generator().manual_seed(4)
     zn, zp = torch.randn(8, 4, dtype=torch.float64, generator=g), torch.randn(6, 4, dtype=torch.float64, generator=g)
     sn, sp = eq8_score(flow, zn), eq8_score(flow, zp)
-    margin = float(sp.max()) + 1.0  # every proxy below the margin: the hinge is linear
+    margin = sp.max().item() + 1.0  # every proxy below the margin: the hinge is linear
     eq6_over_c = -flow.log_prob(zn).mean() / 4 + flow.log_prob(zp).mean() / 4  # Eq. 6 divided by C
     loss = clip_flow_loss(sn, sp, margin)
     assert float(loss) == pytest.approx(float(eq6_over_c) + margin, abs=1e-10)  # the log(2 pi) constants cancel

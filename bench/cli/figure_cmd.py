@@ -9,7 +9,7 @@ def register(main: click.Group) -> None:
     @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False), help="run directory")
     @click.option("--fig", "fig", required=True, type=click.Choice(["3", "4"]), help="3: score histograms per mode; 4: AP vs DR dimension")
     @click.option("--datasets", default=None, help="comma-separated sets (Fig. 3 default: progan,stargan,guided,ldm_200; Fig. 4 default: every set of the run)")
-    @click.option("--detector", "detectors", multiple=True, help="Fig. 3: detector spec of a row (repeatable; default: every CLIP-Flow detector)")
+    @click.option("--detector", "detectors", multiple=True, help="Fig. 3: detector spec of a row (repeatable; default: the CLIP-Flow detectors with a Table I row)")
     @click.option("--bins", type=int, default=30, show_default=True, help="Fig. 3: histogram bins")
     @click.option("--out", default=None, type=click.Path(dir_okay=False), help="PNG path (default: RUN/figures/fig<N>.png)")
     def figure_command(run_dir, fig, datasets, detectors, bins, out) -> None:
