@@ -63,7 +63,7 @@ def test_loss_is_eq6_over_c_with_a_hinge_on_proxies():
     margin = sp.max().item() + 1.0  # every proxy below the margin: the hinge is linear
     eq6_over_c = -flow.log_prob(zn).mean() / 4 + flow.log_prob(zp).mean() / 4  # Eq. 6 divided by C
     loss = clip_flow_loss(sn, sp, margin)
-    assert float(loss) == pytest.approx(float(eq6_over_c) + margin, abs=1e-10)  # the log(2 pi) constants cancel
+    assert loss.item() == pytest.approx(eq6_over_c.item() + margin, abs=1e-10)  # the log(2 pi) constants cancel
     # gradients: naturals' scores pushed down, proxies' up until the margin, then left alone
     s_nat = torch.tensor([0.2, 0.4], requires_grad=True)
     s_prox = torch.tensor([0.0, 3.0], requires_grad=True)
