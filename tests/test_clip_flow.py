@@ -184,3 +184,18 @@ def test_seeded_resized_crop_is_a_deterministic_window():
     assert (a == full[top : top + 48, left : left + 48]).all()
     windows = {SeededResizedCrop(64, 48, view=v).window(image_rng(0, "a.png", SeededResizedCrop(64, 48, view=v).key)) for v in range(8)}
     assert len(windows) > 1  # views are independent windows
+
+
+def test_views_are_independent_augmentations(synth_root):
+    from forensibench.runner import TrainingRoots
+
+    rt = Runtime(progress=False)
+    natural = TrainingRoots(synth_root).natural()[0]
+    two = registry.create("clip-flow:backbone=tiny-random,views=2", rt)
+    nat, prox = two.training_features(natural, seed=0)
+    assert len(nat) == len(prox) == 2 and nat[0].shape == (len(natural), 256)
+    assert not np.allclose(nat[0], nat[1]) and not np.allclose(prox[0], prox[1])  # other windows, other masks
+    one = registry.create("clip-flow:backbone=tiny-random,mode=N", rt)
+    passes = rt.features.passes
+    nat_one, prox_one = one.training_features(natural, seed=0)
+    assert prox_one is None and np.array_equal(nat_one[0], nat[0]) and rt.features.passes == passes  # view 0 is shared
