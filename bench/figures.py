@@ -143,7 +143,7 @@ def dr_figure(run: str | Path, out: str | Path, datasets: list[str] | None = Non
     import matplotlib.pyplot as plt
 
     data = dr_sweep(run, datasets)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(7.0, 4.2 + 0.25 * len(data)))
     ax2 = ax.twinx()
     groups = list(dict.fromkeys(data["group"]))
     varying = _varying_keys(groups)
@@ -167,7 +167,8 @@ def dr_figure(run: str | Path, out: str | Path, datasets: list[str] | None = Non
     ax2.set_ylabel("parameters (DR + flow)")
     lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize="x-small", loc="best")
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize="x-small", loc="upper center",
+              bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     ax.set_title("Fig. 4: DR dimension ablation")
     fig.tight_layout()
     return _save(fig, out)
