@@ -11,6 +11,17 @@ ceil(area x ratio) random positions of the band, the same in every channel, set 
 real part. Unlike their code, values are clipped to [0, 255] before the 8-bit conversion (theirs
 wraps around).
 
+`FrequencyPhaseMask` (CLIP-Flow's "FM (onlyphase)", Table III) picks positions exactly as
+`FrequencyMask` does and keeps their amplitude but sets their phase to 0 (F -> |F|).
+
+The spatial proxies of Table III, chosen as "a relatively small modification" (Sec. IV-C), all at
+full resolution on 0-255 values, rounded and clipped to uint8:
+`GaussianSmoothing` (Gaussian blur, sigma 1 px), `Sharpening` (unsharp mask x + 0.5 (x - blur_1(x))),
+`GaussianNoise` (i.i.d. N(0, 5^2) per pixel and channel: the paper's sigma = 5) and `ColorJitter`
+(brightness, contrast, saturation factors uniform in [0.9, 1.1] and a hue shift uniform in
+[-0.02, 0.02] of the hue circle, applied in that order with torchvision's formulas).
+`make_proxy(kind, band, ratio)` builds any of them from CLIP-Flow's spec keys.
+
 `BandStop` is the validation proxy of one-class detectors' thresholds (CLIP-Flow Sec. IV-A:
 "frequency-perturbed images by masking the frequency band of (30, 100), generated in a different
 way than the frequency masking used for the training set"). Our reading: every frequency whose
@@ -22,6 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+PROXIES = ("fm", "fm-phase", "smoothing", "sharpening", "noise", "jitter")
 
 
 def apply_spectral_mask(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -108,3 +121,132 @@ class FrequencyMask:
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return apply_spectral_mask(img, self.mask(img.shape[0], img.shape[1], rng))
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class FrequencyPhaseMask:
+    """FrequencyMask's positions (band, ratio), amplitude kept, phase set to 0, every channel.
+
+    The output is the real part of the inverse FFT, clipped (as `apply_spectral_mask`).
+    """
+
+    band: str = "low"
+    ratio: float = 0.1
+
+    def __post_init__(self) -> None:
+        FrequencyMask(self.band, self.ratio)  # validates band and ratio
+
+    @property
+    def key(self) -> str:
+        return f"fm-phase(band={self.band},ratio={self.ratio:g})"
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        masked = FrequencyMask(self.band, self.ratio).mask(img.shape[0], img.shape[1], rng) == 0
+        spec = np.fft.fft2(img.astype(np.float64), axes=(0, 1))
+        spec[masked] = np.abs(spec[masked])
+        return _to_uint8(np.fft.ifft2(spec, axes=(0, 1)).real)
+
+
+def gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of a float [H, W, C] image over H and W (scipy, 'reflect' borders, 4 sigma)."""
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(x.astype(np.float64), sigma=(sigma, sigma, 0), mode="reflect", truncate=4.0)
+
+
+@dataclass(frozen=True)
+class GaussianSmoothing:
+    sigma: float = 1.0
+
+    @property
+    def key(self) -> str:
+        return f"smooth(sigma={self.sigma:g})"
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        return _to_uint8(gaussian_blur(img, self.sigma))
+
+
+@dataclass(frozen=True)
+class Sharpening:
+    """Unsharp masking: x + amount * (x - gaussian_blur(x, sigma))."""
+
+    amount: float = 0.5
+    sigma: float = 1.0
+
+    @property
+    def key(self) -> str:
+        return f"sharpen(amount={self.amount:g},sigma={self.sigma:g})"
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        x = img.astype(np.float64)
+        return _to_uint8(x + self.amount * (x - gaussian_blur(x, self.sigma)))
+
+
+@dataclass(frozen=True)
+class GaussianNoise:
+    """Additive i.i.d. Gaussian noise of standard deviation `sigma` on the 0-255 scale."""
+
+    sigma: float = 5.0
+
+    @property
+    def key(self) -> str:
+        return f"noise(sigma={self.sigma:g})"
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return _to_uint8(img.astype(np.float64) + rng.normal(0.0, self.sigma, img.shape))
+
+
+@dataclass(frozen=True)
+class ColorJitter:
+    """Brightness, contrast, saturation (factors in [1 - a, 1 + a]) then hue (shift in [-h, h]).
+
+    torchvision's formulas on [0, 1] floats, in this fixed order (torchvision's ColorJitter
+    shuffles the order); one rounding to uint8 at the end.
+    """
+
+    brightness: float = 0.1
+    contrast: float = 0.1
+    saturation: float = 0.1
+    hue: float = 0.02
+
+    @property
+    def key(self) -> str:
+        return f"jitter(b={self.brightness:g},c={self.contrast:g},s={self.saturation:g},h={self.hue:g})"
+
+    def factors(self, rng: np.random.Generator) -> tuple[float, float, float, float]:
+        """(brightness, contrast, saturation, hue shift) drawn from `rng`, in that order."""
+        b = rng.uniform(1 - self.brightness, 1 + self.brightness)
+        c = rng.uniform(1 - self.contrast, 1 + self.contrast)
+        s = rng.uniform(1 - self.saturation, 1 + self.saturation)
+        h = rng.uniform(-self.hue, self.hue)
+        return float(b), float(c), float(s), float(h)
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        import torch
+        from torchvision.transforms.v2 import functional as F
+
+        b, c, s, h = self.factors(rng)
+        x = torch.tensor(img, dtype=torch.float64).permute(2, 0, 1) / 255.0
+        x = F.adjust_hue(F.adjust_saturation(F.adjust_contrast(F.adjust_brightness(x, b), c), s), h)
+        return _to_uint8(x.permute(1, 2, 0).numpy() * 255.0)
+
+
+def make_proxy(kind: str, band: str = "low", ratio: float = 0.1):
+    """The proxy PreOp named by CLIP-Flow's spec keys (`band` and `ratio` apply to fm, fm-phase)."""
+    if kind == "fm":
+        return FrequencyMask(band, ratio)
+    if kind == "fm-phase":
+        return FrequencyPhaseMask(band, ratio)
+    if kind == "smoothing":
+        return GaussianSmoothing()
+    if kind == "sharpening":
+        return Sharpening()
+    if kind == "noise":
+        return GaussianNoise()
+    if kind == "jitter":
+        return ColorJitter()
+    raise ValueError(f"proxy={kind!r}: expected one of {', '.join(PROXIES)}")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 # CLIP's normalisation (OpenAI), and ImageNet's.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -81,9 +83,50 @@ class TransformSpec:
         return v2.Compose(ops)
 
 
+@dataclass(frozen=True)
+class SeededResizedCrop:
+    """Training augmentation as a pre-operation: resize to `resize` x `resize` (bilinear,
+    antialiased, the same torchvision op as `TransformSpec`), then a `crop` x `crop` window at a
+    position drawn from the per-image generator.
+
+    A random crop inside `TransformSpec` changes at every pass, so its features cannot be cached;
+    as a `PreOp` (see `forensibench.images`) the window is a function of (seed, path, key), so a
+    feature store can memoise the features of each augmented view. `view` enters the key: views
+    0, 1, 2... of one image get independent windows.
+    """
+
+    resize: int = 256
+    crop: int = 224
+    view: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"seededcrop(resize{self.resize}sq-bilinear,crop{self.crop},view{self.view})"
+
+    def window(self, rng: np.random.Generator) -> tuple[int, int]:
+        """(top, left) of the crop in the resized image."""
+        top = int(rng.integers(0, self.resize - self.crop + 1))
+        left = int(rng.integers(0, self.resize - self.crop + 1))
+        return top, left
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        import torch
+        from torchvision.transforms.v2 import functional as F
+
+        x = torch.tensor(img).permute(2, 0, 1)  # a copy: decoded arrays may be read-only
+        x = F.resize(x, [self.resize, self.resize], interpolation=F.InterpolationMode.BILINEAR, antialias=True)
+        top, left = self.window(rng)
+        return x[:, top : top + self.crop, left : left + self.crop].permute(1, 2, 0).numpy().copy()
+
+
 def clip_flow_test() -> TransformSpec:
     """CLIP-Flow's test transform: resize 256x256 bilinear, centre crop 224, CLIP mean/std."""
     return TransformSpec(resize=256, crop=224, mean=CLIP_MEAN, std=CLIP_STD)
+
+
+def clip_normalise() -> TransformSpec:
+    """Only CLIP's mean/std: for images a `SeededResizedCrop` pre-operation already cropped."""
+    return TransformSpec(mean=CLIP_MEAN, std=CLIP_STD)
 
 
 def univfd_test(mean=CLIP_MEAN, std=CLIP_STD) -> TransformSpec:

@@ -78,3 +78,110 @@ def test_frequency_mask_matches_a_hand_computation():
     zero = fm.mask(32, 32, np.random.default_rng(3)) == 0
     spec_out = np.abs(np.fft.fft2(out.astype(float), axes=(0, 1)))
     assert spec_out[zero].max() < 0.05 * spec_out[~zero].max()
+
+
+# -- the other proxies of Table III, each against a computation written out by hand ------------
+
+
+def _gaussian_kernel(sigma):
+    radius = int(4.0 * sigma + 0.5)
+    x = np.arange(-radius, radius + 1)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum(), radius
+
+
+def _blur_by_hand(img, sigma):
+    """Separable Gaussian convolution, borders mirrored with the edge pixel repeated (d c b a | a b c d)."""
+    k, r = _gaussian_kernel(sigma)
+    x = np.pad(img.astype(float), ((r, r), (r, r), (0, 0)), mode="symmetric")
+    h, w = img.shape[:2]
+    rows = sum(k[i] * x[i : i + h, :, :] for i in range(2 * r + 1))
+    return sum(k[i] * rows[:, i : i + w, :] for i in range(2 * r + 1))
+
+
+def _random_image(seed, h=24, w=20):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3)).astype(np.uint8)
+
+
+def test_smoothing_and_sharpening_match_a_hand_convolution():
+    from forensibench.proxies import GaussianSmoothing, Sharpening, gaussian_blur
+
+    img = _random_image(0)
+    np.testing.assert_allclose(gaussian_blur(img, 1.0), _blur_by_hand(img, 1.0), atol=1e-9)
+    blur = _blur_by_hand(img, 1.0)
+    assert (GaussianSmoothing(1.0)(img) == np.clip(np.round(blur), 0, 255)).all()
+    sharp = img + 0.5 * (img - blur)
+    assert (Sharpening(0.5, 1.0)(img) == np.clip(np.round(sharp), 0, 255)).all()
+    # smoothing lowers high-frequency energy, sharpening raises it
+    hf = lambda a: np.abs(np.diff(a.astype(float), axis=1)).mean()  # noqa: E731
+    assert hf(GaussianSmoothing()(img)) < 0.5 * hf(img) < hf(img) < hf(Sharpening()(img))
+
+
+def test_gaussian_noise_has_sigma_5_and_is_seeded():
+    from forensibench.proxies import GaussianNoise
+
+    img = np.full((200, 200, 3), 128, np.uint8)  # far from the clipping bounds
+    out = GaussianNoise()(img, np.random.default_rng(5))
+    expect = np.clip(np.round(128 + np.random.default_rng(5).normal(0, 5.0, img.shape)), 0, 255)
+    assert (out == expect).all()
+    assert abs((out.astype(float) - 128).std() - 5.0) < 0.1
+    assert (GaussianNoise()(img, np.random.default_rng(6)) != out).any()
+
+
+def test_color_jitter_matches_colorsys():
+    import colorsys
+
+    from forensibench.proxies import ColorJitter
+
+    img = _random_image(2, 6, 5)
+    cj = ColorJitter(0.1, 0.1, 0.1, 0.02)
+    b, c, s, h = cj.factors(np.random.default_rng(9))
+    assert 0.9 <= b <= 1.1 and 0.9 <= c <= 1.1 and 0.9 <= s <= 1.1 and -0.02 <= h <= 0.02
+    x = img.astype(float) / 255
+    x = np.clip(x * b, 0, 1)
+    gray = lambda a: 0.2989 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]  # noqa: E731
+    x = np.clip(c * x + (1 - c) * gray(x).mean(), 0, 1)
+    x = np.clip(s * x + (1 - s) * gray(x)[..., None], 0, 1)
+    out = np.empty_like(x)
+    for i in np.ndindex(x.shape[:2]):
+        hh, ss, vv = colorsys.rgb_to_hsv(*x[i])
+        out[i] = colorsys.hsv_to_rgb((hh + h) % 1.0, ss, vv)
+    got = cj(img, np.random.default_rng(9)).astype(int)
+    assert np.abs(got - np.round(out * 255)).max() <= 1  # float rounding at .5 boundaries
+
+
+def test_phase_mask_keeps_amplitude_and_zeroes_phase():
+    from forensibench.proxies import FrequencyMask, FrequencyPhaseMask
+
+    img = _random_image(3, 32, 32)
+    op = FrequencyPhaseMask("low", 0.5)
+    out = op(img, np.random.default_rng(4))
+    masked = FrequencyMask("low", 0.5).mask(32, 32, np.random.default_rng(4)) == 0  # same positions
+    assert masked[:8, :8].sum() == 32 and not masked[8:, :].any() and not masked[:, 8:].any()
+    for ch in range(3):
+        F = np.fft.fft2(img[..., ch].astype(float))
+        amp, phase = np.abs(F), np.angle(F)
+        phase[masked] = 0.0
+        expect = np.fft.ifft2(amp * np.exp(1j * phase)).real
+        assert (out[..., ch] == np.clip(np.round(expect), 0, 255)).all()
+    # The real part symmetrises the spectrum: at a masked position k whose mirror -k is kept,
+    # the output's coefficient is (|F(k)| + F(k)) / 2 (amplitude kept only where the phase was ~0).
+    G = np.fft.fft2(np.fft.ifft2(np.where(masked, np.abs(np.fft.fft2(img[..., 0].astype(float))), np.fft.fft2(img[..., 0].astype(float)))).real)
+    F0 = np.fft.fft2(img[..., 0].astype(float))
+    ky, kx = np.argwhere(masked & (np.arange(32)[:, None] > 0))[0]
+    assert np.isclose(G[ky, kx], (np.abs(F0[ky, kx]) + F0[ky, kx]) / 2)
+    assert np.isclose(np.abs(G[-ky, -kx]), np.abs(G[ky, kx]))
+
+
+def test_make_proxy_names_every_kind():
+    from forensibench.proxies import PROXIES, make_proxy
+
+    keys = {make_proxy(k, "mid", 0.2).key for k in PROXIES}
+    assert len(keys) == len(PROXIES)
+    assert make_proxy("fm", "mid", 0.2).key == "fm(band=mid,ratio=0.2)"
+    import pytest
+
+    with pytest.raises(ValueError, match="proxy='blur'"):
+        make_proxy("blur")
+    with pytest.raises(ValueError, match="band='top'"):
+        make_proxy("fm-phase", "top", 0.1)
