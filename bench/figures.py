@@ -174,6 +174,46 @@ def dr_figure(run: str | Path, out: str | Path, datasets: list[str] | None = Non
     return _save(fig, out)
 
 
+def pr_curves(run: str | Path, out: str | Path, datasets: list[str] | None = None, detectors: list[str] | None = None) -> Path:
+    """Precision-recall curves (scikit-learn), one panel per set, one line per detector, AP in the legend.
+
+    `datasets` default: up to eight clean sets of the run, in run order; `detectors`: all.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    scores = load_scores(run)
+    scores = scores[np.isfinite(scores["score"])]
+    present = [d for d in dict.fromkeys(scores["dataset"]) if "@" not in d]
+    datasets = datasets or present[:8]
+    dets = detectors or list(dict.fromkeys(scores["detector"]))
+    cols = min(4, len(datasets))
+    rows = -(-len(datasets) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.0 * rows), squeeze=False)
+    for k, ds in enumerate(datasets):
+        ax = axes[k // cols][k % cols]
+        for j, det in enumerate(dets):
+            cell = scores[(scores["dataset"] == ds) & (scores["detector"] == det)]
+            if cell["label"].nunique() < 2:
+                continue
+            prec, rec, _ = precision_recall_curve(cell["label"], cell["score"])
+            ap = 100 * average_precision_score(cell["label"], cell["score"])
+            ax.step(rec, prec, where="post", color=f"C{j % 10}", label=f"{det[:28]} ({ap:.1f})")
+        ax.set_title(ds)
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_ylim(0, 1.02)
+        ax.legend(fontsize="xx-small", loc="lower left")
+    for k in range(len(datasets), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    fig.suptitle("Precision-recall curves (AP % in the legend)")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
 def _varying_keys(groups: list[str]) -> set[str]:
     """Parameter names whose values differ between groups (to name the lines)."""
     values: dict[str, set[str]] = {}

@@ -1,4 +1,4 @@
-"""`forensibench figure`: the CLIP-Flow paper's Fig. 3 and Fig. 4 from a run, as PNG."""
+"""`forensibench figure`: the CLIP-Flow paper's Fig. 3 and Fig. 4, or precision-recall curves, from a run, as PNG."""
 from __future__ import annotations
 
 import click
@@ -7,7 +7,7 @@ import click
 def register(main: click.Group) -> None:
     @main.command("figure")
     @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False), help="run directory")
-    @click.option("--fig", "fig", required=True, type=click.Choice(["3", "4"]), help="3: score histograms per mode; 4: AP vs DR dimension")
+    @click.option("--fig", "fig", required=True, type=click.Choice(["3", "4", "pr"]), help="3: score histograms per mode; 4: AP vs DR dimension; pr: precision-recall curves")
     @click.option("--datasets", default=None, help="comma-separated sets (Fig. 3 default: progan,stargan,guided,ldm_200; Fig. 4 default: every set of the run)")
     @click.option("--detector", "detectors", multiple=True, help="Fig. 3: detector spec of a row (repeatable; default: the CLIP-Flow detectors with a Table I row)")
     @click.option("--bins", type=int, default=30, show_default=True, help="Fig. 3: histogram bins")
@@ -23,6 +23,8 @@ def register(main: click.Group) -> None:
         out = out or str(Path(run_dir) / "figures" / f"fig{fig}.png")
         if fig == "3":
             path = figures.score_histograms(run_dir, out, sets, list(detectors) or None, bins)
+        elif fig == "pr":
+            path = figures.pr_curves(run_dir, out, sets, list(detectors) or None)
         else:
             if detectors:
                 raise click.UsageError("--detector selects Fig. 3 rows; Fig. 4 uses every CLIP-Flow detector of the run")
