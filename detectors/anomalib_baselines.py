@@ -20,7 +20,6 @@ import inspect
 import json
 import logging
 import math
-import os
 import tempfile
 import warnings
 from dataclasses import dataclass, field, fields
