@@ -9,18 +9,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from forensibench.registry import available, get, spec_string
+from forensibench.registry import available, get, toy_spec
 
 
 def demo_specs() -> list[str]:
     """One spec per demo variant of every registered detector, at toy size."""
-    specs = []
-    for name in available():
-        cls = get(name)
-        for variant in cls.demo_variants:
-            params = cls.Params(**{**cls.toy_params, **variant})
-            specs.append(spec_string(name, params))
-    return specs
+    return [toy_spec(name, **variant) for name in available() for variant in get(name).demo_variants]
 
 
 def demo(out: str | Path = "forensibench-demo", per_class: int = 16, progress: bool = True, echo: Callable[[str], None] = print, bootstrap: int = 200) -> Path:

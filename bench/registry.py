@@ -176,6 +176,12 @@ def spec_string(name: str, params: Any) -> str:
     return name + (":" + ",".join(parts) if parts else "")
 
 
+def toy_spec(name: str, **overrides: Any) -> str:
+    """The canonical spec of detector `name` at its toy size (`toy_params`, then `overrides`)."""
+    cls = get(name)
+    return spec_string(name, cls.Params(**{**cls.toy_params, **overrides}))
+
+
 def canonical(spec: str) -> str:
     """The canonical form of `spec` (``clip-flow:mode=N+P`` and ``clip-flow`` name the same detector)."""
     name, raw = parse_spec(spec)

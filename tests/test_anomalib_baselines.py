@@ -11,16 +11,11 @@ import numpy as np
 import pytest
 
 from forensibench.detector import DetectorError, Runtime, TrainData
-from forensibench.registry import RegistryError, create, get, spec_string
+from forensibench.registry import RegistryError, create, get, toy_spec
 from forensibench.suites import load_suite
 
 TEN = ("padim", "cfa", "ganomaly", "dsr", "draem", "stfpm", "rd", "dfm", "fastflow", "cflow")
 PAPER_NAMES = ("PaDiM", "CFA", "GANomaly", "DSR", "DRAEM", "STFPM", "RD", "DFM", "FastFlow", "CFlow")
-
-
-def toy_spec(name: str, **extra) -> str:
-    cls = get(name)
-    return spec_string(name, cls.Params(**{**cls.toy_params, **extra}))
 
 
 @pytest.fixture

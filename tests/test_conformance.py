@@ -10,15 +10,14 @@ import pytest
 
 from forensibench import tables
 from forensibench.detector import Detector, Training
-from forensibench.registry import available, create, get, spec_string
+from forensibench.registry import available, create, get, toy_spec
 from forensibench.runner import TrainingRoots, _train_data, seed_everything
 from forensibench.suites import load_suite
 from forensibench.transforms import TransformSpec
 
 
 def toy(name: str) -> Detector:
-    cls = get(name)
-    return create(spec_string(name, cls.Params(**cls.toy_params)))
+    return create(toy_spec(name))
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,18 @@ import click
 def register(main: click.Group) -> None:
     @main.command("list")
     @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-    def list_detectors(fmt: str) -> None:
+    @click.option("--toy-specs", is_flag=True, help="print, one per line, the spec of every detector at its toy size (fast, offline)")
+    def list_detectors(fmt: str, toy_specs: bool) -> None:
         """List registered detectors (built-ins and plugins)."""
         import json
 
         from tabulate import tabulate
 
-        from forensibench.registry import describe_all
+        from forensibench.registry import available, describe_all, toy_spec
+
+        if toy_specs:
+            click.echo("\n".join(toy_spec(name) for name in available()))
+            return
 
         rows = describe_all()
         if fmt == "json":
