@@ -126,6 +126,9 @@ class Detector:
     # The demo runs one detector per entry (parameters on top of toy_params); empty: not in the demo.
     demo_variants: ClassVar[tuple[dict[str, Any], ...]] = ()
     supports_save: ClassVar[bool] = False
+    # The parameter that names a trained checkpoint (the authors' released weights): when it is set,
+    # the checkpoint replaces training, so the detector needs no training data (Training.NONE).
+    checkpoint_param: ClassVar[str | None] = None
     # True for detectors that also predict each image's source (real or a generator): `attribute`.
     attributes: ClassVar[bool] = False
 
@@ -136,6 +139,8 @@ class Detector:
             params = dataclasses.replace(params, **overrides)
         self.params = params
         self.runtime = runtime or Runtime()
+        if self.checkpoint_param and getattr(params, self.checkpoint_param, None):
+            self.training = Training.NONE  # the checkpoint is the training: no data needed
         # What the detector loaded, for run.json: {"weights": "random init" | {"path":..,"sha256":..}}
         self.provenance: dict[str, Any] = {}
 

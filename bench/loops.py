@@ -15,6 +15,18 @@ from forensibench.images import ImageSet, PreOp, iter_batches
 from forensibench.transforms import TransformSpec
 
 
+def optimisation_step(optimizer, loss, desc: str) -> float:
+    """One step on `loss` (zero grads, backward, step); a non-finite loss is a DetectorError."""
+    import torch
+
+    if not torch.isfinite(loss):
+        raise DetectorError(f"{desc}: the training loss became {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.item())
+
+
 def train_classifier(
     model,
     images: ImageSet,
@@ -56,13 +68,7 @@ def train_classifier(
         for idx, x in iter_batches(epoch_images, transform, batch_size, runtime.workers, shuffle=True):
             x = x.to(runtime.device)
             y = labels[idx].to(runtime.device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model, x, y)
-            if not torch.isfinite(loss):
-                raise DetectorError(f"{desc}: the training loss became {loss.item()}")
-            loss.backward()
-            optimizer.step()
-            total += float(loss.item()) * len(idx)
+            total += optimisation_step(optimizer, loss_fn(model, x, y), desc) * len(idx)
             n += len(idx)
         if n == 0:
             raise DetectorError(f"{desc}: no training image could be decoded")
@@ -117,13 +123,7 @@ def train_head(
             idx = order[start : start + batch_size]
             x = x_all[idx].to(runtime.device)
             y = y_all[idx].to(runtime.device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(head, x, y)
-            if not torch.isfinite(loss):
-                raise DetectorError(f"{desc}: the training loss became {loss.item()}")
-            loss.backward()
-            optimizer.step()
-            total += float(loss.item()) * len(idx)
+            total += optimisation_step(optimizer, loss_fn(head, x, y), desc) * len(idx)
         losses.append(total / n)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
     head.eval()

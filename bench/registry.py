@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-from importlib import import_module, metadata
+from importlib import metadata
 from typing import Any
 
 from forensibench.detector import Detector, Runtime, convert_value, format_value, param_help

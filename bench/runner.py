@@ -39,7 +39,7 @@ from forensibench.proxies import VALIDATION_PROXY
 from forensibench.provenance import command_line, git_state, versions, weights_loaded
 from forensibench.registry import create
 from forensibench.rundir import RunDir, RunDirError, atomic_write_csv, atomic_write_json, atomic_write_parquet, display_path
-from forensibench.suites import Sampling, Suite, SuiteError, load_suite
+from forensibench.suites import Suite, SuiteError, load_suite
 from forensibench.weights import weight_record
 
 

@@ -156,7 +156,7 @@ def timm_pretrained_file(model_name: str, path_key: str | None = None) -> tuple[
         f"pretrained timm weights of {model_name} are not on this machine: put {where}, "
         f"set FORENSIBENCH_ALLOW_DOWNLOADS=1 to download them, "
         + (f"pass {path_key}=/path/to/file, " if path_key else "")
-        + f"or pass pretrained=false for a randomly initialised backbone"
+        + "or pass pretrained=false for a randomly initialised backbone"
     )
 
 

@@ -34,7 +34,6 @@ state dict, OpenAI/open_clip key names) with `classes=` naming its generators in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -90,11 +89,7 @@ class ClipFinetune(Detector):
     description = "CLIP fine-tuned as image-caption matching; also names the generator (Moskowitz et al. 2024)"
     Params = ClipFinetuneParams
     toy_params = {"arch": TINY_RANDOM, "epochs": 2, "batch_size": 16, "head_epochs": 5}
-
-    def __init__(self, params: Any = None, runtime=None, **overrides: Any):
-        super().__init__(params, runtime, **overrides)
-        if self.params.weights:
-            self.training = Training.NONE
+    checkpoint_param = "weights"
 
     # -- configuration --------------------------------------------------------------------
     @property

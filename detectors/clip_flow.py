@@ -34,6 +34,7 @@ import numpy as np
 
 from forensibench.detector import Detector, DetectorError, PaperRow, TrainData, Training
 from forensibench.images import ImageSet
+from forensibench.loops import optimisation_step
 from forensibench.proxies import BANDS, PROXIES, make_proxy
 from forensibench.transforms import SeededResizedCrop, TransformSpec, clip_flow_test, clip_normalise
 
@@ -221,13 +222,7 @@ def train_flow(model, natural, proxy, epochs: int, batch_size: int, lr: float, m
         for idx in torch.randperm(n, generator=gen).split(batch_size):
             s_nat = model(nat[v][idx].to(device)) if nat is not None else None
             s_prox = model(prox[v][idx].to(device)) if prox is not None else None
-            loss = clip_flow_loss(s_nat, s_prox, margin)
-            if not torch.isfinite(loss):
-                raise DetectorError(f"{desc}: the training loss became {loss.item()} in epoch {epoch + 1}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.item()) * len(idx)
+            total += optimisation_step(opt, clip_flow_loss(s_nat, s_prox, margin), f"{desc}, epoch {epoch + 1}") * len(idx)
         losses.append(total / n)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
     model.eval()

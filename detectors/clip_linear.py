@@ -93,12 +93,8 @@ class ClipLinear(Detector):
     training = Training.SUPERVISED
     threshold = "probability"
     supports_save = True
+    checkpoint_param = "weights"  # a released head: nothing to fit
     crop = 224
-
-    def __init__(self, params: Any = None, runtime=None, **overrides: Any):
-        super().__init__(params, runtime, **overrides)
-        if self.params.weights:
-            self.training = Training.NONE  # a released head: nothing to fit
 
     # -- configuration --------------------------------------------------------------------
     @property

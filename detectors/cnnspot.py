@@ -84,11 +84,7 @@ class CNNSpot(Detector):
     toy_params = {"pretrained": False, "resize": 0, "crop": 32, "epochs": 1, "val_fraction": 0.0, "batch_size": 24}
     demo_variants = ({},)
     supports_save = True
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.params.weights:
-            self.training = Training.NONE  # the checkpoint is the training: no data needed
+    checkpoint_param = "weights"
 
     # -- what it is --------------------------------------------------------------------------
     @property

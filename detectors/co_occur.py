@@ -103,11 +103,7 @@ class CoOccur(Detector):
     toy_params = {"crop": 64, "levels": 32, "width": 8, "dense": 32, "epochs": 3, "batch_size": 16, "lr": 1e-3}
     demo_variants = ({},)
     supports_save = True
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.params.weights:
-            self.training = Training.NONE  # the checkpoint is the training: no data needed
+    checkpoint_param = "weights"
 
     def paper_rows(self) -> list[PaperRow]:
         return [PaperRow("I", "Co-Occur", "-"), PaperRow("II", "Co-Occur", "-")]

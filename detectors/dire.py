@@ -189,11 +189,10 @@ class DIRE(Detector):
     toy_params = {"recon": "ddim", "model": TINY_RANDOM, "steps": 2, "image_size": 32, "arch": "resnet18", "pretrained": False,
                   "resize": 0, "crop": 32, "epochs": 1, "val_fraction": 0.0, "batch_size": 24}
     supports_save = True
+    checkpoint_param = "weights"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.params.weights:
-            self.training = Training.NONE  # the checkpoint is the training: no data needed
         self._diffusion: DiffusionModel | None = None
         self._cache: Path | None = None
 

@@ -74,11 +74,7 @@ class FreqSpec(Detector):
     toy_params = {"arch": "resnet18", "pretrained": False, "crop": 64, "epochs": 2}
     demo_variants = ({},)
     supports_save = True
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.params.weights:
-            self.training = Training.NONE  # the checkpoint is the training: no data needed
+    checkpoint_param = "weights"
 
     def paper_rows(self) -> list[PaperRow]:
         if self.params.train_suite == "cyclegan-train":

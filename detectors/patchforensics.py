@@ -121,11 +121,7 @@ class PatchForensics(Detector):
     toy_params = {"load_size": 32, "epochs": 2, "val_fraction": 0.0, "batch_size": 24, "lr": 0.01}
     demo_variants = ({},)
     supports_save = True
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.params.weights:
-            self.training = Training.NONE  # the checkpoint is the training: no data needed
+    checkpoint_param = "weights"
 
     @property
     def load_size(self) -> int:

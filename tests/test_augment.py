@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from forensibench.augment import BlurJpeg, RandomCropFlip, ResizeShorter, augmented_views, gaussian_blur, jpeg_roundtrip, view_seed
-from forensibench.images import ImageSet, image_rng
+from forensibench.images import image_rng
 
 
 def hand_blur(img: np.ndarray, sigma: float) -> np.ndarray:

@@ -1,6 +1,5 @@
 """`forensibench check`: a 1-point AP drop fails, a drop within tolerance or within the interval passes."""
 import pandas as pd
-import pytest
 
 from forensibench.check import compare, read_baseline, write_baseline
 

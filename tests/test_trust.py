@@ -3,7 +3,6 @@ import hashlib
 import json
 import os
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pandas as pd
 import pytest
 
 from forensibench import registry, tables
-from forensibench.cost import cost_table, measure
+from forensibench.cost import cost_table
 from forensibench.detector import Detector, Training
 from forensibench.features import BackboneSpec
 from forensibench.provenance import weights_loaded
