@@ -55,7 +55,7 @@ def main() -> None:
     CLIP-Flow paper's tables from raw image folders."""
 
 
-from forensibench.cli import check_cmd, datasets_cmd, demo_cmd, list_cmd, run_cmd, table_cmd  # noqa: E402
+from forensibench.cli import cache_cmd, check_cmd, datasets_cmd, demo_cmd, list_cmd, run_cmd, table_cmd  # noqa: E402
 
-for _module in (list_cmd, run_cmd, table_cmd, check_cmd, datasets_cmd, demo_cmd):
+for _module in (list_cmd, run_cmd, table_cmd, check_cmd, datasets_cmd, demo_cmd, cache_cmd):
     _module.register(main)
