@@ -177,6 +177,7 @@ class RunPlan:
     amp: bool = True
     progress: bool = True
     cache_dir: Path | None = None  # the on-disk feature cache; None: features are kept in memory only
+    threads: int = 1  # torch intra-op threads of the process that planned the run (Ray tasks use as many)
 
     def runtime(self) -> Runtime:
         return Runtime(device=self.device, seed=self.seed, batch_size=self.batch_size, workers=self.workers, amp=self.amp,

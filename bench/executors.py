@@ -7,13 +7,16 @@
   or on a local Ray instance started for the run. A detector that can save gets one training task
   and one task per test set; the scoring tasks take the training task's result as an argument, so
   Ray starts them once the detector is fitted (and saved under ``models/``), and they load it from
-  there. A detector that cannot save runs its training and scoring cells in one task. Each task asks
-  Ray for 1 CPU plus one per decoding worker (``--workers``), and 1 GPU when ``--device`` is CUDA
-  (inside the task the device is Ray's assigned GPU). Tasks write into the run directory
-  themselves: it, the data and the feature cache must be on storage every node sees at the same path.
+  there. A detector that cannot save runs its training and scoring cells in one task. With
+  ``--device cuda`` a task asks Ray for 1 GPU (inside the task the device is Ray's assigned GPU) and
+  1 CPU plus one per decoding worker (``--workers``); on CPU for as many CPUs as the driver's torch
+  threads plus the decoding workers (at most the cluster's CPUs), and it computes with the driver's
+  torch thread count. Tasks write into the run directory themselves: it, the data and the feature
+  cache must be on storage every node sees at the same path.
 
-Both give the same files and metrics: cells are deterministic functions of the plan, and the
-detector fitted in one task is the one saved and reloaded in the next.
+Both give the same files and metrics: cells are deterministic functions of the plan, the detector
+fitted in one task is the one saved and reloaded in the next, and on CPU tasks use the driver's
+thread count (float rounding depends on it).
 """
 from __future__ import annotations
 
@@ -53,6 +56,11 @@ class LocalExecutor:
 # -- Ray -------------------------------------------------------------------------------------
 # Task bodies: module-level functions, so Ray ships them by reference (workers import this module).
 def _task_plan(plan: RunPlan) -> RunPlan:
+    import torch
+
+    # The driver's torch thread count (Ray sets OMP_NUM_THREADS=1 in workers): float rounding on
+    # CPU depends on it, and a Ray run must give the local run's numbers.
+    torch.set_num_threads(plan.threads)
     # Ray makes the task's GPU visible as device 0; progress bars from many workers would interleave.
     device = "cuda" if plan.device.startswith("cuda") else plan.device
     return dataclasses.replace(plan, device=device, progress=False)
@@ -133,9 +141,11 @@ class RayExecutor:
     def _resources(ray, plan: RunPlan) -> dict:
         """Per-task resources; refuses a request no node of the cluster can meet (it would wait forever)."""
         total = ray.cluster_resources()
-        cpus = min(1 + plan.workers, max(1, int(total.get("CPU", 1))))
+        cuda = plan.device.startswith("cuda")
+        # on CPU the backbone and training run on `threads` torch threads; on a GPU one core feeds it
+        cpus = min((1 if cuda else plan.threads) + plan.workers, max(1, int(total.get("CPU", 1))))
         options = {"num_cpus": cpus, "max_retries": 0}
-        if plan.device.startswith("cuda"):
+        if cuda:
             if total.get("GPU", 0) < 1:
                 raise DetectorError(f"--device {plan.device} with --executor ray: the Ray cluster has no GPU "
                                     f"(resources: {', '.join(f'{k}={v:g}' for k, v in sorted(total.items()) if '.' not in k)})")

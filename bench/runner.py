@@ -111,7 +111,8 @@ def run(
                        Path(natural_train) if natural_train else None, Path(natural_val) if natural_val else None,
                        Path(labelled_train) if labelled_train else None),
                        seed=seed, test_sets={}, device=device, batch_size=batch_size, workers=workers, amp=amp, progress=progress,
-                       cache_dir=Path(cache_dir if cache_dir is not None else default_cache_dir()).absolute() if cache else None)
+                       cache_dir=Path(cache_dir if cache_dir is not None else default_cache_dir()).absolute() if cache else None,
+                       threads=_torch_threads())
         runtime = plan.runtime()  # this process's feature store: its file-hash memo names the sets by content
         config = {
             "suite": suite_obj.name,
@@ -199,6 +200,12 @@ def run(
         raise
     finally:
         rd.unlock()
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _with_cell_costs(rd: RunDir, spec: str, rec: dict) -> dict:
