@@ -115,18 +115,34 @@ class FileHashes:
         return sha
 
     def many(self, paths: Sequence[str]) -> list[str | None]:
-        """Hashes of `paths` in order (None for a file that cannot be read), misses read in threads."""
-
-        def one(p: str) -> str | None:
+        """Hashes of `paths` in order (None for a file that cannot be read); misses are read in threads."""
+        out: list[str | None] = []
+        misses = []
+        for i, p in enumerate(paths):
             try:
-                return self(p)
+                real = os.path.realpath(p)
+                st = os.stat(real)
+            except OSError:
+                out.append(None)
+                continue
+            out.append(self._memo.get((real, st.st_size, st.st_mtime_ns)))
+            if out[-1] is None:
+                misses.append(i)
+
+        def one(i: int) -> str | None:
+            try:
+                return self(paths[i])
             except OSError:
                 return None
 
-        if len(paths) < 2 * HASH_THREADS:
-            return [one(p) for p in paths]
-        with ThreadPoolExecutor(HASH_THREADS) as ex:
-            return list(ex.map(one, paths, chunksize=64))
+        if len(misses) < 2 * HASH_THREADS:
+            for i in misses:
+                out[i] = one(i)
+        else:
+            with ThreadPoolExecutor(HASH_THREADS) as ex:
+                for i, sha in zip(misses, ex.map(one, misses, chunksize=16)):
+                    out[i] = sha
+        return out
 
     def flush(self) -> None:
         """Write the hashes computed since the last flush (a new memo file); merge the memo if large."""

@@ -115,11 +115,32 @@ def _where(arch: str, cfg: dict) -> str:
 
 
 def _random_identity(name: str) -> str:
-    import open_clip
+    from importlib.metadata import version
+
     import torch
 
     # random weights are a function of the seed and of the code that draws them
-    return f"open_clip:{name}:random-seed0:torch={torch.__version__}:open_clip={open_clip.__version__}"
+    return f"open_clip:{name}:random-seed0:torch={torch.__version__}:open_clip={version('open_clip_torch')}"
+
+
+def _model_config(name: str) -> dict | None:
+    """open_clip's architecture config of `name`, read from its JSON file when it ships one.
+
+    Importing open_clip takes seconds (it imports torchvision and more); a run whose features
+    are all cached needs only the embedding dimension, so it does not pay for that import.
+    """
+    import importlib.util
+    import json
+
+    spec = importlib.util.find_spec("open_clip")  # finds the package without importing it
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(folder, "model_configs", f"{name}.json")
+        if os.path.isfile(path):
+            with open(path) as fh:
+                return json.load(fh)
+    import open_clip
+
+    return open_clip.get_model_config(name)
 
 
 def describe_backbone(spec: BackboneSpec, hasher=file_sha256) -> tuple[str, dict[str, Any], int, Any]:
@@ -128,17 +149,19 @@ def describe_backbone(spec: BackboneSpec, hasher=file_sha256) -> tuple[str, dict
     Weight files are hashed with `hasher` (a memo on (path, size, mtime) keeps warm runs from
     re-reading them). Raises DetectorError, naming the file, when the weights are not on this machine.
     """
-    import open_clip
-
     if spec.is_tiny:
         return (_random_identity(TINY_RANDOM), {"backbone": TINY_RANDOM, "weights": "random init (tiny-random test backbone, seed 0)"},
                 int(TINY_RANDOM_CFG["embed_dim"]), None)
-    cfg = open_clip.get_model_config(spec.name)
+    cfg = _model_config(spec.name)
     if cfg is None:
+        import open_clip
+
         raise DetectorError(f"open_clip has no architecture {spec.name!r}; e.g. {', '.join(open_clip.list_models()[:8])} ...")
     dim = int(cfg["embed_dim"])
     if spec.pretrained in ("random", "none"):
         return _random_identity(spec.name), {"backbone": spec.name, "weights": "random init (pretrained=random)"}, dim, {"pretrained": None}
+    import open_clip
+
     if os.path.isfile(spec.pretrained):
         # A local file: OpenAI-trained CLIPs need QuickGELU; assume so for the architectures OpenAI released.
         quick = bool(open_clip.get_pretrained_cfg(spec.name, "openai").get("quick_gelu", False))
