@@ -144,7 +144,8 @@ class RayExecutor:
         cuda = plan.device.startswith("cuda")
         # on CPU the backbone and training run on `threads` torch threads; on a GPU one core feeds it
         cpus = min((1 if cuda else plan.threads) + plan.workers, max(1, int(total.get("CPU", 1))))
-        options = {"num_cpus": cpus, "max_retries": 0}
+        # a cell is idempotent (it commits atomically), so Ray may rerun one whose worker or node died
+        options = {"num_cpus": cpus, "max_retries": 2}
         if cuda:
             if total.get("GPU", 0) < 1:
                 raise DetectorError(f"--device {plan.device} with --executor ray: the Ray cluster has no GPU "
