@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from forensibench.rundir import display_path
 from forensibench.weights import file_sha256
@@ -30,11 +30,13 @@ def suite_files(suite, data_root: str | Path) -> list[Path]:
     return sorted(files)
 
 
-def hash_files(paths: Iterable[Path], data_root: str | Path, progress: bool = False, unreadable: dict[str, str] | None = None) -> dict[str, str]:
+def hash_files(paths: Iterable[Path], data_root: str | Path, progress: bool = False, unreadable: dict[str, str] | None = None,
+                hasher: Callable[[str | Path], str] = file_sha256) -> dict[str, str]:
     """{path relative to the data root: sha256} of `paths`.
 
     A file that cannot be read (a dangling or looping symlink, no permission) is left out and, when
     `unreadable` is given, recorded there with the reason; otherwise its OSError propagates.
+    `hasher` may be a memo that trusts (path, size, mtime) (the runner's: `forensibench.cache.FileHashes`).
     """
     paths = list(paths)
     root = Path(data_root)
@@ -47,7 +49,7 @@ def hash_files(paths: Iterable[Path], data_root: str | Path, progress: bool = Fa
     for p in it:
         rel = display_path(str(p), root)
         try:
-            out[rel] = file_sha256(p)
+            out[rel] = hasher(p)
         except OSError as exc:
             if unreadable is None:
                 raise
@@ -61,14 +63,14 @@ def format_checksums(hashes: dict[str, str], header: Iterable[str] = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fileset_digest(paths: Iterable[Path], data_root: str | Path) -> str:
+def fileset_digest(paths: Iterable[Path], data_root: str | Path, hasher: Callable[[str | Path], str] = file_sha256) -> str:
     """One SHA-256 naming a list of files by content: the sha256 of their checksum-file text.
 
     Equal to ``sha256sum <files> | LC_ALL=C sort -k 2 | sha256sum`` run in the data root (paths
     relative to it).
     """
     unreadable: dict[str, str] = {}
-    text = format_checksums(hash_files(paths, data_root, unreadable=unreadable))
+    text = format_checksums(hash_files(paths, data_root, unreadable=unreadable, hasher=hasher))
     text += "".join(f"# unreadable {rel}: {why}\n" for rel, why in sorted(unreadable.items()))
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -17,7 +17,8 @@ The runner wraps every stage of every detector (``fit``, ``threshold``, ``score:
 * ``cuda_peak_mb``: on CUDA, ``torch.cuda.max_memory_allocated`` after resetting the peak at the
   stage's start (tensors only, not the caching allocator's reserve); absent on CPU.
 * ``features``: when the stage ran backbone passes through the run's shared `FeatureStore`: their
-  wall time, images, passes and cache hits. Features a detector reuses from an earlier detector
+  wall time, images, passes, cache hits (requests served without a pass) and ``cached_images``
+  (rows read from the on-disk feature cache). Features a detector reuses from an earlier detector
   cost it nothing here; they are counted where they were computed.
 """
 from __future__ import annotations
@@ -85,8 +86,9 @@ def _cuda(device: str):
 def _feature_counters(runtime) -> dict[str, float]:
     store = getattr(runtime, "feature_store", None)
     if store is None:
-        return {"passes": 0, "images": 0, "seconds": 0.0, "hits": 0}
-    return {"passes": store.passes, "images": getattr(store, "images", 0), "seconds": getattr(store, "seconds", 0.0), "hits": getattr(store, "hits", 0)}
+        return {"passes": 0, "images": 0, "seconds": 0.0, "hits": 0, "cached": 0}
+    return {"passes": store.passes, "images": getattr(store, "images", 0), "seconds": getattr(store, "seconds", 0.0), "hits": getattr(store, "hits", 0),
+            "cached": getattr(store, "cached_images", 0)}
 
 
 @dataclass
@@ -140,6 +142,7 @@ def measure(images: int = 0, runtime=None) -> Iterator[Stage]:
                 "wall_s": round(d["seconds"], 3),
                 "images_per_s": round(d["images"] / d["seconds"], 2) if d["seconds"] > 0 else None,
                 "cache_hits": int(d["hits"]),
+                "cached_images": int(d["cached"]),
             }
         stage.record = rec
 

@@ -70,6 +70,8 @@ class Runtime:
     progress: bool = True
     feature_store: "FeatureStore | None" = None
     scratch: Path | None = None  # a folder a detector may write temporary files into
+    # the on-disk feature cache (forensibench.cache); None: features are memoised in memory only
+    cache_dir: Path | None = None
 
     @property
     def features(self) -> "FeatureStore":
@@ -77,7 +79,7 @@ class Runtime:
         if self.feature_store is None:
             from forensibench.features import FeatureStore
 
-            self.feature_store = FeatureStore()
+            self.feature_store = FeatureStore(self.cache_dir)
         return self.feature_store
 
 

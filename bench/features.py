@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 
 from forensibench.detector import DetectorError, Runtime
-from forensibench.images import ImageSet, iter_batches
+from forensibench.images import ImageDecodeError, ImageSet, iter_batches, load_rgb, path_seed
 from forensibench.transforms import TransformSpec
-from forensibench.weights import downloads_allowed, weight_record
+from forensibench.weights import downloads_allowed, file_sha256, weight_record
 
 # A tiny CLIP of the same family (ViT image tower, transformer text tower), random weights.
 TINY_RANDOM_CFG: dict[str, Any] = {
@@ -50,12 +52,29 @@ class BackboneSpec:
         return self.arch.replace("/", "-")
 
 
-@dataclass
 class LoadedBackbone:
-    model: Any  # open_clip CLIP (encode_image)
-    identity: str  # names the weights exactly: enters cache keys
-    provenance: dict[str, Any]
-    dim: int
+    """An open_clip image tower and the exact name of its weights.
+
+    The model is built on first use of `model` (`build`), so a run whose features are all cached
+    never builds it; `identity`, `provenance` and `dim` are known without it.
+    """
+
+    def __init__(self, model: Any = None, identity: str = "", provenance: dict[str, Any] | None = None, dim: int = 0, build=None):
+        self._model = model
+        self._build = build
+        self.identity = identity  # names the weights exactly: enters cache keys
+        self.provenance = provenance or {}
+        self.dim = dim
+
+    @property
+    def model(self) -> Any:  # open_clip CLIP (encode_image)
+        if self._model is None:
+            self._model = self._build()
+        return self._model
+
+    @property
+    def built(self) -> bool:
+        return self._model is not None
 
 
 def _pretrained_file(arch: str, tag: str) -> tuple[str | None, dict]:
@@ -95,59 +114,109 @@ def _where(arch: str, cfg: dict) -> str:
     return " or ".join(places)
 
 
-def load_backbone(spec: BackboneSpec, device: str = "cpu", keep_text: bool = False) -> LoadedBackbone:
-    """Build the open_clip model of `spec` in eval mode on `device` (weights local or refused).
+def _random_identity(name: str) -> str:
+    from importlib.metadata import version
 
-    Parameters are frozen. The text tower is dropped unless `keep_text` (detectors that fine-tune
-    CLIP as image-caption matching need it; feature extraction does not).
+    import torch
+
+    # random weights are a function of the seed and of the code that draws them
+    return f"open_clip:{name}:random-seed0:torch={torch.__version__}:open_clip={version('open_clip_torch')}"
+
+
+def _model_config(name: str) -> dict | None:
+    """open_clip's architecture config of `name`, read from its JSON file when it ships one.
+
+    Importing open_clip takes seconds (it imports torchvision and more); a run whose features
+    are all cached needs only the embedding dimension, so it does not pay for that import.
     """
+    import importlib.util
+    import json
+
+    spec = importlib.util.find_spec("open_clip")  # finds the package without importing it
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(folder, "model_configs", f"{name}.json")
+        if os.path.isfile(path):
+            with open(path) as fh:
+                return json.load(fh)
+    import open_clip
+
+    return open_clip.get_model_config(name)
+
+
+def describe_backbone(spec: BackboneSpec, hasher=file_sha256) -> tuple[str, dict[str, Any], int, Any]:
+    """(identity, provenance, embedding dim, open_clip.create_model kwargs) of `spec`, without building it.
+
+    Weight files are hashed with `hasher` (a memo on (path, size, mtime) keeps warm runs from
+    re-reading them). Raises DetectorError, naming the file, when the weights are not on this machine.
+    """
+    if spec.is_tiny:
+        return (_random_identity(TINY_RANDOM), {"backbone": TINY_RANDOM, "weights": "random init (tiny-random test backbone, seed 0)"},
+                int(TINY_RANDOM_CFG["embed_dim"]), None)
+    cfg = _model_config(spec.name)
+    if cfg is None:
+        import open_clip
+
+        raise DetectorError(f"open_clip has no architecture {spec.name!r}; e.g. {', '.join(open_clip.list_models()[:8])} ...")
+    dim = int(cfg["embed_dim"])
+    if spec.pretrained in ("random", "none"):
+        return _random_identity(spec.name), {"backbone": spec.name, "weights": "random init (pretrained=random)"}, dim, {"pretrained": None}
+    import open_clip
+
+    if os.path.isfile(spec.pretrained):
+        # A local file: OpenAI-trained CLIPs need QuickGELU; assume so for the architectures OpenAI released.
+        quick = bool(open_clip.get_pretrained_cfg(spec.name, "openai").get("quick_gelu", False))
+        rec = weight_record(spec.pretrained, hasher)
+        identity = f"open_clip:{spec.name}:sha256={rec['sha256']}:qg={int(quick)}"
+        return identity, {"backbone": spec.name, "weights": rec, "quick_gelu": quick}, dim, {"pretrained": spec.pretrained, "force_quick_gelu": quick}
+    path, pcfg = _pretrained_file(spec.name, spec.pretrained)
+    quick = bool(pcfg.get("quick_gelu", False))
+    if path is None:
+        if not downloads_allowed():
+            raise DetectorError(
+                f"CLIP weights {spec.name}/{spec.pretrained} are not on this machine: provide "
+                f"{_where(spec.name, pcfg)}, or pass pretrained=/path/to/checkpoint "
+                f"(or set FORENSIBENCH_ALLOW_DOWNLOADS=1 to let open_clip download them)"
+            )
+        from open_clip.pretrained import download_pretrained
+
+        path = download_pretrained(pcfg)
+    rec = weight_record(path, hasher)
+    identity = f"open_clip:{spec.name}:{spec.pretrained}:sha256={rec['sha256']}:qg={int(quick)}"
+    prov = {"backbone": spec.name, "weights": rec, "tag": spec.pretrained, "quick_gelu": quick}
+    return identity, prov, dim, {"pretrained": path, "force_quick_gelu": quick}
+
+
+def _build_model(spec: BackboneSpec, create_kwargs: Any, device: str, keep_text: bool):
     import open_clip
     import torch
 
-    torch_device = torch.device(device)
-    if spec.is_tiny:
-        torch.manual_seed(0)  # the tiny model is the same random model everywhere
-        model = open_clip.CLIP(**TINY_RANDOM_CFG)
-        identity = f"open_clip:{TINY_RANDOM}:seed0"
-        prov = {"backbone": TINY_RANDOM, "weights": "random init (tiny-random test backbone, seed 0)"}
-    elif spec.pretrained in ("random", "none"):
+    # Random inits are the same random model everywhere, and building a model leaves the global RNG
+    # alone: whether (and when) a backbone is built depends on the feature cache, results must not.
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = open_clip.create_model(spec.name, pretrained=None)
-        identity = f"open_clip:{spec.name}:random-seed0"
-        prov = {"backbone": spec.name, "weights": "random init (pretrained=random)"}
-    elif os.path.isfile(spec.pretrained):
-        # A local file: OpenAI-trained CLIPs need QuickGELU; assume so for the architectures OpenAI released.
-        quick = bool(open_clip.get_pretrained_cfg(spec.name, "openai").get("quick_gelu", False))
-        model = open_clip.create_model(spec.name, pretrained=spec.pretrained, force_quick_gelu=quick)
-        rec = weight_record(spec.pretrained)
-        identity = f"open_clip:{spec.name}:sha256={rec['sha256']}:qg={int(quick)}"
-        prov = {"backbone": spec.name, "weights": rec, "quick_gelu": quick}
-    else:
-        path, cfg = _pretrained_file(spec.name, spec.pretrained)
-        quick = bool(cfg.get("quick_gelu", False))
-        if path is None:
-            if not downloads_allowed():
-                raise DetectorError(
-                    f"CLIP weights {spec.name}/{spec.pretrained} are not on this machine: provide "
-                    f"{_where(spec.name, cfg)}, or pass pretrained=/path/to/checkpoint "
-                    f"(or set FORENSIBENCH_ALLOW_DOWNLOADS=1 to let open_clip download them)"
-                )
-            model = open_clip.create_model(spec.name, pretrained=spec.pretrained, force_quick_gelu=quick)
-            path, _ = _pretrained_file(spec.name, spec.pretrained)
-        else:
-            model = open_clip.create_model(spec.name, pretrained=path, force_quick_gelu=quick)
-        rec = weight_record(path) if path else {"tag": spec.pretrained}
-        identity = f"open_clip:{spec.name}:{spec.pretrained}:sha256={rec.get('sha256', '?')}:qg={int(quick)}"
-        prov = {"backbone": spec.name, "weights": rec, "tag": spec.pretrained, "quick_gelu": quick}
+        model = open_clip.CLIP(**TINY_RANDOM_CFG) if spec.is_tiny else open_clip.create_model(spec.name, **create_kwargs)
     if not keep_text:  # only the image tower is used: drop the text tower's memory
         for attr in ("transformer", "token_embedding", "ln_final"):
             if hasattr(model, attr):
                 setattr(model, attr, None)
-    model = model.to(torch_device).eval()
+    model = model.to(torch.device(device)).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    dim = int(model.visual.output_dim) if hasattr(model.visual, "output_dim") else int(TINY_RANDOM_CFG["embed_dim"])
-    return LoadedBackbone(model=model, identity=identity, provenance=prov, dim=dim)
+    return model
+
+
+def load_backbone(spec: BackboneSpec, device: str = "cpu", keep_text: bool = False, lazy: bool = False, hasher=file_sha256) -> LoadedBackbone:
+    """The open_clip model of `spec` in eval mode on `device` (weights local or refused).
+
+    Parameters are frozen. The text tower is dropped unless `keep_text` (detectors that fine-tune
+    CLIP as image-caption matching need it; feature extraction does not). With `lazy`, the model is
+    built on first use of `.model`.
+    """
+    identity, prov, dim, kwargs = describe_backbone(spec, hasher)
+    loaded = LoadedBackbone(identity=identity, provenance=prov, dim=dim, build=lambda: _build_model(spec, kwargs, device, keep_text))
+    if not lazy:
+        loaded.model  # noqa: B018 - build now
+    return loaded
 
 
 def clip_architecture(spec: BackboneSpec):
@@ -166,40 +235,71 @@ def clip_architecture(spec: BackboneSpec):
     return open_clip.create_model(spec.name, pretrained=None, force_quick_gelu=quick)
 
 
-def encode_batches(loaded: LoadedBackbone, images: ImageSet, transform: TransformSpec, runtime: Runtime, desc: str = "features") -> np.ndarray:
-    """[len(images), dim] float32 image embeddings (`encode_image`); NaN rows for undecodable files."""
+def precision(runtime: Runtime) -> str:
+    """The numeric precision of backbone passes under `runtime` (it enters cache keys)."""
+    return "amp-fp16" if runtime.amp and runtime.device.startswith("cuda") else "fp32"
+
+
+def encode_stream(loaded: LoadedBackbone, images: ImageSet, transform: TransformSpec, runtime: Runtime, desc: str = "features") -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (indices into `images`, float32 [B, dim] embeddings) batch by batch, in order.
+
+    Decoding runs in `runtime.workers` DataLoader workers; on CUDA batches are pinned and copied
+    asynchronously, and with `runtime.amp` the forward runs under fp16 autocast. Undecodable files
+    are skipped and recorded in `images.failures`.
+    """
     import torch
 
+    cuda = runtime.device.startswith("cuda")
+    model = loaded.model
+    amp = precision(runtime) == "amp-fp16"
+    for idx, x in iter_batches(images, transform, runtime.batch_size, runtime.workers, progress=runtime.progress, desc=desc, pin_memory=cuda):
+        # grad and autocast modes are set per batch: never left on while the consumer runs
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+            f = model.encode_image(x.to(runtime.device, non_blocking=cuda)).float().cpu().numpy()
+        yield idx, f
+
+
+def encode_batches(loaded: LoadedBackbone, images: ImageSet, transform: TransformSpec, runtime: Runtime, desc: str = "features") -> np.ndarray:
+    """[len(images), dim] float32 image embeddings (`encode_image`); NaN rows for undecodable files."""
     out = np.full((len(images), loaded.dim), np.nan, dtype=np.float32)
-    use_amp = runtime.amp and runtime.device.startswith("cuda")
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-        for idx, x in iter_batches(images, transform, runtime.batch_size, runtime.workers, progress=runtime.progress, desc=desc):
-            f = loaded.model.encode_image(x.to(runtime.device, non_blocking=True))
-            out[idx] = f.float().cpu().numpy()
+    for idx, f in encode_stream(loaded, images, transform, runtime, desc):
+        out[idx] = f
     return out
 
 
 class FeatureStore:
-    """Backbone passes shared by the detectors of one process.
+    """Backbone passes shared by the detectors of a run: one pass per image, not one per detector.
 
-    Keyed by (backbone identity, transform, pre-operations, the ordered list of files): a second
-    detector asking for the same features gets them without a second pass. Random (training
-    augmentation) transforms are never memoised.
+    With a `cache_dir`, features live in the on-disk, content-addressed cache of
+    `forensibench.cache` (shared by runs and processes; only missing rows are computed, in a
+    streaming pass that commits shards as it goes). Without one, they are memoised in memory by
+    (backbone identity, transform, pre-operations, the ordered list of files), for this process.
+    Random (training augmentation) transforms are never cached; seeded pre-operations are.
+
+    Counters for the run's cost records (`forensibench.cost`): `passes` (backbone passes run),
+    `images` (images they encoded), `seconds`, `hits` (requests served without a pass) and
+    `cached_images` (rows read from the disk cache).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cache_dir: str | Path | None = None) -> None:
+        from forensibench.cache import FeatureCache, FileHashes
+
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.cache = FeatureCache(self.cache_dir) if self.cache_dir is not None else None
+        self.file_sha256 = FileHashes(self.cache_dir)  # also names test sets and weight files by content
         self._backbones: dict[tuple[BackboneSpec, str], LoadedBackbone] = {}
         self._memo: dict[str, tuple[np.ndarray, dict[str, str]]] = {}
-        self.passes = 0  # backbone passes actually run (tests and benchmarks read it)
-        # what the passes cost, for the run's cost records (forensibench.cost)
+        self.passes = 0
         self.images = 0
         self.seconds = 0.0
         self.hits = 0
+        self.cached_images = 0
 
     def backbone(self, spec: BackboneSpec, device: str) -> LoadedBackbone:
+        """The backbone of `spec` on `device`, built only when a pass needs it."""
         key = (spec, device)
         if key not in self._backbones:
-            self._backbones[key] = load_backbone(spec, device)
+            self._backbones[key] = load_backbone(spec, device, lazy=True, hasher=self.file_sha256)
         return self._backbones[key]
 
     @staticmethod
@@ -214,9 +314,12 @@ class FeatureStore:
         return h.hexdigest()
 
     def features(self, images: ImageSet, spec: BackboneSpec, transform: TransformSpec, runtime: Runtime) -> tuple[np.ndarray, LoadedBackbone]:
+        """(float32 [len(images), dim] features, the backbone); NaN rows for undecodable files."""
         loaded = self.backbone(spec, runtime.device)
         if transform.random:
             return self._encode(loaded, images, transform, runtime, spec), loaded
+        if self.cache is not None:
+            return self._cached(loaded, images, transform, runtime, spec), loaded
         k = self.key(loaded.identity, transform, images)
         if k not in self._memo:
             feats = self._encode(loaded, images, transform, runtime, spec)
@@ -228,11 +331,101 @@ class FeatureStore:
         return feats, loaded
 
     def _encode(self, loaded: LoadedBackbone, images: ImageSet, transform: TransformSpec, runtime: Runtime, spec: BackboneSpec) -> np.ndarray:
-        import time
-
         t0 = time.perf_counter()
         feats = encode_batches(loaded, images, transform, runtime, desc=f"{spec.name} {images.name}")
         self.passes += 1
         self.images += len(images)
         self.seconds += time.perf_counter() - t0
         return feats
+
+    # -- the disk cache -----------------------------------------------------------------------
+    def _row_keys(self, images: ImageSet) -> list[str | None]:
+        """Each image's cache key (None: the file cannot be read, so it is computed, not cached)."""
+        shas = self.file_sha256.many(images.paths)
+        if not images.pre:
+            return shas
+        return [None if h is None else f"{h}:{path_seed(p):08x}" for h, p in zip(shas, images.paths)]
+
+    def _fill(self, cid: str, keys: list[str | None], images: ImageSet, out: np.ndarray, todo: list[int]) -> list[int]:
+        """Fill `out` rows of `todo` from the cache (and record cached failures); the rows still missing."""
+        found = self.cache.lookup(cid, [keys[i] for i in todo if keys[i] is not None])
+        rows = [i for i in todo if isinstance(found.get(keys[i]), tuple)]
+        for i in todo:
+            reason = found.get(keys[i]) if keys[i] is not None else None
+            if isinstance(reason, str):
+                images.failures.setdefault(images.paths[i], reason)
+        ok = np.zeros(0, dtype=bool)
+        if rows:
+            feats, ok = self.cache.read(cid, [found[keys[i]] for i in rows], out.shape[1])
+            out[np.asarray(rows)[ok]] = feats[ok]
+            self.cached_images += int(ok.sum())
+        got = {i for i, o in zip(rows, ok) if o} | {i for i in todo if isinstance(found.get(keys[i]), str)}
+        return [i for i in todo if i not in got]
+
+    def _cached(self, loaded: LoadedBackbone, images: ImageSet, transform: TransformSpec, runtime: Runtime, spec: BackboneSpec) -> np.ndarray:
+        cid = self.cache.config({"backbone": loaded.identity, "transform": transform.key, "pre": images.pre_key,
+                                 "precision": precision(runtime), "dim": loaded.dim})
+        keys = self._row_keys(images)
+        out = np.full((len(images), loaded.dim), np.nan, dtype=np.float32)
+        todo = []
+        for i, k in enumerate(keys):
+            if k is None:  # unreadable, so not content-addressable: the decoder says why (no pass needed)
+                try:
+                    load_rgb(images.paths[i])
+                except ImageDecodeError as exc:
+                    images.failures[images.paths[i]] = str(exc)
+                    continue
+            todo.append(i)
+        todo = self._fill(cid, keys, images, out, todo)
+        if todo:
+            request = hashlib.sha256("\n".join([cid, *(k or "" for k in keys)]).encode()).hexdigest()
+            with self.cache.computing(cid, request):
+                todo = self._fill(cid, keys, images, out, todo)  # another process may have computed them meanwhile
+                if todo:
+                    self._compute(cid, loaded, images, transform, runtime, spec, keys, todo, out)
+        if not todo:
+            self.hits += 1
+        self.file_sha256.flush()
+        return out
+
+    def _compute(self, cid, loaded, images, transform, runtime, spec, keys, todo: list[int], out: np.ndarray) -> None:
+        """One streaming pass over the missing rows `todo`; shards are committed as they fill."""
+        first: dict[str, int] = {}
+        uniq = []  # one position per distinct key (two copies of a file are encoded once)
+        for i in todo:
+            if keys[i] is None or keys[i] not in first:
+                uniq.append(i)
+                if keys[i] is not None:
+                    first[keys[i]] = i
+        sub = images.subset(uniq)
+        writer = self.cache.writer(cid, loaded.dim)
+        done = np.zeros(len(uniq), dtype=bool)
+        scanned = 0
+
+        def record_failures(upto: int) -> None:
+            nonlocal scanned
+            for j in range(scanned, upto):
+                k = keys[uniq[j]]
+                if not done[j] and k is not None and sub.paths[j] in images.failures:
+                    writer.fail(k, images.failures[sub.paths[j]])
+            scanned = max(scanned, upto)
+
+        t0 = time.perf_counter()
+        for idx, f in encode_stream(loaded, sub, transform, runtime, desc=f"{spec.name} {images.name}"):
+            pos = np.asarray(uniq)[idx]
+            out[pos] = f
+            done[idx] = True
+            keep = [j for j, p in enumerate(pos) if keys[p] is not None]
+            writer.add([keys[pos[j]] for j in keep], f[keep])
+            record_failures(int(idx.max()) + 1)
+        record_failures(len(uniq))
+        writer.flush()
+        for i in todo:  # copies of a file computed above
+            k = keys[i]
+            if k is not None and first[k] != i:
+                out[i] = out[first[k]]
+                if images.paths[first[k]] in images.failures:
+                    images.failures.setdefault(images.paths[i], images.failures[images.paths[first[k]]])
+        self.passes += 1
+        self.images += len(uniq)
+        self.seconds += time.perf_counter() - t0

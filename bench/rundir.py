@@ -5,7 +5,9 @@
                                      detector of the run predicts sources
     RUN/metrics.csv                  one row per (detector, dataset)
     RUN/cells/<slug>/fit.json        a detector's training record (threshold, timings, parameters)
-    RUN/cells/<slug>/<dataset>.parquet   the scores of one finished cell
+    RUN/cells/<slug>/<dataset>.parquet   the scores of one finished cell (written last: the commit)
+    RUN/cells/<slug>/<dataset>.cost.json the compute cost of scoring it (merged into fit.json and
+                                     run.json by the runner)
     RUN/models/<slug>/               the fitted detector, for detectors that can save
     RUN/.lock                        held while a run writes here
 
@@ -112,6 +114,9 @@ class RunDir:
     def cell_path(self, spec: str, dataset: str) -> Path:
         return self.cell_dir(spec) / f"{dataset}.parquet"
 
+    def cost_path(self, spec: str, dataset: str) -> Path:
+        return self.cell_dir(spec) / f"{dataset}.cost.json"
+
     def fit_path(self, spec: str) -> Path:
         return self.cell_dir(spec) / "fit.json"
 
@@ -129,9 +134,21 @@ class RunDir:
     def write_fit(self, spec: str, record: dict) -> None:
         atomic_write_json(self.fit_path(spec), record)
 
-    def write_cell(self, spec: str, dataset: str, df: pd.DataFrame) -> None:
+    def write_cell(self, spec: str, dataset: str, df: pd.DataFrame, cost: dict | None = None) -> None:
+        """Commit a scoring cell: its cost record first, then its scores (the parquet file marks it done)."""
+        if cost is not None:
+            atomic_write_json(self.cost_path(spec, dataset), cost)
         cols = SCORE_COLUMNS + [c for c in OPTIONAL_SCORE_COLUMNS if c in df.columns]
         atomic_write_parquet(self.cell_path(spec, dataset), df[cols])
+
+    def cell_costs(self, spec: str) -> dict[str, dict]:
+        """{"score:<dataset>": cost record} of the committed scoring cells of `spec`."""
+        out = {}
+        for f in sorted(self.cell_dir(spec).glob("*.cost.json")):
+            dataset = f.name[: -len(".cost.json")]
+            if self.cell_done(spec, dataset):
+                out[f"score:{dataset}"] = json.loads(f.read_text())
+        return out
 
     def iter_cells(self) -> Iterator[tuple[str, str, Path]]:
         """(detector spec, dataset, path) of every committed cell."""

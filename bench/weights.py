@@ -46,9 +46,9 @@ def file_sha256(path: str | Path) -> str:
     return _sha_memo[key]
 
 
-def weight_record(path: str | Path) -> dict[str, str]:
-    """What run.json records for a loaded weight file."""
-    return {"path": str(Path(path).resolve()), "sha256": file_sha256(path)}
+def weight_record(path: str | Path, hasher=file_sha256) -> dict[str, str]:
+    """What run.json records for a loaded weight file (`hasher`: e.g. the feature cache's file-hash memo)."""
+    return {"path": str(Path(path).resolve()), "sha256": hasher(path)}
 
 
 def torch_hub_dir() -> Path:

@@ -1,11 +1,19 @@
 """Shared fixtures: small synthetic trees made by the tests themselves (nothing is downloaded)."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Runs in tests cache features in a folder of their own (never the user's ~/.cache/forensibench),
+# shared by the session's tests; a test that counts backbone passes passes a fresh cache_dir.
+_CACHE = tempfile.mkdtemp(prefix="forensibench-test-cache-")
+os.environ["FORENSIBENCH_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 
 @pytest.fixture(scope="session")

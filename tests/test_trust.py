@@ -119,7 +119,9 @@ def trust_run(synth_root, tmp_path_factory):
     registry.register(_ClipRaw)
     out = tmp_path_factory.mktemp("trust") / "r"
     specs = ["test-clip-prob", "test-clip-prob:scale=2", "test-clip-raw"]
-    res = run("cnnspot19", synth_root, specs, out, datasets=["progan", "dalle"], bootstrap=0, progress=False, log=lambda m: None)
+    # a fresh feature cache: the test counts backbone passes
+    res = run("cnnspot19", synth_root, specs, out, datasets=["progan", "dalle"], bootstrap=0, progress=False, log=lambda m: None,
+              cache_dir=out.parent / "cache")
     yield out, res, [registry.canonical(s) for s in specs]
     registry.unregister(_ClipProb.name)
     registry.unregister(_ClipRaw.name)

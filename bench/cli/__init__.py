@@ -56,7 +56,7 @@ def main() -> None:
     CLIP-Flow paper's tables from raw image folders."""
 
 
-from forensibench.cli import check_cmd, datasets_cmd, demo_cmd, figure_cmd, list_cmd, report_cmd, run_cmd, table_cmd  # noqa: E402
+from forensibench.cli import cache_cmd, check_cmd, datasets_cmd, demo_cmd, figure_cmd, list_cmd, report_cmd, run_cmd, table_cmd  # noqa: E402
 
-for _module in (list_cmd, run_cmd, table_cmd, figure_cmd, report_cmd, check_cmd, datasets_cmd, demo_cmd):
+for _module in (list_cmd, run_cmd, table_cmd, figure_cmd, report_cmd, check_cmd, datasets_cmd, demo_cmd, cache_cmd):
     _module.register(main)

@@ -12,7 +12,8 @@ def common_run_options(f):
     f = click.option("--seed", type=int, default=0, show_default=True, help="seed of training and bootstrap")(f)
     f = click.option("--bootstrap", type=int, default=1000, show_default=True, help="bootstrap resamples for the 95% intervals (0: none)")(f)
     f = click.option("--batch-size", type=int, default=32, show_default=True, help="batch size of scoring and feature extraction")(f)
-    f = click.option("--workers", type=int, default=0, show_default=True, help="image-decoding worker processes")(f)
+    f = click.option("--workers", type=int, default=None,
+                     help="image-decoding worker processes per backbone/scoring pass (default: half the CPU cores, at most 8; 0: decode in the main process)")(f)
     f = click.option("--quiet", is_flag=True, help="no progress bars")(f)
     return f
 
@@ -43,17 +44,29 @@ def register(main: click.Group) -> None:
     @click.option("--natural-train", type=click.Path(file_okay=False), default=None, help="folder of natural training images (default: TRAIN_ROOT/lsun/train)")
     @click.option("--natural-val", type=click.Path(file_okay=False), default=None, help="folder of held-out naturals for thresholds (default: TRAIN_ROOT/lsun/val)")
     @click.option("--labelled-train", type=click.Path(file_okay=False), default=None, help="folder with 0_real/1_fake training images (default: TRAIN_ROOT/train/progan)")
+    @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+                  help="feature cache, shared by runs and processes (default: $FORENSIBENCH_CACHE_DIR, else ~/.cache/forensibench)")
+    @click.option("--no-cache", is_flag=True, help="keep backbone features in memory for this run only")
+    @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                  help="run the cells in this process, or as Ray tasks (pip install 'forensibench[ray]')")
+    @click.option("--ray-address", default=None, help="address of an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray instance)")
     @common_run_options
     def run_command(suite, data_root, detectors, out, datasets, perturb, max_per_class, train_root, natural_train, natural_val, labelled_train,
-                    device, seed, bootstrap, batch_size, workers, quiet) -> None:
+                    cache_dir, no_cache, executor, ray_address, device, seed, bootstrap, batch_size, workers, quiet) -> None:
         """Fit every detector on the training data it declares and score every set of SUITE."""
+        from forensibench.images import default_workers
         from forensibench.runner import run
 
+        if ray_address and executor != "ray":
+            raise click.UsageError("--ray-address needs --executor ray")
+        if no_cache and cache_dir:
+            raise click.UsageError("--cache-dir and --no-cache exclude each other")
         result = run(
             suite, data_root, list(detectors), out,
             train_root=train_root, natural_train=natural_train, natural_val=natural_val, labelled_train=labelled_train,
             datasets=datasets.split(",") if datasets else None, perturb=list(perturb), seed=seed, device=device, max_per_class=max_per_class,
-            bootstrap=bootstrap, batch_size=batch_size, workers=workers, progress=not quiet,
+            bootstrap=bootstrap, batch_size=batch_size, workers=default_workers() if workers is None else workers, progress=not quiet,
+            cache_dir=cache_dir, cache=not no_cache, executor=executor, ray_address=ray_address,
         )
         print_summary(result)
         if result.failed:

@@ -1,0 +1,56 @@
+"""`forensibench cache info|clear`: what the on-disk feature cache holds; empty it."""
+from __future__ import annotations
+
+import click
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _root(cache_dir):
+    from pathlib import Path
+
+    from forensibench.paths import default_cache_dir
+
+    return Path(cache_dir) if cache_dir else default_cache_dir()
+
+
+def register(main: click.Group) -> None:
+    @main.group("cache")
+    def cache_group() -> None:
+        """The feature cache (content-addressed backbone features, shared by runs and detectors)."""
+
+    dir_option = click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+                              help="cache folder (default: $FORENSIBENCH_CACHE_DIR, else ~/.cache/forensibench)")
+
+    @cache_group.command("info")
+    @dir_option
+    def info_command(cache_dir) -> None:
+        """One row per feature configuration (backbone, transform, pre-operations, precision)."""
+        from tabulate import tabulate
+
+        from forensibench.cache import cache_info
+
+        info = cache_info(_root(cache_dir))
+        click.echo(f"cache: {info['root']}  ({_human(info['bytes'])}; {info['hashes']} memoised file hashes in {info['hash_files']} files)")
+        if not info["configs"]:
+            click.echo("no cached features")
+            return
+        rows = [[c["backbone"], c["transform"], c["pre"], c["precision"], c["dim"], c["images"], c["failures"], c["shards"], _human(c["bytes"]), c["config"][:12]]
+                for c in info["configs"]]
+        click.echo(tabulate(rows, headers=["backbone", "transform", "pre-operations", "precision", "dim", "images", "failures", "shards", "size", "config"]))
+
+    @cache_group.command("clear")
+    @dir_option
+    def clear_command(cache_dir) -> None:
+        """Delete every cached feature and file hash (nothing else in the folder). Not while a run uses it."""
+        from forensibench.cache import clear_cache
+
+        root = _root(cache_dir)
+        freed = clear_cache(root)
+        click.echo(f"cleared {root} ({_human(freed)} freed)")

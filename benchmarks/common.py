@@ -1,0 +1,40 @@
+"""Shared set-up of the speed benchmarks: a synthetic data root and linear heads (not a benchmark)."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+# A realistically shaped backbone with random weights (nothing is downloaded): ViT-B/16, 512-d features.
+ARCH = "ViT-B-16"
+DIM = 512
+
+
+def data_root(folder: Path, per_class: int, train_per_class: int = 8, size: int = 256) -> Path:
+    """A cnnspot19 replica (and its training layouts) under `folder`, made once."""
+    from forensibench.synth import synthesize
+
+    if not (folder / "SYNTHETIC.json").is_file():
+        synthesize("cnnspot19", folder, per_class=per_class, size=size, seed=0, train_per_class=train_per_class)
+    return folder
+
+
+def heads(folder: Path, names: list[str], dim: int = DIM) -> dict[str, Path]:
+    """A released-head file (UnivFD's fc layout: weight [1, dim], bias [1]) per name."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for i, name in enumerate(names):
+        g = torch.Generator().manual_seed(i)
+        path = folder / f"{name}.pth"
+        torch.save({"weight": torch.randn(1, dim, generator=g) * 0.02, "bias": torch.zeros(1)}, path)
+        out[name] = path
+    return out
+
+
+def machine() -> str:
+    import torch
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, load average {load:.1f} at {time.strftime('%H:%M')}"

@@ -1,0 +1,107 @@
+"""Harness feature extraction vs the raw backbone forward on the same preprocessed tensors.
+
+Raw: `model.encode_image` over batches of tensors already decoded and transformed in memory (the
+floor: nothing but the forward). Harness: `FeatureStore.features` on the image files with a cold
+cache: hashing, decoding in the DataLoader (`--workers`), the transform, the same forward with the
+same model object, batch size and device, and writing the cache shards. Interleaved repeats; the
+median of each is compared (throughput ratio harness / raw, goal >= 0.90).
+
+    python benchmarks/extraction_overhead.py [--images 32] [--batch-size 16] [--repeats 3] [--device cpu|cuda] [--no-amp]
+
+On CUDA the forward runs under fp16 autocast, as the harness does (`--no-amp`: fp32).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ARCH, machine  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-amp", action="store_true")
+    ap.add_argument("--arch", default=ARCH)
+    ap.add_argument("--pretrained", default="random")
+    args = ap.parse_args()
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from forensibench.detector import Runtime
+    from forensibench.features import BackboneSpec, FeatureStore, precision
+    from forensibench.images import ImageSet, default_workers
+    from forensibench.synth import natural_image
+    from forensibench.transforms import clip_flow_test
+
+    tmp = Path(tempfile.mkdtemp(prefix="fb-extract-"))
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(args.images):
+        p = tmp / "img" / f"{i:04d}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(natural_image(rng, 256)).save(p)
+        paths.append(p)
+    workers = default_workers() if args.workers is None else args.workers
+    rt = Runtime(device=args.device, batch_size=args.batch_size, workers=workers, amp=not args.no_amp, progress=False)
+    spec = BackboneSpec(args.arch, args.pretrained)
+    transform = clip_flow_test()
+    loaded = FeatureStore().backbone(spec, args.device)
+    model = loaded.model
+    fn = transform.build()
+    tensors = [torch.stack([fn(Image.open(p).convert("RGB")) for p in paths[i : i + args.batch_size]])
+               for i in range(0, len(paths), args.batch_size)]
+    amp = precision(rt) == "amp-fp16"
+    cuda = args.device.startswith("cuda")
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    def raw() -> np.ndarray:
+        out = []
+        for x in tensors:
+            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+                out.append(model.encode_image(x.to(args.device)).float().cpu().numpy())
+        sync()
+        return np.concatenate(out)
+
+    def harness(rep: int) -> np.ndarray:
+        store = FeatureStore(tmp / f"cache{rep}")  # cold: a new cache folder each time
+        store._backbones[(spec, args.device)] = loaded  # the same model object as `raw`
+        feats, _ = store.features(ImageSet(paths), spec, transform, rt)
+        sync()
+        assert store.passes == 1
+        return feats
+
+    ref = raw()  # warm-up (and the harness must compute the same features)
+    np.testing.assert_allclose(harness(-1), ref, rtol=1e-3, atol=1e-3)
+    t_raw, t_harness = [], []
+    for rep in range(args.repeats):
+        t0 = time.perf_counter()
+        raw()
+        t_raw.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        harness(rep)
+        t_harness.append(time.perf_counter() - t0)
+    r, h = statistics.median(t_raw), statistics.median(t_harness)
+    print(f"{args.images} images (256 px PNG -> resize 256, crop 224), {args.arch} ({args.pretrained}), batch {args.batch_size}, "
+          f"device {args.device} ({precision(rt)}), decoding workers {workers}, {args.repeats} interleaved repeats")
+    print(f"median wall: raw forward {r:.2f} s ({args.images / r:.1f} img/s), harness {h:.2f} s ({args.images / h:.1f} img/s): "
+          f"harness throughput = {r / h:.3f} x raw (goal >= 0.90)")
+    print(f"machine: {machine()}")
+
+
+if __name__ == "__main__":
+    main()
