@@ -2,8 +2,9 @@
 
 Each class is a `PreOp` (see `forensibench.images`): a frozen dataclass whose `key` names it exactly
 and whose `__call__(img uint8 [H, W, 3], rng) -> uint8 [H, W, 3]` draws every random choice from the
-per-image generator the harness gives it (`image_rng(seed, path, key)`). The same (seed, image)
-always gives the same augmented image, whatever the batch order or worker count; a different seed
+per-image generator the harness gives it (`image_rng(seed, content_seed(img), key)`). The same (seed, image)
+always gives the same augmented image, whatever the batch order, worker count or the folder the
+data lies in; a different seed
 gives another draw. That is what lets CLIP-based detectors cache augmented backbone features
 (`augmented_views`): view v of a training set is the set passed through the augmentations with seed
 ``seed * 1000 + v``.

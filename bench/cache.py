@@ -13,9 +13,8 @@ Layout under the cache folder (``--cache-dir``, ``$FORENSIBENCH_CACHE_DIR``, by 
 ``<config>`` is a hash of the backbone identity (the weights' SHA-256, or "random init" with the
 torch and open_clip versions that drew them), the transform key, the pre-operation key and the
 precision (``fp32``, or ``amp-fp16`` for autocast on CUDA). A row's key is the SHA-256 of the image
-file's bytes, followed, when pre-operations are applied, by the crc32 of its path (the per-image
-seed `image_rng` draws from, so augmented views differ per path). The same bytes at another path
-therefore hit (without pre-operations); changed bytes, transform, backbone, weights, precision or
+file's bytes (seeded pre-operations draw from the decoded pixels, see `images.content_seed`, so the
+bytes decide an augmented view too). The same bytes at another path therefore hit; changed bytes, transform, backbone, weights, precision or
 pre-operations miss. A file that cannot be decoded is cached as a failure with its reason.
 
 Why no database: each file is written once under a temporary name and renamed into place (atomic on

@@ -112,7 +112,7 @@ def _natural_set(explicit: Path | None, train_root: Path, suite_name: str) -> tu
     return ImageSet(files, [0] * len(files), name=suite_name), where
 
 
-def _train_data(det: Detector, roots: TrainingRoots, seed: int, test_paths: set[str] | frozenset[str] | None = None) -> TrainData:
+def train_data(det: Detector, roots: TrainingRoots, seed: int, test_paths: set[str] | frozenset[str] | None = None) -> TrainData:
     """The training data `det` declares; refuses training images that are also test images."""
     train = TrainData(seed=seed)
     if det.training.needs_natural:
@@ -215,7 +215,7 @@ def fit_cell(session: Session, spec: str) -> tuple[Detector, dict]:
         det.load(model_dir)
         log(f"[forensibench] {spec}: loaded the fitted detector from {model_dir}")
     else:
-        train = _train_data(det, plan.roots, plan.seed, plan.test_paths)
+        train = train_data(det, plan.roots, plan.seed, plan.test_paths)
         log(f"[forensibench] {spec}: fitting on {', '.join(train.sources.values()) or 'nothing (weights)'}")
         seed_everything(plan.seed)
         cost: dict[str, dict] = {}  # stage -> forensibench.cost record

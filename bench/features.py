@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from forensibench.detector import DetectorError, Runtime
-from forensibench.images import ImageDecodeError, ImageSet, iter_batches, load_rgb, path_seed
+from forensibench.images import ImageDecodeError, ImageSet, iter_batches, load_rgb
 from forensibench.transforms import TransformSpec
 from forensibench.weights import downloads_allowed, file_sha256, weight_record
 
@@ -341,10 +341,8 @@ class FeatureStore:
     # -- the disk cache -----------------------------------------------------------------------
     def _row_keys(self, images: ImageSet) -> list[str | None]:
         """Each image's cache key (None: the file cannot be read, so it is computed, not cached)."""
-        shas = self.file_sha256.many(images.paths)
-        if not images.pre:
-            return shas
-        return [None if h is None else f"{h}:{path_seed(p):08x}" for h, p in zip(shas, images.paths)]
+        # pre-operations draw from the decoded pixels (`content_seed`), so the bytes decide the row
+        return self.file_sha256.many(images.paths)
 
     def _fill(self, cid: str, keys: list[str | None], images: ImageSet, out: np.ndarray, todo: list[int]) -> list[int]:
         """Fill `out` rows of `todo` from the cache (and record cached failures); the rows still missing."""

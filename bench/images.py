@@ -92,14 +92,18 @@ class PreOp(Protocol):
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
 
 
-def path_seed(path: str) -> int:
-    """The part of a pre-operation's per-image seed that comes from the image's path."""
-    return zlib.crc32(path.encode("utf-8", "surrogateescape"))
+def content_seed(img: np.ndarray) -> int:
+    """The part of a pre-operation's per-image seed that comes from the image: the crc32 of its
+    decoded pixels and shape. Where the file lies (relative or absolute path, another copy of the
+    data) does not change its augmentations."""
+    arr = np.ascontiguousarray(img)
+    return zlib.crc32(arr, zlib.crc32(repr(arr.shape).encode()))
 
 
-def image_rng(seed: int, path: str, key: str = "") -> np.random.Generator:
-    """The per-image random generator of a pre-operation (stable across processes)."""
-    return np.random.default_rng([seed, path_seed(path), zlib.crc32(key.encode())])
+def image_rng(seed: int, image_seed: int, key: str = "") -> np.random.Generator:
+    """The per-image random generator of a pre-operation (stable across processes and machines):
+    `image_seed` is `content_seed` of the decoded image, `key` the operation's key."""
+    return np.random.default_rng([seed, image_seed, zlib.crc32(key.encode())])
 
 
 @dataclass(frozen=True)
@@ -175,8 +179,10 @@ class ImageSet:
     def decode(self, i: int) -> np.ndarray:
         """Image `i` after decoding and pre-operations (raises ImageDecodeError)."""
         arr = load_rgb(self.paths[i])
-        for p in self.pre:
-            arr = p.op(arr, image_rng(p.seed, self.paths[i], p.op.key))
+        if self.pre:
+            image_seed = content_seed(arr)
+            for p in self.pre:
+                arr = p.op(arr, image_rng(p.seed, image_seed, p.op.key))
         return arr
 
     def valid_mask(self) -> np.ndarray:

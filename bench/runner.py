@@ -24,7 +24,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from forensibench import __version__
-from forensibench.cells import RunPlan, TrainingRoots, _train_data, seed_everything  # noqa: F401 (re-exported)
+from forensibench.cells import RunPlan, TrainingRoots
 from forensibench.checksums import fileset_digest
 from forensibench.detector import Detector
 from forensibench.executors import DetectorJob, make_executor

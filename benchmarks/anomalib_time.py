@@ -53,7 +53,7 @@ def one(name: str, args) -> dict:
     from forensibench.detector import Runtime, TrainData
     from forensibench.images import ImageSet, list_images
     from forensibench.registry import create
-    from forensibench.runner import seed_everything
+    from forensibench.cells import seed_everything
     from forensibench.synth import synthesize
 
     if args.threads:

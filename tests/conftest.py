@@ -37,3 +37,37 @@ def invoke():
         return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
     return _invoke
+
+
+@pytest.fixture
+def empty_caches(tmp_path, monkeypatch):
+    """Every weight cache (torch, Hugging Face, anomalib) points at an empty folder; no downloads."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("FORENSIBENCH_ALLOW_DOWNLOADS", raising=False)
+    import huggingface_hub.constants as c
+
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
+    return tmp_path
+
+
+@pytest.fixture
+def label_swapped_copy(tmp_path):
+    """copy(src): a copy of the tree `src` whose progan set has 0_real and 1_fake swapped."""
+    import shutil
+
+    def copy(src):
+        root = tmp_path / "swapped"
+        shutil.copytree(src, root)
+        for cat in (root / "test/progan").iterdir():
+            (cat / "0_real").rename(cat / "tmp")
+            (cat / "1_fake").rename(cat / "0_real")
+            (cat / "tmp").rename(cat / "1_fake")
+        return root
+
+    return copy

@@ -18,23 +18,6 @@ TEN = ("padim", "cfa", "ganomaly", "dsr", "draem", "stfpm", "rd", "dfm", "fastfl
 PAPER_NAMES = ("PaDiM", "CFA", "GANomaly", "DSR", "DRAEM", "STFPM", "RD", "DFM", "FastFlow", "CFlow")
 
 
-@pytest.fixture
-def empty_caches(tmp_path, monkeypatch):
-    """Every weight cache (torch, Hugging Face, anomalib) points at an empty folder; no downloads."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("FORENSIBENCH_ALLOW_DOWNLOADS", raising=False)
-    import huggingface_hub.constants as c
-
-    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
-    return tmp_path
-
-
 def test_ten_detectors_map_to_table_one_anomaly_block():
     rows = [create(name).paper_rows() for name in TEN]
     assert [(r[0].table, r[0].method, r[0].variant) for r in rows] == [("I", "Anomaly Detection", n) for n in PAPER_NAMES]
@@ -174,7 +157,7 @@ def test_scores_are_anomalibs_raw_scores(synth_root, tmp_path):
     from anomalib.engine import Engine
 
     from forensibench.images import ImageSet, list_images
-    from forensibench.runner import seed_everything
+    from forensibench.cells import seed_everything
 
     det = create(toy_spec("padim"), Runtime(progress=False, scratch=tmp_path / "scratch"))
     seed_everything(0)

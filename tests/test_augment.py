@@ -1,4 +1,5 @@
 """Training augmentations (blur/JPEG, resize, crop/flip) against hand computations; seeded views."""
+import os
 from io import BytesIO
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 from PIL import Image
 
 from forensibench.augment import BlurJpeg, RandomCropFlip, ResizeShorter, augmented_views, gaussian_blur, jpeg_roundtrip, view_seed
-from forensibench.images import image_rng
+from forensibench.images import content_seed, image_rng
 
 
 def hand_blur(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -115,10 +116,11 @@ def test_augmented_views_are_seeded_per_image_and_view(synth_root):
     a = v0.decode(0)
     np.testing.assert_array_equal(again.decode(1), a)
     assert not np.array_equal(a, v1.decode(0))
-    # view v applies the ops in order with seed 7 * 1000 + v, per image (`image_rng`)
+    # view v applies the ops in order with seed 7 * 1000 + v, per image by its pixels (`image_rng`)
     expect = images.decode(0)
+    pixels = content_seed(expect)
     for op in ops:
-        expect = op(expect, image_rng(view_seed(7, 0), images.paths[0], op.key))
+        expect = op(expect, image_rng(view_seed(7, 0), pixels, op.key))
     np.testing.assert_array_equal(a, expect)
     assert v0.pre_key != v1.pre_key and "blurjpeg(pb=1,pj=1" in v0.pre_key
     with pytest.raises(ValueError, match="views"):
@@ -139,3 +141,27 @@ def test_augmented_views_are_cached_by_the_feature_store(synth_root):
     again = [store.features(v, BackboneSpec("tiny-random"), univfd_test(), rt)[0] for v in augmented_views(images, [BlurJpeg(0.5, 0.5), RandomCropFlip(224)], 2, seed=0)]
     assert store.passes == 2 and all(a is b for a, b in zip(first, again))
     assert not np.allclose(first[0], first[1])
+
+
+def test_views_do_not_depend_on_where_the_data_lies(synth_root, tmp_path, monkeypatch):
+    """A copy of the data, or the same files by a relative path, gets the same augmented views."""
+    import shutil
+
+    from forensibench.images import ImageSet
+    from forensibench.suites import load_suite
+
+    src = load_suite("cnnspot19").images(synth_root, "progan")[0].paths[:3]
+    copies = []
+    for i, p in enumerate(src):
+        copies.append(tmp_path / "elsewhere" / f"{i}.png")
+        copies[-1].parent.mkdir(exist_ok=True)
+        shutil.copy(p, copies[-1])
+    monkeypatch.chdir(tmp_path)
+    relative = [os.path.relpath(c, tmp_path) for c in copies]
+    ops = [BlurJpeg(1.0, 1.0), RandomCropFlip(48)]
+    views = [augmented_views(ImageSet(paths), ops, 1, seed=3)[0] for paths in (src, copies, relative)]
+    for i in range(3):
+        np.testing.assert_array_equal(views[1].decode(i), views[0].decode(i))
+        np.testing.assert_array_equal(views[2].decode(i), views[0].decode(i))
+    # ...while two different images get different draws
+    assert content_seed(views[0].decode(0)) != content_seed(views[0].decode(1))

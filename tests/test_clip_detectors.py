@@ -10,7 +10,8 @@ from forensibench import tables
 from forensibench.detector import DetectorError, Runtime, Training
 from forensibench.features import BackboneSpec, load_backbone
 from forensibench.registry import create
-from forensibench.runner import TrainingRoots, _train_data, run, seed_everything
+from forensibench.cells import TrainingRoots, seed_everything, train_data
+from forensibench.runner import run
 from forensibench.suites import load_suite
 from forensibench.transforms import univfd_test
 
@@ -43,13 +44,13 @@ def test_univfd_loads_the_released_fc_weights_layouts(progan, tmp_path):
         torch.save(obj, tmp_path / name)
         det = create(f"univfd:arch=tiny-random,weights={tmp_path / name}", Runtime(progress=False))
         assert det.training is Training.NONE
-        det.fit(_train_data(det, TrainingRoots(tmp_path / "nothing-here"), seed=0))
+        det.fit(train_data(det, TrainingRoots(tmp_path / "nothing-here"), seed=0))
         np.testing.assert_allclose(det.score(progan), expect, rtol=1e-5, atol=1e-6)
         assert det.describe()["provenance"]["head"]["sha256"]
     torch.save(OrderedDict(weight=torch.zeros(1, 768), bias=torch.zeros(1)), tmp_path / "vitl.pth")
     det = create(f"univfd:arch=tiny-random,weights={tmp_path / 'vitl.pth'}")
     with pytest.raises(DetectorError, match=r"not a Linear\(256, 1\) head: found \{'weight': \(1, 768\)"):
-        det.fit(_train_data(det, TrainingRoots(tmp_path), seed=0))
+        det.fit(train_data(det, TrainingRoots(tmp_path), seed=0))
 
 
 def test_freq_mask_and_onlyreal_heads_load_their_layout(progan, tmp_path):
@@ -58,7 +59,7 @@ def test_freq_mask_and_onlyreal_heads_load_their_layout(progan, tmp_path):
     torch.save(OrderedDict(weight=w, bias=b), tmp_path / "or.pth")
     expect = 1 / (1 + np.exp(-(tiny_features(progan).sum(1) * 0.01 + 0.3)))
     for spec in (f"freq-mask:arch=tiny-random,weights={tmp_path / 'fm.pth'}", f"onlyreal:arch=tiny-random,weights={tmp_path / 'or.pth'}"):
-        det = create(spec, Runtime(progress=False)).fit(_train_data(create(spec), TrainingRoots(tmp_path), seed=0))
+        det = create(spec, Runtime(progress=False)).fit(train_data(create(spec), TrainingRoots(tmp_path), seed=0))
         np.testing.assert_allclose(det.score(progan), expect, rtol=1e-5, atol=1e-6)
 
 
@@ -67,7 +68,7 @@ def test_clip_detectors_share_one_backbone_pass_per_test_set(synth_root, progan)
     dets = [create(f"{name}:{TOY}", rt) for name in ("univfd", "freq-mask", "onlyreal")]
     for det in dets:
         seed_everything(0)
-        det.fit(_train_data(det, TrainingRoots(synth_root), seed=0))
+        det.fit(train_data(det, TrainingRoots(synth_root), seed=0))
     before = rt.features.passes
     scores = [det.score(progan) for det in dets]
     assert rt.features.passes == before + 1  # three detectors, one pass
@@ -79,12 +80,12 @@ def test_clip_detectors_share_one_backbone_pass_per_test_set(synth_root, progan)
 
 def test_training_parts(synth_root):
     uf, fm, orl = (create(f"{n}:{TOY}") for n in ("univfd", "freq-mask", "onlyreal"))
-    lab = _train_data(uf, TrainingRoots(synth_root), seed=0)
+    lab = train_data(uf, TrainingRoots(synth_root), seed=0)
     (images, pre), = uf.training_parts(lab)
     assert pre == [] and images is lab.labelled
     (images, pre), = fm.training_parts(lab)
     assert [p.key for p in pre] == ["fm(band=all,ratio=0.15)"]  # first, on the full-resolution image
-    nat = _train_data(orl, TrainingRoots(synth_root), seed=0)
+    nat = train_data(orl, TrainingRoots(synth_root), seed=0)
     assert orl.training is Training.NATURAL_PROXY and nat.labelled is None
     (real, p0), (proc, p1) = orl.training_parts(nat)
     assert real.paths == proc.paths == nat.natural.paths and (real.labels == 0).all() and (proc.labels == 1).all()
@@ -166,7 +167,7 @@ def test_clip_finetune_loads_a_fine_tuned_clip_state_dict(progan, tmp_path):
     torch.save({"epoch": 11, "model_state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, tmp_path / "ft.pt")
     det = create(f"clip-finetune:arch=tiny-random,weights={tmp_path / 'ft.pt'},classes=progan+ldm", Runtime(progress=False))
     assert det.training is Training.NONE
-    scores, sources = det.fit(_train_data(det, TrainingRoots(tmp_path), seed=0)).attribute(progan)
+    scores, sources = det.fit(train_data(det, TrainingRoots(tmp_path), seed=0)).attribute(progan)
     from forensibench.features import encode_batches
 
     tower = load_backbone(BackboneSpec("tiny-random"))
@@ -184,13 +185,13 @@ def test_clip_finetune_loads_a_fine_tuned_clip_state_dict(progan, tmp_path):
     torch.save({"model_state_dict": {"visual.proj": torch.zeros(2, 2)}}, tmp_path / "bad.pt")
     bad = create(f"clip-finetune:arch=tiny-random,weights={tmp_path / 'bad.pt'},classes=x")
     with pytest.raises(DetectorError, match="does not fit tiny-random"):
-        bad.fit(_train_data(bad, TrainingRoots(tmp_path), seed=0))
+        bad.fit(train_data(bad, TrainingRoots(tmp_path), seed=0))
 
 
 def test_clip_finetune_linear_head_variant(synth_root, progan, tmp_path):
     det = create("clip-finetune:arch=tiny-random,epochs=1,batch_size=16,head=linear,head_epochs=3", Runtime(progress=False))
     seed_everything(0)
-    det.fit(_train_data(det, TrainingRoots(synth_root), seed=0))
+    det.fit(train_data(det, TrainingRoots(synth_root), seed=0))
     assert det.source_classes() == ["real", "progan"]  # progan-train's generator, from its manifest
     assert det.head_.out_features == 2
     scores, sources = det.attribute(progan)

@@ -1,7 +1,6 @@
 """CLIP-Flow through `forensibench run`: three modes, every proxy setting of Tables III-IV, a DR sweep,
 the validation threshold, `table` III/IV and `figure` 3/4, on a tiny synthetic tree."""
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -108,7 +107,7 @@ def test_figures_3_and_4(cf_run, invoke, tmp_path):
     assert default["map"].iloc[0] == pytest.approx(m.loc[m["detector"] == spec, "ap"].mean())
 
 
-def test_threshold_is_the_validation_split_and_ignores_test_labels(synth_root, tmp_path):
+def test_threshold_is_the_validation_split_and_ignores_test_labels(synth_root, tmp_path, label_swapped_copy):
     spec = f"clip-flow:mode=P,{TOY}"
     # training and validation images from one place for both runs: pre-operations draw their
     # randomness per (seed, absolute path), so the same files must be used to get the same model
@@ -123,12 +122,7 @@ def test_threshold_is_the_validation_split_and_ignores_test_labels(synth_root, t
     s_nat, s_prox = det.score(val.without_labels()), det.score(val.with_pre(VALIDATION_PROXY).without_labels())
     assert thr == pytest.approx(best_threshold(np.r_[np.zeros(len(s_nat)), np.ones(len(s_prox))], np.r_[s_nat, s_prox]))
     # the same run on a copy whose test labels are swapped: same threshold, different metrics
-    root = tmp_path / "swapped"
-    shutil.copytree(synth_root, root)
-    for cat in (root / "test/progan").iterdir():
-        (cat / "0_real").rename(cat / "tmp")
-        (cat / "1_fake").rename(cat / "0_real")
-        (cat / "tmp").rename(cat / "1_fake")
+    root = label_swapped_copy(synth_root)
     res2 = run("cnnspot19", root, [spec], tmp_path / "b", datasets=["progan"], **quiet)
     assert res2.metrics["threshold"].iloc[0] == pytest.approx(thr)
     a, b = res.metrics.iloc[0], res2.metrics.iloc[0]

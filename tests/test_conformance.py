@@ -11,7 +11,7 @@ import pytest
 from forensibench import tables
 from forensibench.detector import Detector, Training
 from forensibench.registry import available, create, get, toy_spec
-from forensibench.runner import TrainingRoots, _train_data, seed_everything
+from forensibench.cells import TrainingRoots, seed_everything, train_data
 from forensibench.suites import load_suite
 from forensibench.transforms import TransformSpec
 
@@ -30,7 +30,7 @@ def test_images(synth_root):
 
 def fit(det: Detector, synth_root) -> Detector:
     seed_everything(0)
-    return det.fit(_train_data(det, TrainingRoots(synth_root), seed=0))
+    return det.fit(train_data(det, TrainingRoots(synth_root), seed=0))
 
 
 @pytest.mark.parametrize("name", available())

@@ -158,7 +158,7 @@ def one_class():
     registry.unregister(_MeanColour.name)
 
 
-def test_validation_threshold_never_sees_test_labels(one_class, synth_root, tmp_path):
+def test_validation_threshold_never_sees_test_labels(one_class, synth_root, tmp_path, label_swapped_copy):
     _MeanColour.seen_labels.clear()
     res = run("cnnspot19", synth_root, ["test-mean-colour"], tmp_path / "a", datasets=["progan", "stargan"], bootstrap=0, progress=False, log=lambda m: None)
     assert all(s == {-1} for s in _MeanColour.seen_labels)  # score() never gets labels
@@ -175,12 +175,7 @@ def test_validation_threshold_never_sees_test_labels(one_class, synth_root, tmp_
     assert fit["threshold"] == pytest.approx(expected)
     assert fit["threshold_source"].startswith("validation")
     # permuting the test labels (swapping the class folders of a copy) leaves the threshold unchanged
-    root = tmp_path / "swapped"
-    shutil.copytree(synth_root, root)
-    for cat in (root / "test/progan").iterdir():
-        (cat / "0_real").rename(cat / "tmp")
-        (cat / "1_fake").rename(cat / "0_real")
-        (cat / "tmp").rename(cat / "1_fake")
+    root = label_swapped_copy(synth_root)
     res2 = run("cnnspot19", root, ["test-mean-colour"], tmp_path / "b", datasets=["progan"], bootstrap=0, progress=False, log=lambda m: None)
     assert res2.metrics["threshold"].iloc[0] == pytest.approx(res.metrics["threshold"].iloc[0])
     a = res.metrics.set_index("dataset").loc["progan"]

@@ -309,10 +309,10 @@ def test_dire_ddim_reconstructor_writes_and_reuses_its_cache(images, tmp_path):
 
 
 def test_cnnspot_clip_backbone_is_fine_tuned(synth_root):
-    from forensibench.runner import TrainingRoots, _train_data, seed_everything
+    from forensibench.cells import TrainingRoots, seed_everything, train_data
 
     det = create("cnnspot:backbone=tiny-random,resize=224,epochs=1,val_fraction=0,batch_size=16", Runtime(progress=False))
-    train = _train_data(det, TrainingRoots(synth_root), 0)
+    train = train_data(det, TrainingRoots(synth_root), 0)
     train.labelled = train.labelled.subset(np.r_[0:8, -8:0])
     seed_everything(0)
     before, _ = det._build()

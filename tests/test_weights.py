@@ -11,20 +11,6 @@ from forensibench.suites import load_suite
 from forensibench.transforms import clip_flow_test
 
 
-@pytest.fixture
-def empty_caches(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("FORENSIBENCH_ALLOW_DOWNLOADS", raising=False)
-    import huggingface_hub.constants as c
-
-    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
-
-
 def test_openai_vit_l14_absent_fails_fast_with_one_sentence(empty_caches):
     t0 = time.time()
     with pytest.raises(DetectorError) as exc:
