@@ -1,4 +1,4 @@
-"""The demo: a synthetic replica of cnnspot19, every detector that runs offline at toy size, Table I.
+"""The demo: a synthetic replica of cnnspot19, the detectors that name demo variants at toy size, Table I.
 
 Everything here is offline and small (64 px images, toy training budgets, randomly initialised
 backbones), so the numbers show that the pipeline works, not how good any method is.
