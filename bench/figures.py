@@ -102,12 +102,14 @@ def score_histograms(run: str | Path, out: str | Path, datasets: list[str] | Non
     return _save(fig, out)
 
 
-def dr_sweep(run: str | Path, datasets: list[str] | None = None) -> pd.DataFrame:
+def dr_sweep(run: str | Path, datasets: list[str] | None = None, swept: bool = False) -> pd.DataFrame:
     """Data of Fig. 4: one row per CLIP-Flow detector of the run.
 
     Columns: detector, group (the parameters other than `dr`, as text), dr (int, or NaN for no DR),
     map (mean AP in % over `datasets`, default every set the run scored), parameters (trainable
-    parameters of DR + flow, from the fit record), n_sets.
+    parameters of DR + flow, from the fit record), n_sets. With `swept`, only the groups of two or
+    more detectors (those that differ in `dr` alone), when the run has any: a run that also holds
+    the proxy or band variants at the default DR draws only its sweep.
     """
     metrics = load_metrics(run)
     if datasets is not None:
@@ -131,18 +133,24 @@ def dr_sweep(run: str | Path, datasets: list[str] | None = None) -> pd.DataFrame
         })
     if not rows:
         raise TableError(f"run {run} has no CLIP-Flow detector with metrics (run a sweep: --detector clip-flow:dr=32 --detector clip-flow:dr=64 ...)")
-    return pd.DataFrame(rows).sort_values(["group", "dr"], na_position="last").reset_index(drop=True)
+    data = pd.DataFrame(rows).sort_values(["group", "dr"], na_position="last").reset_index(drop=True)
+    if swept:
+        sizes = data["group"].value_counts()
+        if (sizes > 1).any():
+            data = data[data["group"].isin(sizes[sizes > 1].index)].reset_index(drop=True)
+    return data
 
 
 def dr_figure(run: str | Path, out: str | Path, datasets: list[str] | None = None) -> Path:
     """Fig. 4: mAP (left axis) and parameter count (right axis) against the DR dimension; "No DR"
-    (dr=none) as horizontal lines. One line per group of detectors that differ only in `dr`."""
+    (dr=none) as horizontal lines. One line per group of detectors that differ only in `dr`
+    (`dr_sweep(..., swept=True)`: variants without a sweep of their own are left out)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = dr_sweep(run, datasets)
+    data = dr_sweep(run, datasets, swept=True)
     fig, ax = plt.subplots(figsize=(7.0, 4.2 + 0.25 * len(data)))
     ax2 = ax.twinx()
     groups = list(dict.fromkeys(data["group"]))

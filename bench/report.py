@@ -106,7 +106,7 @@ def _figures(run: Path, scratch: Path, info: dict) -> list[str]:
         parts.append(f'<p class="note">No score histograms: {_esc(exc)}</p>')
     parts.append("<h3>Precision-recall curves</h3>" + _img(figures.pr_curves(run, scratch / "pr.png"), "PR curves"))
     try:
-        if len(figures.dr_sweep(run)) > 1:
+        if len(figures.dr_sweep(run, swept=True)) > 1:
             parts.append("<h3>Fig. 4: DR dimension</h3>" + _img(figures.dr_figure(run, scratch / "fig4.png"), "Fig. 4"))
     except tables.TableError:
         pass

@@ -105,6 +105,8 @@ def test_figures_3_and_4(cf_run, invoke, tmp_path):
     m = pd.read_csv(cf_run / "metrics.csv")
     spec = registry.canonical(f"clip-flow:dr=32,{TOY}")
     assert default["map"].iloc[0] == pytest.approx(m.loc[m["detector"] == spec, "ap"].mean())
+    # Fig. 4 draws the sweep only, not the proxy and band variants that sit at the default DR alone
+    assert len(sweep) == len(SPECS) and figures.dr_sweep(cf_run, swept=True)["detector"].tolist() == default["detector"].tolist()
 
 
 def test_threshold_is_the_validation_split_and_ignores_test_labels(synth_root, tmp_path, label_swapped_copy):
