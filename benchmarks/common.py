@@ -1,7 +1,8 @@
-"""Shared set-up of the speed benchmarks: a synthetic data root and linear heads (not a benchmark)."""
+"""Shared set-up of the speed benchmarks: a synthetic data root, linear heads, interleaved timing (not a benchmark)."""
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -38,3 +39,17 @@ def machine() -> str:
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, load average {load:.1f} at {time.strftime('%H:%M')}"
+
+
+def interleaved_medians(baseline, candidate, repeats: int) -> tuple[float, float]:
+    """Median wall seconds of `baseline()` and `candidate(rep)`, run alternately `repeats` times, so
+    that a change in the machine's load hits both alike."""
+    t_base, t_cand = [], []
+    for rep in range(repeats):
+        t0 = time.perf_counter()
+        baseline()
+        t_base.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        candidate(rep)
+        t_cand.append(time.perf_counter() - t0)
+    return statistics.median(t_base), statistics.median(t_cand)

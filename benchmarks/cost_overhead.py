@@ -8,8 +8,11 @@ with and without `measure`, interleaved, and prints the ratio of median wall tim
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import interleaved_medians  # noqa: E402
 
 
 def main() -> None:
@@ -33,16 +36,11 @@ def main() -> None:
                 model(x)
 
     stage()  # warm-up
-    plain, measured = [], []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        stage()
-        plain.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+    def measured_stage(rep: int) -> None:
         with measure(args.batches * 32):
             stage()
-        measured.append(time.perf_counter() - t0)
-    p, m = statistics.median(plain), statistics.median(measured)
+
+    p, m = interleaved_medians(stage, measured_stage, args.repeats)
     print(f"median wall: plain {p:.3f} s, measured {m:.3f} s, ratio measured/plain {m / p:.3f} "
           f"({args.repeats} interleaved repeats of {args.batches} ResNet-18 batches of 32 x 64 px, torch threads {torch.get_num_threads()})")
 

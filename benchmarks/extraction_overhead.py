@@ -13,14 +13,12 @@ On CUDA the forward runs under fp16 autocast, as the harness does (`--no-amp`: f
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ARCH, machine  # noqa: E402
+from common import ARCH, interleaved_medians, machine  # noqa: E402
 
 
 def main() -> None:
@@ -87,15 +85,7 @@ def main() -> None:
 
     ref = raw()  # warm-up (and the harness must compute the same features)
     np.testing.assert_allclose(harness(-1), ref, rtol=1e-3, atol=1e-3)
-    t_raw, t_harness = [], []
-    for rep in range(args.repeats):
-        t0 = time.perf_counter()
-        raw()
-        t_raw.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        harness(rep)
-        t_harness.append(time.perf_counter() - t0)
-    r, h = statistics.median(t_raw), statistics.median(t_harness)
+    r, h = interleaved_medians(raw, harness, args.repeats)
     print(f"{args.images} images (256 px PNG -> resize 256, crop 224), {args.arch} ({args.pretrained}), batch {args.batch_size}, "
           f"device {args.device} ({precision(rt)}), decoding workers {workers}, {args.repeats} interleaved repeats")
     print(f"median wall: raw forward {r:.2f} s ({args.images / r:.1f} img/s), harness {h:.2f} s ({args.images / h:.1f} img/s): "
