@@ -95,6 +95,9 @@ class ClipLinear(Detector):
     supports_save = True
     checkpoint_param = "weights"  # a released head: nothing to fit
     crop = 224
+    # every CLIP linear probe (UnivFD, Freq-mask, OnlyReal) at toy size and in the demo
+    toy_params = {"arch": TINY_RANDOM, "epochs": 3, "views": 2, "batch_size": 32, "load_size": 0}
+    demo_variants = ({"views": 1},)  # one augmented view keeps the demo short
 
     # -- configuration --------------------------------------------------------------------
     @property
@@ -199,8 +202,6 @@ class UnivFD(ClipLinear):
     name = "univfd"
     description = "linear probe on frozen CLIP ViT-L/14 features (Ojha et al. 2023, UnivFD)"
     Params = UnivFDParams
-    toy_params = {"arch": TINY_RANDOM, "epochs": 3, "views": 2, "batch_size": 32, "load_size": 0}
-    demo_variants = ({"views": 1},)  # one augmented view keeps the demo short
 
     def paper_rows(self) -> list[PaperRow]:
         if self.params.arch not in PAPER_ARCHS or self.params.train_suite != "progan-train":
@@ -228,8 +229,6 @@ class FreqMaskCLIP(ClipLinear):
     name = "freq-mask"
     description = "CLIP linear probe trained with random frequency masking (Doloriel & Cheung 2024)"
     Params = FreqMaskParams
-    toy_params = {"arch": TINY_RANDOM, "epochs": 3, "views": 2, "batch_size": 32, "load_size": 0}
-    demo_variants = ({"views": 1},)  # one augmented view keeps the demo short
 
     def paper_rows(self) -> list[PaperRow]:
         p = self.params

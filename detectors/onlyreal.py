@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 
 from forensibench.detector import DetectorError, PaperRow, TrainData, Training
 from forensibench.detectors.clip_linear import PAPER_ARCHS, ClipHeadParams, ClipLinear
-from forensibench.features import TINY_RANDOM
 from forensibench.images import ImageSet
 
 
@@ -55,8 +54,6 @@ class OnlyReal(ClipLinear):
     training = Training.NATURAL_PROXY
     description = "CLIP linear probe trained on real images vs their frequency-processed copies (Li & Wang 2024)"
     Params = OnlyRealParams
-    toy_params = {"arch": TINY_RANDOM, "epochs": 3, "views": 2, "batch_size": 32, "load_size": 0}
-    demo_variants = ({"views": 1},)  # one augmented view keeps the demo short
 
     def paper_rows(self) -> list[PaperRow]:
         if self.params.arch not in PAPER_ARCHS:
