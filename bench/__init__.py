@@ -1,9 +1,18 @@
 """forensibench: one fit/score interface for detectors of AI-generated images.
 
-The data flows one way; each arrow is one module:
+The data flows one way, and the package is laid out in layers that import only downward
+(`.importlinter` holds the contract that CI checks):
 
-    suites (manifest) -> images (image list, decoding) -> features (cached backbone passes)
-    -> detector.fit / detector.score -> runner (scores) -> metrics -> tables / figures
+    cli        the command line: one function per command, over the layers below
+    report     tables, figures, the HTML report, attribution, regression checks, the demo
+    run        the plan and its cells (fit, threshold, score), executors, the run directory
+    detectors  the built-in detectors (forensibench.detectors; plugins sit here too)
+    training   training loops shared by detectors that train a torch model
+    api        the detector interface, spec strings, the registry
+    features   backbones, the shared feature store and its on-disk cache, weight files, Runtime
+    data       suites (manifests), image lists and decoding, transforms, proxies, augmentations
+    metrics    pure functions of labels and scores
+    core       errors, atomic files and content hashes, project paths
 
 Notebook use::
 
@@ -13,18 +22,21 @@ Notebook use::
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from forensibench import compat
+
+__version__ = "0.2.0"
+compat.install()  # the 0.1 module paths (forensibench.detector, ...) keep working, with a warning
 
 _LAZY = {
-    "create": "forensibench.registry",
-    "available": "forensibench.registry",
-    "register": "forensibench.registry",
-    "Detector": "forensibench.detector",
-    "Training": "forensibench.detector",
-    "TrainData": "forensibench.detector",
-    "ImageSet": "forensibench.images",
-    "load_suite": "forensibench.suites",
-    "run": "forensibench.runner",
+    "create": "forensibench.api.registry",
+    "available": "forensibench.api.registry",
+    "register": "forensibench.api.registry",
+    "Detector": "forensibench.api.detector",
+    "Training": "forensibench.api.detector",
+    "TrainData": "forensibench.api.detector",
+    "ImageSet": "forensibench.data.images",
+    "load_suite": "forensibench.data.suites",
+    "run": "forensibench.run.runner",
 }
 
 

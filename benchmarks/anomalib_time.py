@@ -30,8 +30,9 @@ TEN = ("padim", "cfa", "ganomaly", "dsr", "draem", "stfpm", "rd", "dfm", "fastfl
 
 
 def spec(name: str, size: int, batch_size: int) -> str:
-    from forensibench.registry import get, spec_string
+    from forensibench.api.registry import get
 
+    from forensibench.api.specs import spec_string
     cls = get(name)
     names = {f for f in cls.Params.__dataclass_fields__}
     values = {"image_size": size, "batch_size": batch_size}
@@ -50,11 +51,12 @@ def one(name: str, args) -> dict:
     """Time one detector in this process (called in a child process)."""
     import torch
 
-    from forensibench.detector import Runtime, TrainData
-    from forensibench.images import ImageSet, list_images
-    from forensibench.registry import create
-    from forensibench.cells import seed_everything
-    from forensibench.synth import synthesize
+    from forensibench.features.runtime import Runtime
+    from forensibench.api.detector import TrainData
+    from forensibench.data.images import ImageSet, list_images
+    from forensibench.api.registry import create
+    from forensibench.run.cells import seed_everything
+    from forensibench.data.synth import synthesize
 
     if args.threads:
         torch.set_num_threads(args.threads)

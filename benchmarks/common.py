@@ -13,7 +13,7 @@ DIM = 512
 
 def data_root(folder: Path, per_class: int, train_per_class: int = 8, size: int = 256) -> Path:
     """A cnnspot19 replica (and its training layouts) under `folder`, made once."""
-    from forensibench.synth import synthesize
+    from forensibench.data.synth import synthesize
 
     if not (folder / "SYNTHETIC.json").is_file():
         synthesize("cnnspot19", folder, per_class=per_class, size=size, seed=0, train_per_class=train_per_class)

@@ -37,11 +37,12 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from forensibench.detector import Runtime
-    from forensibench.features import BackboneSpec, FeatureStore, precision
-    from forensibench.images import ImageSet, default_workers
-    from forensibench.synth import natural_image
-    from forensibench.transforms import clip_flow_test
+    from forensibench.features.runtime import Runtime
+    from forensibench.features.backbones import BackboneSpec, precision
+    from forensibench.features.store import FeatureStore
+    from forensibench.data.images import ImageSet, default_workers
+    from forensibench.data.synth import natural_image
+    from forensibench.data.transforms import clip_flow_test
 
     tmp = Path(tempfile.mkdtemp(prefix="fb-extract-"))
     rng = np.random.default_rng(0)

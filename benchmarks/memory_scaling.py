@@ -45,7 +45,7 @@ def make_root(root: Path, n: int, size: int = 96) -> None:
     import numpy as np
     from PIL import Image
 
-    from forensibench.synth import natural_image, synthesize
+    from forensibench.data.synth import natural_image, synthesize
 
     if (root / "done").is_file():
         return
@@ -69,7 +69,7 @@ def main() -> None:
     ap.add_argument("--image-loop", action="store_true", help="also FreqSpec (a CNN scoring loop over the images)")
     args = ap.parse_args()
 
-    from forensibench.images import default_workers
+    from forensibench.data.images import default_workers
 
     workers = default_workers() if args.workers is None else args.workers
     base = Path(tempfile.mkdtemp(prefix="fb-rss-"))

@@ -69,11 +69,11 @@ def main() -> None:
     import sklearn.metrics  # noqa: F401
     import torch
 
-    from forensibench.features import BackboneSpec, load_backbone
-    from forensibench.images import default_workers
-    from forensibench.runner import run
-    from forensibench.transforms import univfd_test
-    from forensibench.weights import load_checkpoint
+    from forensibench.features.backbones import BackboneSpec, load_backbone
+    from forensibench.data.images import default_workers
+    from forensibench.run.runner import run
+    from forensibench.data.transforms import univfd_test
+    from forensibench.features.weights import load_checkpoint
 
     workers = default_workers() if args.workers is None else args.workers
     base = Path(tempfile.mkdtemp(prefix="fb-shared-"))

@@ -28,11 +28,12 @@ from typing import Any, ClassVar, Iterator
 
 import numpy as np
 
-from forensibench.detector import Detector, DetectorError, PaperRow, TrainData, Training
-from forensibench.images import IMAGE_EXTENSIONS, ImageSet, iter_batches
-from forensibench.loops import score_batches
-from forensibench.transforms import TransformSpec
-from forensibench.weights import downloads_allowed, library_weights, set_hub_offline, weight_record
+from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.core.errors import DetectorError
+from forensibench.data.images import IMAGE_EXTENSIONS, ImageSet, iter_batches
+from forensibench.training.loops import score_batches
+from forensibench.data.transforms import TransformSpec
+from forensibench.features.weights import downloads_allowed, library_weights, set_hub_offline, weight_record
 
 RANDOM_INIT = "random init (pretrained=false)"
 

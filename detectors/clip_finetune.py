@@ -37,12 +37,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forensibench.detector import Detector, DetectorError, TrainData, Training
-from forensibench.features import TINY_RANDOM, BackboneSpec, LoadedBackbone, clip_architecture, encode_batches, load_backbone
-from forensibench.images import ImageSet, iter_batches
-from forensibench.loops import train_classifier, train_head
-from forensibench.transforms import CLIP_MEAN, CLIP_STD, TransformSpec
-from forensibench.weights import load_checkpoint, weight_record
+from forensibench.api.detector import Detector, TrainData, Training
+from forensibench.core.errors import DetectorError
+from forensibench.features.backbones import TINY_RANDOM, BackboneSpec, LoadedBackbone, clip_architecture, encode_batches, load_backbone
+from forensibench.data.images import ImageSet, iter_batches
+from forensibench.training.loops import train_classifier, train_head
+from forensibench.data.transforms import CLIP_MEAN, CLIP_STD, TransformSpec
+from forensibench.features.weights import load_checkpoint, weight_record
 
 LOSSES = ("clip", "classes")
 HEADS = ("captions", "linear")

@@ -32,11 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from forensibench.detector import Detector, DetectorError, PaperRow, TrainData, Training
-from forensibench.images import ImageSet
-from forensibench.loops import optimisation_step
-from forensibench.proxies import BANDS, PROXIES, make_proxy
-from forensibench.transforms import SeededResizedCrop, TransformSpec, clip_flow_test, clip_normalise
+from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.core.errors import DetectorError
+from forensibench.data.images import ImageSet
+from forensibench.training.loops import optimisation_step
+from forensibench.data.proxies import BANDS, PROXIES, make_proxy
+from forensibench.data.transforms import SeededResizedCrop, TransformSpec, clip_flow_test, clip_normalise
 
 MODES = ("N", "P", "N+P")
 PAPER_RATIO = {"P": 1.0, "N+P": 0.1}  # Sec. IV-A: masking ratio 1.0 in P mode, 0.1 in N+P mode
@@ -283,7 +284,7 @@ class CLIPFlow(Detector):
 
     # -- features ---------------------------------------------------------------------------
     def _backbone(self):
-        from forensibench.features import BackboneSpec
+        from forensibench.features.backbones import BackboneSpec
 
         return BackboneSpec(self.params.backbone, self.params.pretrained)
 

@@ -15,7 +15,7 @@ blur/JPEG with probability 0.1, AdamW lr 1e-4, weight decay 1e-4, BCE.
 
 Here, the backbone pass comes from the run's shared `FeatureStore`, so UnivFD, Freq-mask, OnlyReal
 and any detector with the same backbone and transform share one pass per image. The random training
-augmentations are seeded pre-operations (`forensibench.augment`): `views` augmented copies of the
+augmentations are seeded pre-operations (`forensibench.data.augment`): `views` augmented copies of the
 training set are encoded once each (cached), and epoch e of the linear head uses view e mod `views`
 -- the originals draw a fresh augmentation every epoch. Their early stopping (validation accuracy on
 a held-out ProGAN split, lr / 10 on plateau) is replaced by a fixed number of epochs.
@@ -31,13 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from forensibench.augment import BlurJpeg, RandomCropFlip, ResizeShorter, augmented_views
-from forensibench.detector import Detector, DetectorError, PaperRow, TrainData, Training
-from forensibench.features import TINY_RANDOM, BackboneSpec
-from forensibench.images import ImageSet
-from forensibench.loops import train_head
-from forensibench.transforms import TransformSpec, univfd_test
-from forensibench.weights import load_checkpoint, weight_record
+from forensibench.data.augment import BlurJpeg, RandomCropFlip, ResizeShorter, augmented_views
+from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.core.errors import DetectorError
+from forensibench.features.backbones import TINY_RANDOM, BackboneSpec
+from forensibench.data.images import ImageSet
+from forensibench.training.loops import train_head
+from forensibench.data.transforms import TransformSpec, univfd_test
+from forensibench.features.weights import load_checkpoint, weight_record
 
 # Backbones for which the paper rows apply: the papers' CLIP, and the tiny test stand-in (marked †).
 PAPER_ARCHS = ("ViT-L-14", TINY_RANDOM)
@@ -220,7 +221,7 @@ class FreqMaskParams(UnivFDParams):
 
     def validate(self) -> None:
         super().validate()
-        from forensibench.proxies import FrequencyMask
+        from forensibench.data.proxies import FrequencyMask
 
         FrequencyMask(self.band, self.ratio)  # raises ValueError with the valid choices
 
@@ -237,7 +238,7 @@ class FreqMaskCLIP(ClipLinear):
         return [PaperRow("I", "Freq-mask", "CLIP")]
 
     def training_parts(self, train: TrainData) -> list[tuple[ImageSet, list]]:
-        from forensibench.proxies import FrequencyMask
+        from forensibench.data.proxies import FrequencyMask
 
         # Their mask is the first transform, on the full-resolution image (before the resize).
         return [(images, [FrequencyMask(self.params.band, self.params.ratio), *pre]) for images, pre in super().training_parts(train)]

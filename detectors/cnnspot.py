@@ -6,10 +6,10 @@ Faithful to CNNDetection's `train.py` / `data/datasets.py` / `networks/trainer.p
 * model: torchvision ResNet-50 (ImageNet IMAGENET1K_V1), `fc = Linear(2048, 1)` initialised
   N(0, 0.02), every layer trained; BCE on the logit; Adam lr 1e-4, betas (0.9, 0.999), batch 64;
 * training images: shorter side resized to 256 (bilinear), then blur (sigma ~ U[0, 3]) and JPEG
-  (cv2 or PIL, quality 30..100) each with probability p (`aug=blur_jpg_<p>`, `forensibench.augment`),
+  (cv2 or PIL, quality 30..100) each with probability p (`aug=blur_jpg_<p>`, `forensibench.data.augment`),
   random crop 224, horizontal flip, ImageNet mean/std;
 * schedule: validate after every epoch; after 5 epochs without improvement divide the lr by 10, stop
-  below 1e-6; keep the best epoch's weights (`forensibench.loops.EarlyStopping`);
+  below 1e-6; keep the best epoch's weights (`forensibench.training.loops.EarlyStopping`);
 * test: no resize, centre crop 224 (the paper's setting), sigmoid; the score is P(generated).
 
 Differences: CNNDetection validates on its separate ProGAN val set with fixed blur (sigma 1.5) and
@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forensibench.augment import augmentation
-from forensibench.detector import Detector, DetectorError, PaperRow, TrainData, Training
-from forensibench.images import ImageSet
-from forensibench.loops import EarlyStopping, score_batches, split_validation, train_classifier, validation_accuracy
-from forensibench.transforms import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, TransformSpec
-from forensibench.weights import load_checkpoint, torchvision_backbone, weight_record
+from forensibench.data.augment import augmentation
+from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.core.errors import DetectorError
+from forensibench.data.images import ImageSet
+from forensibench.training.loops import EarlyStopping, score_batches, split_validation, train_classifier, validation_accuracy
+from forensibench.data.transforms import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, TransformSpec
+from forensibench.features.weights import load_checkpoint, torchvision_backbone, weight_record
 
 RESNETS = ("resnet50", "resnet18", "resnet34")
 CLIP_BACKBONES = ("clip-vit", "tiny-random")
@@ -121,7 +122,7 @@ class CNNSpot(Detector):
         p = self.params
         pretrained = p.pretrained if pretrained is None else pretrained
         if self.is_clip:
-            from forensibench.features import BackboneSpec, load_backbone
+            from forensibench.features.backbones import BackboneSpec, load_backbone
 
             if p.backbone == "tiny-random":
                 spec = BackboneSpec("tiny-random")

@@ -39,10 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
-from forensibench.detector import Detector, DetectorError, PaperRow, TrainData, Training
-from forensibench.images import ImageSet, iter_batches
-from forensibench.transforms import TransformSpec
-from forensibench.weights import file_sha256
+from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.core.errors import DetectorError
+from forensibench.data.images import ImageSet, iter_batches
+from forensibench.data.transforms import TransformSpec
+from forensibench.core.files import file_sha256
 
 RECONS = ("precomputed", "ddim")
 TINY_RANDOM = "tiny-random"

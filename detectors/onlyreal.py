@@ -29,9 +29,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from forensibench.detector import DetectorError, PaperRow, TrainData, Training
+from forensibench.core.errors import DetectorError
+from forensibench.api.detector import PaperRow, TrainData, Training
 from forensibench.detectors.clip_linear import PAPER_ARCHS, ClipHeadParams, ClipLinear
-from forensibench.images import ImageSet
+from forensibench.data.images import ImageSet
 
 
 @dataclass
@@ -44,7 +45,7 @@ class OnlyRealParams(ClipHeadParams):
 
     def validate(self) -> None:
         super().validate()
-        from forensibench.proxies import FrequencyMask
+        from forensibench.data.proxies import FrequencyMask
 
         FrequencyMask(self.band, self.ratio)
 
@@ -61,7 +62,7 @@ class OnlyReal(ClipLinear):
         return [PaperRow("I", "OnlyReal", "-"), PaperRow("II", "OnlyReal", "-")]
 
     def training_parts(self, train: TrainData) -> list[tuple[ImageSet, list]]:
-        from forensibench.proxies import FrequencyMask
+        from forensibench.data.proxies import FrequencyMask
 
         if train.natural is None:
             raise DetectorError(f"{self.spec} needs natural training images")

@@ -33,11 +33,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forensibench.detector import Detector, DetectorError, PaperRow, TrainData, Training
-from forensibench.images import ImageSet
-from forensibench.loops import EarlyStopping, score_batches, split_validation, train_classifier
-from forensibench.transforms import TransformSpec
-from forensibench.weights import load_checkpoint, weight_record
+from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.core.errors import DetectorError
+from forensibench.data.images import ImageSet
+from forensibench.training.loops import EarlyStopping, score_batches, split_validation, train_classifier
+from forensibench.data.transforms import TransformSpec
+from forensibench.features.weights import load_checkpoint, weight_record
 
 ARCHS = ("resnet50-layer1", "xception-block2")
 PAPER_VARIANT = {"resnet50-layer1": "ResNet50-Layer1", "xception-block2": "Xception-Block2"}

@@ -19,7 +19,7 @@ atexit.register(shutil.rmtree, _CACHE, True)
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory):
     """A cnnspot19 replica: 4 images per class per set, 24 training images per class, 64 px."""
-    from forensibench.synth import synthesize
+    from forensibench.data.synth import synthesize
 
     root = tmp_path_factory.mktemp("synth")
     synthesize("cnnspot19", root, per_class=4, size=64, seed=0, train_per_class=24)

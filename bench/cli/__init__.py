@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from forensibench import __version__
-from forensibench.weights import set_hub_offline
+from forensibench.features.weights import set_hub_offline
 
 set_hub_offline()  # before anything imports huggingface_hub
 
@@ -21,14 +21,14 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
     if os.environ.get("FORENSIBENCH_DEBUG"):
         return ()
-    from forensibench.check import CheckError
-    from forensibench.checksums import ChecksumError
-    from forensibench.detector import DetectorError
-    from forensibench.perturb import PerturbError
-    from forensibench.registry import RegistryError
-    from forensibench.rundir import RunDirError
-    from forensibench.suites import SuiteError
-    from forensibench.tables import TableError
+    from forensibench.report.check import CheckError
+    from forensibench.data.checksums import ChecksumError
+    from forensibench.core.errors import DetectorError
+    from forensibench.data.perturb import PerturbError
+    from forensibench.api.registry import RegistryError
+    from forensibench.run.rundir import RunDirError
+    from forensibench.data.suites import SuiteError
+    from forensibench.report.tables import TableError
 
     return (RegistryError, SuiteError, RunDirError, DetectorError, TableError, CheckError, ChecksumError, PerturbError, FileNotFoundError)
 

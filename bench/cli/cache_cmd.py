@@ -15,7 +15,7 @@ def _human(n: float) -> str:
 def _root(cache_dir):
     from pathlib import Path
 
-    from forensibench.paths import default_cache_dir
+    from forensibench.core.paths import default_cache_dir
 
     return Path(cache_dir) if cache_dir else default_cache_dir()
 
@@ -34,7 +34,7 @@ def register(main: click.Group) -> None:
         """One row per feature configuration (backbone, transform, pre-operations, precision)."""
         from tabulate import tabulate
 
-        from forensibench.cache import cache_info
+        from forensibench.features.cache import cache_info
 
         info = cache_info(_root(cache_dir))
         click.echo(f"cache: {info['root']}  ({_human(info['bytes'])}; {info['hashes']} memoised file hashes in {info['hash_files']} files)")
@@ -49,7 +49,7 @@ def register(main: click.Group) -> None:
     @dir_option
     def clear_command(cache_dir) -> None:
         """Delete every cached feature and file hash (nothing else in the folder). Not while a run uses it."""
-        from forensibench.cache import clear_cache
+        from forensibench.features.cache import clear_cache
 
         root = _root(cache_dir)
         freed = clear_cache(root)

@@ -19,7 +19,7 @@ def register(main: click.Group) -> None:
         """Compare every (detector, dataset) cell and each detector's mean with BASELINE; exit 1 on a regression."""
         from tabulate import tabulate
 
-        from forensibench.check import check_run, write_baseline
+        from forensibench.report.check import check_run, write_baseline
 
         if update:
             out = write_baseline(run_dir, baseline)

@@ -15,7 +15,7 @@ def register(main: click.Group) -> None:
     @datasets_group.command("list")
     def list_suites() -> None:
         """List the suites (datasets/*.yaml)."""
-        from forensibench.suites import load_suite, suite_names
+        from forensibench.data.suites import load_suite, suite_names
 
         for name in suite_names():
             s = load_suite(name)
@@ -33,7 +33,7 @@ def register(main: click.Group) -> None:
         against a checksum file (--checksums); exit 1 when a set is missing or empty or a file differs."""
         from tabulate import tabulate
 
-        from forensibench.suites import load_suite, verify
+        from forensibench.data.suites import load_suite, verify
 
         if suite is None and checksum_file is None:
             raise click.UsageError("give --suite SUITE, --checksums FILE, or both")
@@ -50,7 +50,7 @@ def register(main: click.Group) -> None:
                 click.echo(f"\n{len(bad)} set/class folders missing or empty under {data_root}", err=True)
                 failed = True
         if checksum_file is not None:
-            from forensibench.checksums import compare, read_checksums
+            from forensibench.data.checksums import compare, read_checksums
 
             listed = read_checksums(checksum_file)
             cmp = compare(listed, data_root, suite=load_suite(suite) if suite else None, progress=sys.stderr.isatty())
@@ -77,9 +77,9 @@ def register(main: click.Group) -> None:
         """SHA-256 of every image file of SUITE (all found, not only the sample), in sha256sum format."""
         from pathlib import Path
 
-        from forensibench.checksums import format_checksums, hash_files, suite_files
-        from forensibench.rundir import atomic_write_bytes
-        from forensibench.suites import load_suite
+        from forensibench.data.checksums import format_checksums, hash_files, suite_files
+        from forensibench.core.files import atomic_write_bytes
+        from forensibench.data.suites import load_suite
 
         s = load_suite(suite)
         files = suite_files(s, data_root)
@@ -113,9 +113,9 @@ def register(main: click.Group) -> None:
         import dataclasses
         from pathlib import Path
 
-        from forensibench.audit import audit, render
-        from forensibench.rundir import atomic_write_bytes, atomic_write_csv
-        from forensibench.suites import load_suite
+        from forensibench.data.audit import audit, render
+        from forensibench.core.files import atomic_write_bytes, atomic_write_csv
+        from forensibench.data.suites import load_suite
 
         for o in outs:
             if Path(o).suffix.lower() not in (".csv", ".json"):
@@ -152,7 +152,7 @@ def register(main: click.Group) -> None:
     @click.option("--fake-format", type=click.Choice(["png", "jpg"]), default="png", show_default=True)
     def synth_command(suite, out, per_class, train_per_class, size, seed, real_format, fake_format) -> None:
         """Write a small synthetic replica of SUITE (plus training/validation sets) in its exact layout."""
-        from forensibench.synth import synthesize
+        from forensibench.data.synth import synthesize
 
         s = synthesize(suite, out, per_class=per_class, size=size, seed=seed, train_per_class=train_per_class,
                        real_format=real_format, fake_format=fake_format)

@@ -11,6 +11,6 @@ def register(main: click.Group) -> None:
     @click.option("--quiet", is_flag=True, help="no progress bars")
     def demo_command(out, per_class, quiet) -> None:
         """Offline demo on synthetic data (a few minutes on 2 CPU cores)."""
-        from forensibench.demo import demo
+        from forensibench.report.demo import demo
 
         demo(out, per_class=per_class, progress=not quiet, echo=click.echo)

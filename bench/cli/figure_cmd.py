@@ -17,7 +17,7 @@ def register(main: click.Group) -> None:
         Fig. 4 (mean AP and parameter count against the DR dimension of a `dr=` sweep)."""
         from pathlib import Path
 
-        from forensibench import figures
+        from forensibench.report import figures
 
         sets = [s.strip() for s in datasets.split(",") if s.strip()] if datasets else None
         out = out or str(Path(run_dir) / "figures" / f"fig{fig}.png")

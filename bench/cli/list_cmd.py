@@ -14,7 +14,7 @@ def register(main: click.Group) -> None:
 
         from tabulate import tabulate
 
-        from forensibench.registry import available, describe_all, toy_spec
+        from forensibench.api.registry import available, describe_all, toy_spec
 
         if toy_specs:
             click.echo("\n".join(toy_spec(name) for name in available()))

@@ -12,7 +12,7 @@ def register(main: click.Group) -> None:
         """Tables I-V present in the run with deltas to the paper, the robustness grid, figures and metadata."""
         from pathlib import Path
 
-        from forensibench.report import build_report
+        from forensibench.report.html import build_report
 
         path = build_report(run_dir, out or Path(run_dir) / "report.html")
         click.echo(f"wrote {path}")

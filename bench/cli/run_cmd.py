@@ -54,8 +54,8 @@ def register(main: click.Group) -> None:
     def run_command(suite, data_root, detectors, out, datasets, perturb, max_per_class, train_root, natural_train, natural_val, labelled_train,
                     cache_dir, no_cache, executor, ray_address, device, seed, bootstrap, batch_size, workers, quiet) -> None:
         """Fit every detector on the training data it declares and score every set of SUITE."""
-        from forensibench.images import default_workers
-        from forensibench.runner import run
+        from forensibench.data.images import default_workers
+        from forensibench.run.runner import run
 
         if ray_address and executor != "ray":
             raise click.UsageError("--ray-address needs --executor ray")

@@ -20,7 +20,7 @@ def register(main: click.Group) -> None:
     @click.option("--per-set", is_flag=True, help="with --robustness: one row per detector and set")
     def table_command(run_dir, table_id, fmt, compare_reported, reported, metric, cost, attribution, detector, robustness, per_set) -> None:
         """Print a table of the CLIP-Flow paper filled from a run (or the paper's own with --reported)."""
-        from forensibench import tables
+        from forensibench.report import tables
 
         if cost or attribution or robustness:
             if run_dir is None:
@@ -30,12 +30,12 @@ def register(main: click.Group) -> None:
             click.echo(tables.render_frame(df, fmt, "Robustness: detectors under test-time perturbations", notes), nl=False)
             return
         if cost:
-            from forensibench.cost import cost_table, render_cost
+            from forensibench.run.cost import cost_table, render_cost
 
             click.echo(render_cost(cost_table(run_dir), fmt), nl=False)
             return
         if attribution:
-            from forensibench.attribution import attribution as attribute, render_attribution
+            from forensibench.report.attribution import attribution as attribute, render_attribution
 
             click.echo("\n".join(render_attribution(a, fmt) for a in attribute(run_dir, detector)))
             return

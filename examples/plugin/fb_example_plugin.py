@@ -3,9 +3,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forensibench.detector import Detector, Training
-from forensibench.images import iter_batches
-from forensibench.transforms import TransformSpec
+from forensibench.api.detector import Detector, Training
+from forensibench.data.images import iter_batches
+from forensibench.data.transforms import TransformSpec
 
 
 @dataclass

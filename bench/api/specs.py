@@ -1,0 +1,128 @@
+"""Spec strings and typed parameters: ``name`` or ``name:key=value,key=value``.
+
+List values use ``+`` or commas (``layers=layer1+layer2``; a comma followed by ``key=`` starts the
+next parameter). Values are converted to the type of the detector's `Params` field; a spec is
+canonicalised by `spec_string` (defaults dropped, keys sorted).
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from typing import Any
+
+
+class RegistryError(ValueError):
+    """An unknown detector, an unknown or malformed parameter, or a name registered twice."""
+
+
+_KEY_START = re.compile(r",(?=\s*[A-Za-z_][\w-]*\s*=)")
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``"clip-flow:mode=N+P,dr=64"`` -> ``("clip-flow", {"mode": "N+P", "dr": "64"})`` (values unconverted)."""
+    spec = spec.strip()
+    name, _, rest = spec.partition(":")
+    name = name.strip()
+    if not name:
+        raise RegistryError(f"empty detector name in spec {spec!r}")
+    raw: dict[str, str] = {}
+    if rest.strip():
+        for part in _KEY_START.split(rest):
+            key, eq, value = part.partition("=")
+            key = key.strip().replace("-", "_")
+            if not eq or not key:
+                raise RegistryError(f"malformed parameter {part!r} in spec {spec!r}: expected key=value")
+            if key in raw:
+                raise RegistryError(f"parameter {key!r} given twice in spec {spec!r}")
+            raw[key] = value.strip()
+    return name, raw
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _base_type(tp: Any) -> tuple[Any, bool]:
+    """(the non-None type, whether None is allowed) of an annotation."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def convert_value(params_cls: type, key: str, raw: str) -> Any:
+    """Convert the string `raw` to the type of field `key` of `params_cls`, or raise ValueError."""
+    hints = typing.get_type_hints(params_cls)
+    tp, nullable = _base_type(hints[key])
+    text = raw.strip()
+    if nullable and text.lower() in ("none", "null", ""):
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (tuple, list):
+        inner = (typing.get_args(tp) or (str,))[0]
+        parts = [p for p in text.replace("+", ",").split(",") if p]
+        return tuple(_scalar(inner, p, key) for p in parts)
+    return _scalar(tp, text, key)
+
+
+def _scalar(tp: Any, text: str, key: str) -> Any:
+    if tp is bool:
+        low = text.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ValueError(f"{key}={text!r}: expected true or false")
+    if tp is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{key}={text!r}: expected an integer") from None
+    if tp is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{key}={text!r}: expected a number") from None
+    return text
+
+
+def params_to_dict(params: Any) -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(params):
+        v = getattr(params, f.name)
+        out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def format_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (tuple, list)):
+        return "+".join(format_value(x) for x in v)
+    if v is None:
+        return "none"
+    return str(v)
+
+
+def param_help(params_cls: type) -> list[tuple[str, str, str]]:
+    """(key, default, help) for every parameter, in declaration order."""
+    rows = []
+    for f in dataclasses.fields(params_cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        rows.append((f.name, format_value(default), f.metadata.get("help", "")))
+    return rows
+
+
+def spec_string(name: str, params: Any) -> str:
+    """Canonical spec: the name plus the parameters that differ from their defaults, sorted."""
+    default = type(params)()
+    parts = []
+    for f in sorted(dataclasses.fields(params), key=lambda f: f.name):
+        value = getattr(params, f.name)
+        if value != getattr(default, f.name):
+            parts.append(f"{f.name}={format_value(value)}")
+    return name + (":" + ",".join(parts) if parts else "")

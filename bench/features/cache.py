@@ -1,0 +1,346 @@
+"""The on-disk feature cache: content-addressed, append-only, safe to share between processes.
+
+Layout under the cache folder (``--cache-dir``, ``$FORENSIBENCH_CACHE_DIR``, by default
+`forensibench.core.paths.default_cache_dir()`)::
+
+    features/v1/<config>/config.json           what the features are: backbone identity, transform,
+                                               pre-operations, numeric precision, dimension
+    features/v1/<config>/shards/<id>.npy       float32 [rows, dim]; written once, never modified
+    features/v1/<config>/shards/<id>.json      the shard's index: each row's key, decoding failures
+    features/v1/<config>/locks/<request>.lock  flock held while a process computes a request
+    hashes/v1/<id>.jsonl                       file-hash memo: [sha256, size, mtime_ns, path] per line
+
+``<config>`` is a hash of the backbone identity (the weights' SHA-256, or "random init" with the
+torch and open_clip versions that drew them), the transform key, the pre-operation key and the
+precision (``fp32``, or ``amp-fp16`` for autocast on CUDA). A row's key is the SHA-256 of the image
+file's bytes (seeded pre-operations draw from the decoded pixels, see `images.content_seed`, so the
+bytes decide an augmented view too). The same bytes at another path therefore hit; changed bytes, transform, backbone, weights, precision or
+pre-operations miss. A file that cannot be decoded is cached as a failure with its reason.
+
+Why no database: each file is written once under a temporary name and renamed into place (atomic on
+POSIX file systems, NFS included), a shard's ``.npy`` before its index, so a reader sees a whole
+shard or none and a killed writer leaves at most an orphan ``.npy``. Processes never modify a shared
+file, so correctness needs no lock; SQLite's WAL mode needs shared memory that network file systems
+(where a cluster keeps its cache) do not give, and its rollback journal relies on their unreliable
+byte-range locks. The one lock avoids duplicated *work*: a process computing the missing rows of a
+request (an ordered image list: k detectors scoring one set ask for the same one) holds an flock
+on the request's lock file, and another process asking for it waits, then reads what the first wrote.
+Overlapping but different requests may compute some rows twice; the duplicate is harmless (the
+first shard in name order wins). flock locks are released by the kernel when a process dies.
+
+File hashes are memoised on (real path, size, mtime in ns), as rsync and make decide that a file
+is unchanged: a warm run stats its images instead of reading them. ``forensibench datasets
+verify`` never trusts the memo.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from forensibench.core.files import atomic_write_bytes, atomic_write_json
+
+FORMAT = "v1"
+SHARD_ROWS = 4096  # a shard is written after this many rows...
+SHARD_SECONDS = 60.0  # ...or this many seconds: a killed extraction loses at most about a minute
+COMPACT_AFTER = 64  # the file-hash memo is merged into one file when it has more files than this
+HASH_THREADS = 4  # hashlib releases the GIL: cold hashing reads several files at once
+
+
+def _new_name() -> str:
+    return f"{time.time_ns():016x}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class FileHashes:
+    """SHA-256 of files memoised on (real path, size, mtime_ns): in memory, and on disk under `root`."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.dir = Path(root) / "hashes" / FORMAT if root is not None else None
+        self._memo: dict[tuple[str, int, int], str] = {}
+        self._new: list[tuple[str, int, int]] = []
+        self._read: set[str] = set()
+        self._lock = threading.Lock()
+        self.hashed = 0  # files actually read (tests and benchmarks check warm runs read none)
+        self._load()
+
+    def _load(self) -> None:
+        if self.dir is None or not self.dir.is_dir():
+            return
+        for f in sorted(self.dir.glob("*.jsonl")):
+            if f.name in self._read:
+                continue
+            try:
+                text = f.read_text(encoding="utf-8")
+            except OSError:  # merged into another file meanwhile
+                continue
+            for line in text.splitlines():
+                with contextlib.suppress(ValueError, TypeError):
+                    sha, size, mtime, path = json.loads(line)
+                    self._memo[(path, int(size), int(mtime))] = sha
+            self._read.add(f.name)
+
+    def __call__(self, path: str | Path) -> str:
+        """The file's SHA-256 (read only when its path, size or mtime is new); OSError if unreadable."""
+        real = os.path.realpath(path)
+        st = os.stat(real)
+        key = (real, st.st_size, st.st_mtime_ns)
+        sha = self._memo.get(key)
+        if sha is None:
+            sha = sha256_file(real)
+            with self._lock:
+                self._memo[key] = sha
+                self._new.append(key)
+                self.hashed += 1
+        return sha
+
+    def many(self, paths: Sequence[str]) -> list[str | None]:
+        """Hashes of `paths` in order (None for a file that cannot be read); misses are read in threads."""
+        out: list[str | None] = []
+        misses = []
+        for i, p in enumerate(paths):
+            try:
+                real = os.path.realpath(p)
+                st = os.stat(real)
+            except OSError:
+                out.append(None)
+                continue
+            out.append(self._memo.get((real, st.st_size, st.st_mtime_ns)))
+            if out[-1] is None:
+                misses.append(i)
+
+        def one(i: int) -> str | None:
+            try:
+                return self(paths[i])
+            except OSError:
+                return None
+
+        if len(misses) < 2 * HASH_THREADS:
+            for i in misses:
+                out[i] = one(i)
+        else:
+            with ThreadPoolExecutor(HASH_THREADS) as ex:
+                for i, sha in zip(misses, ex.map(one, misses, chunksize=16)):
+                    out[i] = sha
+        return out
+
+    def flush(self) -> None:
+        """Write the hashes computed since the last flush (a new memo file); merge the memo if large."""
+        if self.dir is None or not self._new:
+            return
+        with self._lock:
+            new, self._new = self._new, []
+        name = _new_name() + ".jsonl"
+        atomic_write_bytes(self.dir / name, "".join(json.dumps([self._memo[k], k[1], k[2], k[0]]) + "\n" for k in new).encode())
+        self._read.add(name)
+        if len(list(self.dir.glob("*.jsonl"))) > COMPACT_AFTER:
+            self._compact()
+
+    def _compact(self) -> None:
+        self._load()
+        done = {f.name for f in self.dir.glob("*.jsonl")} & self._read
+        live = []
+        for (path, size, mtime), sha in self._memo.items():
+            with contextlib.suppress(OSError):
+                st = os.stat(path)
+                if (st.st_size, st.st_mtime_ns) == (size, mtime):  # entries of changed or deleted files go
+                    live.append(json.dumps([sha, size, mtime, path]) + "\n")
+        name = _new_name() + ".jsonl"
+        atomic_write_bytes(self.dir / name, "".join(live).encode())
+        self._read.add(name)
+        for f in done:
+            with contextlib.suppress(OSError):
+                (self.dir / f).unlink()
+
+
+@dataclass
+class _Index:
+    """Row key -> (shard name, row) or a failure reason, over the shards read so far."""
+
+    rows: dict[str, tuple[str, int] | str] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+
+
+class FeatureCache:
+    """Feature rows on disk, per configuration (see the module docstring)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root) / "features" / FORMAT
+        self._index: dict[str, _Index] = {}
+
+    def config(self, description: dict) -> str:
+        """The id (folder name) of a feature configuration; writes its config.json once."""
+        cid = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:32]
+        path = self.root / cid / "config.json"
+        if not path.is_file():
+            atomic_write_json(path, {**description, "format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        return cid
+
+    def _refresh(self, cid: str) -> _Index:
+        idx = self._index.setdefault(cid, _Index())
+        shards = self.root / cid / "shards"
+        if not shards.is_dir():
+            return idx
+        for f in sorted(shards.glob("*.json")):
+            if f.name in idx.seen:
+                continue
+            try:
+                rec = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue  # unreadable index: its rows are recomputed
+            idx.seen.add(f.name)
+            shard = f.name[: -len(".json")]
+            for row, key in enumerate(rec.get("keys", [])):
+                idx.rows.setdefault(key, (shard, row))
+            for key, reason in rec.get("failures", {}).items():
+                idx.rows.setdefault(key, str(reason))
+        return idx
+
+    def lookup(self, cid: str, keys: Sequence[str]) -> dict[str, tuple[str, int] | str]:
+        """{key: (shard, row) or failure reason} for the `keys` the cache holds."""
+        rows = self._refresh(cid).rows
+        return {k: rows[k] for k in keys if k in rows}
+
+    def read(self, cid: str, where: Sequence[tuple[str, int]], dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """(float32 [len(where), dim], ok mask): rows of unreadable shards are not ok (and forgotten)."""
+        out = np.full((len(where), dim), np.nan, dtype=np.float32)
+        ok = np.zeros(len(where), dtype=bool)
+        by_shard: dict[str, list[int]] = {}
+        for i, (shard, _) in enumerate(where):
+            by_shard.setdefault(shard, []).append(i)
+        for shard, pos in by_shard.items():
+            try:
+                arr = np.load(self.root / cid / "shards" / f"{shard}.npy", mmap_mode="r")
+                if arr.ndim != 2 or arr.shape[1] != dim:
+                    raise ValueError(f"shape {arr.shape}")
+                out[pos] = arr[[where[i][1] for i in pos]]
+                ok[pos] = True
+            except (OSError, ValueError, IndexError):
+                idx = self._index.get(cid)
+                if idx is not None:
+                    idx.rows = {k: v for k, v in idx.rows.items() if not (isinstance(v, tuple) and v[0] == shard)}
+        return out, ok
+
+    @contextlib.contextmanager
+    def computing(self, cid: str, request: str) -> Iterator[None]:
+        """Hold the lock of `request` (a hash of an image list) while its missing rows are computed."""
+        import fcntl
+
+        d = self.root / cid / "locks"
+        d.mkdir(parents=True, exist_ok=True)
+        with open(d / f"{request[:32]}.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def writer(self, cid: str, dim: int) -> "ShardWriter":
+        return ShardWriter(self.root / cid / "shards", dim)
+
+
+class ShardWriter:
+    """Buffers computed rows and writes them as shards (every `SHARD_ROWS` rows or `SHARD_SECONDS`)."""
+
+    def __init__(self, folder: Path, dim: int, rows: int = SHARD_ROWS, seconds: float = SHARD_SECONDS):
+        self.folder, self.dim, self.max_rows, self.seconds = folder, dim, rows, seconds
+        self._reset()
+        self.shards = 0
+
+    def _reset(self) -> None:
+        self.keys: list[str] = []
+        self.arrays: list[np.ndarray] = []
+        self.failures: dict[str, str] = {}
+        self.since = time.monotonic()
+
+    def add(self, keys: Sequence[str], feats: np.ndarray) -> None:
+        self.keys += list(keys)
+        self.arrays.append(np.asarray(feats, dtype=np.float32))
+        if len(self.keys) >= self.max_rows or time.monotonic() - self.since >= self.seconds:
+            self.flush()
+
+    def fail(self, key: str, reason: str) -> None:
+        self.failures[key] = reason
+
+    def flush(self) -> None:
+        if not self.keys and not self.failures:
+            return
+        name = _new_name()
+        if self.keys:
+            buf = io.BytesIO()
+            np.save(buf, np.concatenate(self.arrays).reshape(len(self.keys), self.dim))
+            atomic_write_bytes(self.folder / f"{name}.npy", buf.getvalue())
+        # the index last: it commits the shard
+        atomic_write_json(self.folder / f"{name}.json", {"rows": len(self.keys), "dim": self.dim, "keys": self.keys, "failures": self.failures})
+        self.shards += 1
+        self._reset()
+
+
+# -- `forensibench cache info|clear` ---------------------------------------------------------------
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
+
+
+def cache_info(root: str | Path) -> dict:
+    """What the cache under `root` holds: per feature configuration, and the file-hash memo."""
+    root = Path(root)
+    configs = []
+    fdir = root / "features" / FORMAT
+    for d in sorted(fdir.iterdir()) if fdir.is_dir() else []:
+        if not d.is_dir():
+            continue
+        desc: dict = {}
+        with contextlib.suppress(OSError, ValueError):
+            desc = json.loads((d / "config.json").read_text())
+        rows = failures = shards = 0
+        keys: set[str] = set()
+        for f in sorted((d / "shards").glob("*.json")):
+            with contextlib.suppress(OSError, ValueError):
+                rec = json.loads(f.read_text())
+                shards += 1
+                rows += int(rec.get("rows", 0))
+                failures += len(rec.get("failures", {}))
+                keys.update(rec.get("keys", []))
+        configs.append({
+            "config": d.name, "backbone": desc.get("backbone", "?"), "transform": desc.get("transform", "?"),
+            "pre": desc.get("pre", "") or "-", "precision": desc.get("precision", "?"), "dim": desc.get("dim"),
+            "shards": shards, "rows": rows, "images": len(keys), "failures": failures, "bytes": _size(d),
+        })
+    hdir = root / "hashes" / FORMAT
+    hashes = sum(len(f.read_text().splitlines()) for f in hdir.glob("*.jsonl")) if hdir.is_dir() else 0
+    return {"root": str(root), "configs": configs, "hashes": hashes, "hash_files": len(list(hdir.glob("*.jsonl"))) if hdir.is_dir() else 0,
+            "bytes": _size(root / "features") + _size(root / "hashes")}
+
+
+def clear_cache(root: str | Path) -> int:
+    """Delete the cached features and file hashes under `root` (nothing else there); bytes freed.
+
+    Do not clear a cache that a running forensibench process is writing into.
+    """
+    root = Path(root)
+    freed = 0
+    for sub in ("features", "hashes"):
+        p = root / sub
+        if p.is_dir():
+            freed += _size(p)
+            shutil.rmtree(p)
+    return freed

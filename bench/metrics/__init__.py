@@ -1,0 +1,29 @@
+"""Metrics: pure functions of labels and scores (higher score = more likely generated).
+
+Imports nothing from the rest of forensibench, so that every layer above (the run's thresholds,
+the dataset audit, the tables) computes them the same way.
+"""
+from forensibench.metrics.classification import (
+    ECE_BINS,
+    METRIC_COLUMNS,
+    RAW_SCORE_NOTE,
+    Accuracy,
+    accuracy_at,
+    auroc,
+    average_precision,
+    best_threshold,
+    bootstrap_ci,
+    brier_score,
+    cell_metrics,
+    expected_calibration_error,
+    fpr_at_tpr,
+    oracle_accuracy,
+    probability_problem,
+    tpr_at_fpr,
+)
+
+__all__ = [
+    "ECE_BINS", "METRIC_COLUMNS", "RAW_SCORE_NOTE", "Accuracy", "accuracy_at", "auroc", "average_precision",
+    "best_threshold", "bootstrap_ci", "brier_score", "cell_metrics", "expected_calibration_error", "fpr_at_tpr",
+    "oracle_accuracy", "probability_problem", "tpr_at_fpr",
+]

@@ -1,0 +1,307 @@
+"""The cells of a run: what an executor runs.
+
+A run is a grid of cells. Per detector, one **training cell** (fit, then the threshold:
+``cells/<slug>/fit.json`` and, for detectors that can save, ``models/<slug>/``), then one **scoring
+cell** per test set (``cells/<slug>/<set>.parquet``, its cost in ``<set>.cost.json``). Every cell
+commits atomically (the parquet file last), so a killed run loses at most the cells in progress.
+
+Cells are functions of a picklable `RunPlan` (everything the run decided: folders, image sets,
+seed, runtime settings) and a `Session` (what one process keeps between cells: the `Runtime`, so
+one feature store and its loaded backbones, and the detectors it fitted). The local executor runs
+every cell in one session; the Ray executor (`forensibench.run.executors`) runs cells as Ray tasks,
+each in a session of its own, and a scoring cell then loads the fitted detector from ``models/``.
+
+Training data (see `TrainingRoots`): one-class detectors get natural images from
+``<train-root>/lsun/train`` (the `lsun-train` layout), supervised detectors real/fake images from
+``<train-root>/train/progan`` (the `progan-train` layout), and thresholds of one-class detectors come
+from ``<train-root>/lsun/val``; ``--train-root`` defaults to the data root, and each folder can be
+given explicitly. A supervised detector's `labelled_suite()` may name any suite or manifest: every
+set of it is read under the training root and each generated image carries its set's generator
+(`TrainData.generators`), which is how attributing detectors learn the sources. Training images
+that are also test images are refused.
+"""
+from __future__ import annotations
+
+import os
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from forensibench.data.checksums import fileset_digest
+from forensibench.run.cost import measure
+from forensibench.api.detector import Detector, Training, TrainData
+from forensibench.core.errors import DetectorError
+from forensibench.features.runtime import Runtime
+from forensibench.data.images import ImageSet, list_images
+from forensibench.metrics import best_threshold
+from forensibench.data.proxies import VALIDATION_PROXY
+from forensibench.run.provenance import git_state, weights_loaded
+from forensibench.api.registry import create
+from forensibench.run.rundir import RunDir
+from forensibench.core.files import display_path
+from forensibench.data.suites import load_suite
+from forensibench.features.weights import weight_record
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrainingRoots:
+    """Where training and validation images are looked up (folders, or None for the default)."""
+
+    train_root: Path
+    natural_train: Path | None = None
+    natural_val: Path | None = None
+    labelled_train: Path | None = None
+
+    def natural(self) -> tuple[ImageSet | None, str]:
+        return _natural_set(self.natural_train, self.train_root, "lsun-train")
+
+    def validation(self) -> tuple[ImageSet | None, str]:
+        return _natural_set(self.natural_val, self.train_root, "lsun-val")
+
+    def labelled(self, suite_name: str = "progan-train") -> tuple[ImageSet | None, str, np.ndarray | None, dict[str, str]]:
+        """(real + generated images, where, per-image source, generator names).
+
+        With `labelled_train`, a folder with 0_real/1_fake subfolders: its generator is unknown
+        ("generated"). Otherwise every set of the suite `suite_name` under the training root: a
+        suite whose sets are generators gives each fake the source of its set (`SetDef.source`);
+        reals shared by several sets are taken once.
+        """
+        if self.labelled_train is not None:
+            root = self.labelled_train
+            real, fake = list_images(root, "0_real"), list_images(root, "1_fake")
+            where = f"{root} (0_real/1_fake folders)"
+            gens, names = ["generated"] * len(fake), {"generated": "an unknown generator"}
+        else:
+            suite = load_suite(suite_name)
+            real, fake, gens, seen = [], [], [], set()
+            for sdef in suite.sets:
+                for p in sdef.list_class(self.train_root, "real"):
+                    if p not in seen:
+                        seen.add(p)
+                        real.append(p)
+                f = sdef.list_class(self.train_root, "fake")
+                fake += f
+                gens += [sdef.source] * len(f)
+            names = {sdef.source: sdef.column for sdef in suite.sets}
+            folders = sorted({str(self.train_root / d) for s_ in suite.sets for d in (s_.real, s_.fake) if d})
+            where = f"{', '.join(folders[:3])}{' ...' if len(folders) > 3 else ''} ({suite.name} layout)"
+        if not real or not fake:
+            return None, where, None, {}
+        images = ImageSet(real + fake, [0] * len(real) + [1] * len(fake), name="labelled-train")
+        return images, where, np.array(["real"] * len(real) + gens, dtype=object), names
+
+
+def _natural_set(explicit: Path | None, train_root: Path, suite_name: str) -> tuple[ImageSet | None, str]:
+    if explicit is not None:
+        files, where = list_images(explicit), f"{explicit}"
+    else:
+        sdef = load_suite(suite_name).sets[0]
+        files, where = sdef.list_class(train_root, "real"), f"{train_root / sdef.real} ({suite_name} layout)"
+    if not files:
+        return None, where
+    return ImageSet(files, [0] * len(files), name=suite_name), where
+
+
+def train_data(det: Detector, roots: TrainingRoots, seed: int, test_paths: set[str] | frozenset[str] | None = None) -> TrainData:
+    """The training data `det` declares; refuses training images that are also test images."""
+    train = TrainData(seed=seed)
+    if det.training.needs_natural:
+        train.natural, where = roots.natural()
+        if train.natural is None:
+            raise DetectorError(
+                f"{det.spec} trains on natural images, and none were found at {where}; "
+                f"pass --natural-train DIR or --train-root ROOT"
+            )
+        train.sources["natural"] = f"{where}: {len(train.natural)} images"
+    elif det.training is Training.SUPERVISED:
+        train.labelled, where, train.generators, train.generator_names = roots.labelled(det.labelled_suite())
+        if train.labelled is None:
+            raise DetectorError(
+                f"{det.spec} trains on real and generated images, and none were found at {where}; "
+                f"pass --labelled-train DIR (folders 0_real/1_fake) or --train-root ROOT"
+            )
+        n_fake = int(train.labelled.labels.sum())
+        gens = sorted(set(train.generators[train.labelled.labels == 1]))
+        train.sources["labelled"] = f"{where}: {len(train.labelled) - n_fake} real, {n_fake} generated ({', '.join(gens)})"
+    if test_paths:
+        for part in (train.natural, train.labelled):
+            shared = [p for p in (part.paths if part is not None else []) if os.path.abspath(p) in test_paths]
+            if shared:
+                raise DetectorError(
+                    f"{det.spec}: {len(shared)} training images are also test images (e.g. {shared[0]}); "
+                    f"train on another copy: --train-root ROOT, --natural-train DIR or --labelled-train DIR"
+                )
+    return train
+
+
+def _validation_threshold(det: Detector, roots: TrainingRoots) -> tuple[float, str, int]:
+    val, where = roots.validation()
+    if val is None:
+        raise DetectorError(
+            f"{det.spec} fixes its threshold on held-out natural images, and none were found at {where}; "
+            f"pass --natural-val DIR or --train-root ROOT"
+        )
+    proxies = val.with_pre(VALIDATION_PROXY, name="validation-proxies")
+    s_nat = det.score(val.without_labels())
+    s_prox = det.score(proxies.without_labels())
+    ok_n, ok_p = np.isfinite(s_nat), np.isfinite(s_prox)
+    labels = np.concatenate([np.zeros(ok_n.sum()), np.ones(ok_p.sum())])
+    thr = best_threshold(labels, np.concatenate([s_nat[ok_n], s_prox[ok_p]]))
+    source = f"validation: {int(ok_n.sum())} held-out naturals ({where}) vs their {VALIDATION_PROXY.key} proxies"
+    return thr, source, len(val) + len(proxies)
+
+
+@dataclass
+class RunPlan:
+    """Everything a cell needs, decided once by the runner; picklable (Ray ships it to every task)."""
+
+    out: Path
+    data_root: Path
+    roots: TrainingRoots
+    seed: int
+    test_sets: dict[str, ImageSet]
+    test_paths: frozenset[str] = frozenset()
+    device: str = "cpu"
+    batch_size: int = 32
+    workers: int = 0
+    amp: bool = True
+    progress: bool = True
+    cache_dir: Path | None = None  # the on-disk feature cache; None: features are kept in memory only
+    threads: int = 1  # torch intra-op threads of the process that planned the run (Ray tasks use as many)
+
+    def runtime(self) -> Runtime:
+        return Runtime(device=self.device, seed=self.seed, batch_size=self.batch_size, workers=self.workers, amp=self.amp,
+                       progress=self.progress, cache_dir=self.cache_dir, scratch=self.out / "tmp")
+
+
+def _log_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Session:
+    """What one process keeps while it runs cells: one Runtime (one feature store) and fitted detectors."""
+
+    plan: RunPlan
+    log: Callable[[str], None] = _log_stderr
+    runtime: Runtime | None = None
+    fitted: dict[str, tuple[Detector, dict]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.runtime is None:
+            self.runtime = self.plan.runtime()
+
+
+def fit_cell(session: Session, spec: str) -> tuple[Detector, dict]:
+    """The training cell of `spec`: fit (or load the saved fit) and fix the threshold; (detector, fit.json)."""
+    if spec in session.fitted:
+        return session.fitted[spec]
+    plan, log = session.plan, session.log
+    rd = RunDir(plan.out)
+    det = create(spec, session.runtime)
+    fit_rec = rd.read_fit(spec)
+    model_dir = rd.model_dir(spec)
+    if fit_rec is not None and det.supports_save and (model_dir / "state.pt").is_file():
+        det.load(model_dir)
+        log(f"[forensibench] {spec}: loaded the fitted detector from {model_dir}")
+    else:
+        train = train_data(det, plan.roots, plan.seed, plan.test_paths)
+        log(f"[forensibench] {spec}: fitting on {', '.join(train.sources.values()) or 'nothing (weights)'}")
+        seed_everything(plan.seed)
+        cost: dict[str, dict] = {}  # stage -> forensibench.run.cost record
+        with measure(len(train.natural or train.labelled or ()), det.runtime) as m:
+            det.fit(train)
+        cost["fit"] = m.record
+        if det.supports_save:
+            det.save(model_dir)
+        with measure(0, det.runtime) as m:
+            if det.threshold == "validation":
+                seed_everything(plan.seed)
+                threshold, source, m.images = _validation_threshold(det, plan.roots)
+            else:
+                threshold, source = 0.5, "0.5 on the probability"
+        cost["threshold"] = m.record
+        hasher = det.runtime.features.file_sha256
+        fit_rec = {
+            "detector": spec,
+            "describe": det.describe(),
+            "weights": weights_loaded(det.provenance),
+            "fitted_state": [weight_record(f) for f in sorted(model_dir.rglob("*")) if f.is_file()] if det.supports_save else [],
+            "training_data": train.sources,
+            "training_data_sha256": {k: fileset_digest(v.paths, plan.roots.train_root, hasher)
+                                     for k, v in (("natural", train.natural), ("labelled", train.labelled)) if v is not None},
+            "code": git_state(),
+            "threshold": threshold,
+            "threshold_source": source,
+            "cost": cost,
+        }
+        if det.attributes:
+            fit_rec["source_classes"] = list(det.source_classes())
+        rd.write_fit(spec, fit_rec)
+    session.fitted[spec] = (det, fit_rec)
+    return det, fit_rec
+
+
+def score_cell(session: Session, spec: str, key: str) -> None:
+    """The scoring cell (`spec`, set `key`): score every image and commit the cell with its cost."""
+    plan, log = session.plan, session.log
+    det, _ = fit_cell(session, spec)
+    images = plan.test_sets[key]
+    seed_everything(plan.seed)
+    sources = None
+    with measure(len(images), det.runtime) as m:
+        if det.attributes:
+            scores, sources = det.attribute(images.without_labels())
+        else:
+            scores = det.score(images.without_labels())
+        scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (len(images),):
+        raise DetectorError(f"{spec}.score returned shape {scores.shape} for {len(images)} images")
+    errors = []
+    for p, s in zip(images.paths, scores):
+        reason = images.failures.get(p)
+        if reason is None and not np.isfinite(s):
+            reason = "detector returned a non-finite score"
+        errors.append(reason)
+    df = pd.DataFrame(
+        {
+            "detector": spec,
+            "dataset": key,
+            "path": [display_path(p, plan.data_root) for p in images.paths],
+            "label": images.labels,
+            "score": np.where([e is None for e in errors], scores, np.nan),
+            "error": errors,
+        }
+    )
+    if sources is not None:
+        if len(sources) != len(images):
+            raise DetectorError(f"{spec}.attribute returned {len(sources)} sources for {len(images)} images")
+        df["source_pred"] = [None if e is not None or s_ is None else str(s_) for s_, e in zip(sources, errors)]
+    RunDir(plan.out).write_cell(spec, key, df, cost=m.record)
+    n_err = sum(e is not None for e in errors)
+    log(f"[forensibench] {spec} / {key}: {len(images)} images scored in {m.record['wall_s']:.1f}s" + (f", {n_err} failed" if n_err else ""))
+
+
+def detector_cells(session: Session, spec: str, keys: list[str]) -> str | None:
+    """The training cell of `spec` and its scoring cells `keys`, in order; the error if it failed."""
+    try:
+        fit_cell(session, spec)
+        for key in keys:
+            score_cell(session, spec, key)
+    except DetectorError as exc:
+        session.log(f"[forensibench] {spec}: FAILED: {exc}")
+        return str(exc)
+    return None

@@ -1,0 +1,165 @@
+"""Executors: who runs the cells of a run (`forensibench.run.cells`).
+
+* ``local`` (`LocalExecutor`): every cell in this process, detector after detector, in one
+  `Session`, so a fitted detector is scored without being saved and reloaded and every detector
+  shares one feature store.
+* ``ray`` (`RayExecutor`): every cell is a Ray task on an existing Ray cluster (``--ray-address``)
+  or on a local Ray instance started for the run. A detector that can save gets one training task
+  and one task per test set; the scoring tasks take the training task's result as an argument, so
+  Ray starts them once the detector is fitted (and saved under ``models/``), and they load it from
+  there. A detector that cannot save runs its training and scoring cells in one task. With
+  ``--device cuda`` a task asks Ray for 1 GPU (inside the task the device is Ray's assigned GPU) and
+  1 CPU plus one per decoding worker (``--workers``); on CPU for as many CPUs as the driver's torch
+  threads plus the decoding workers (at most the cluster's CPUs), and it computes with the driver's
+  torch thread count. Tasks write into the run directory themselves: it, the data and the feature
+  cache must be on storage every node sees at the same path.
+
+Both give the same files and metrics: cells are deterministic functions of the plan, the detector
+fitted in one task is the one saved and reloaded in the next, and on CPU tasks use the driver's
+thread count (float rounding depends on it).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+from forensibench.run.cells import RunPlan, Session, detector_cells, fit_cell, score_cell
+from forensibench.core.errors import DetectorError
+
+from forensibench.features.runtime import Runtime
+EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class DetectorJob:
+    """The cells of one detector still to run: its training cell, then `keys` (test sets)."""
+
+    spec: str
+    keys: list[str]
+    supports_save: bool
+
+
+class LocalExecutor:
+    name = "local"
+
+    def run(self, plan: RunPlan, jobs: list[DetectorJob], log: Callable[[str], None], runtime: Runtime | None = None) -> dict[str, str]:
+        """Run every job in this process (in `runtime`, when given); returns {spec: error} of failed detectors."""
+        session = Session(plan, log, runtime)
+        failed = {}
+        for job in jobs:
+            err = detector_cells(session, job.spec, job.keys)
+            if err is not None:
+                failed[job.spec] = err
+        return failed
+
+
+# -- Ray -------------------------------------------------------------------------------------
+# Task bodies: module-level functions, so Ray ships them by reference (workers import this module).
+def _task_plan(plan: RunPlan) -> RunPlan:
+    import torch
+
+    # The driver's torch thread count (Ray sets OMP_NUM_THREADS=1 in workers): float rounding on
+    # CPU depends on it, and a Ray run must give the local run's numbers.
+    torch.set_num_threads(plan.threads)
+    # Ray makes the task's GPU visible as device 0; progress bars from many workers would interleave.
+    device = "cuda" if plan.device.startswith("cuda") else plan.device
+    return dataclasses.replace(plan, device=device, progress=False)
+
+
+def _fit_task(plan: RunPlan, spec: str) -> str | None:
+    session = Session(_task_plan(plan))
+    try:
+        fit_cell(session, spec)
+    except DetectorError as exc:
+        session.log(f"[forensibench] {spec}: FAILED: {exc}")
+        return str(exc)
+    return None
+
+
+def _score_task(plan: RunPlan, spec: str, key: str, fit_error: str | None) -> str | None:
+    if fit_error is not None:  # the training task failed: nothing to score
+        return fit_error
+    session = Session(_task_plan(plan))
+    try:
+        score_cell(session, spec, key)
+    except DetectorError as exc:
+        session.log(f"[forensibench] {spec} / {key}: FAILED: {exc}")
+        return str(exc)
+    return None
+
+
+def _cells_task(plan: RunPlan, spec: str, keys: list[str]) -> str | None:
+    return detector_cells(Session(_task_plan(plan)), spec, keys)
+
+
+class RayExecutor:
+    """Cells as Ray tasks (see the module docstring). Uses the Ray instance already initialised in
+    this process if there is one; otherwise connects to `address` (or starts a local instance, when
+    None) and disconnects at the end."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None):
+        self.address = address
+
+    def run(self, plan: RunPlan, jobs: list[DetectorJob], log: Callable[[str], None], runtime: Runtime | None = None) -> dict[str, str]:
+        """Run every job as Ray tasks (`runtime` is this process's: tasks make their own)."""
+        try:
+            import ray
+        except ImportError:
+            raise DetectorError("--executor ray needs Ray: pip install 'forensibench[ray]' (or pip install ray)") from None
+        started = not ray.is_initialized()
+        if started:
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=True)
+        try:
+            options = self._resources(ray, plan)
+            fit_t = ray.remote(_fit_task).options(**options)
+            score_t = ray.remote(_score_task).options(**options)
+            cells_t = ray.remote(_cells_task).options(**options)
+            plan_ref = ray.put(plan)
+            refs: list[tuple[str, object]] = []
+            for job in jobs:
+                if job.supports_save:
+                    fit_ref = fit_t.remote(plan_ref, job.spec)
+                    refs.append((job.spec, fit_ref))
+                    refs += [(job.spec, score_t.remote(plan_ref, job.spec, key, fit_ref)) for key in job.keys]
+                else:
+                    refs.append((job.spec, cells_t.remote(plan_ref, job.spec, job.keys)))
+            log(f"[forensibench] {len(refs)} Ray tasks submitted for {len(jobs)} detectors")
+            errors = ray.get([r for _, r in refs])
+        finally:
+            if started:
+                ray.shutdown()
+        failed: dict[str, str] = {}
+        for (spec, _), err in zip(refs, errors):
+            if err is not None:
+                failed.setdefault(spec, err)
+        return failed
+
+
+    @staticmethod
+    def _resources(ray, plan: RunPlan) -> dict:
+        """Per-task resources; refuses a request no node of the cluster can meet (it would wait forever)."""
+        total = ray.cluster_resources()
+        cuda = plan.device.startswith("cuda")
+        # on CPU the backbone and training run on `threads` torch threads; on a GPU one core feeds it
+        cpus = min((1 if cuda else plan.threads) + plan.workers, max(1, int(total.get("CPU", 1))))
+        # a cell is idempotent (it commits atomically), so Ray may rerun one whose worker or node died
+        options = {"num_cpus": cpus, "max_retries": 2}
+        if cuda:
+            if total.get("GPU", 0) < 1:
+                raise DetectorError(f"--device {plan.device} with --executor ray: the Ray cluster has no GPU "
+                                    f"(resources: {', '.join(f'{k}={v:g}' for k, v in sorted(total.items()) if '.' not in k)})")
+            options["num_gpus"] = 1
+        return options
+
+
+def make_executor(name: str, ray_address: str | None = None):
+    if name == "local":
+        if ray_address:
+            raise ValueError("--ray-address is only for --executor ray")
+        return LocalExecutor()
+    if name == "ray":
+        return RayExecutor(ray_address)
+    raise ValueError(f"executor {name!r}: expected one of {', '.join(EXECUTORS)}")

@@ -1,0 +1,1 @@
+"""Training loops shared by the detectors that train a torch model."""
