@@ -20,6 +20,7 @@ Notebook use::
     det = fb.create("freqspec:pretrained=false,epochs=1")
     result = fb.run(suite="cnnspot19", data_root="data", detectors=["freqspec"], out="runs/a")
 """
+
 from __future__ import annotations
 
 from forensibench import compat

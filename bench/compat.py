@@ -5,6 +5,7 @@ layers (``forensibench.api``, ``forensibench.data``...). A plugin written agains
 working: importing an old module gives a stand-in whose names resolve, on first use, to their new
 homes, each use warning once with the new path. The stand-ins will be removed in 0.3.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -72,7 +73,9 @@ def resolve(old: str, name: str, homes: tuple[str, ...]) -> object:
 
 class _Shim(types.ModuleType):
     def __init__(self, old: str, homes: tuple[str, ...]):
-        super().__init__(f"forensibench.{old}", f"Deprecated: moved to {', '.join('forensibench.' + h for h in homes)}.")
+        super().__init__(
+            f"forensibench.{old}", f"Deprecated: moved to {', '.join('forensibench.' + h for h in homes)}."
+        )
         self._old, self._homes = old, homes
 
     def __getattr__(self, name: str) -> object:

@@ -15,6 +15,7 @@ On a machine shared with other CPU-heavy processes, use `--threads 1`: torch's O
 stop waiting for each other (resnet18 at 64 px ran 28x slower with 2 threads than with 1 on a busy
 2-core machine).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,8 @@ TEN = ("padim", "cfa", "ganomaly", "dsr", "draem", "stfpm", "rd", "dfm", "fastfl
 
 def spec(name: str, size: int, batch_size: int) -> str:
     from forensibench.api.registry import get
-
     from forensibench.api.specs import spec_string
+
     cls = get(name)
     names = {f for f in cls.Params.__dataclass_fields__}
     values = {"image_size": size, "batch_size": batch_size}
@@ -51,12 +52,12 @@ def one(name: str, args) -> dict:
     """Time one detector in this process (called in a child process)."""
     import torch
 
-    from forensibench.features.runtime import Runtime
     from forensibench.api.detector import TrainData
-    from forensibench.data.images import ImageSet, list_images
     from forensibench.api.registry import create
-    from forensibench.run.cells import seed_everything
+    from forensibench.data.images import ImageSet, list_images
     from forensibench.data.synth import synthesize
+    from forensibench.features.runtime import Runtime
+    from forensibench.run.cells import seed_everything
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -106,8 +107,22 @@ def main() -> None:
         return
     rows = []
     for name in args.detectors.split(","):
-        cmd = [sys.executable, __file__, "--one", name, "--size", str(args.size), "--train", str(args.train),
-               "--test", str(args.test), "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            name,
+            "--size",
+            str(args.size),
+            "--train",
+            str(args.train),
+            "--test",
+            str(args.test),
+            "--batch-size",
+            str(args.batch_size),
+            "--threads",
+            str(args.threads),
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True)
         line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
         if out.returncode != 0 or not line:
@@ -115,15 +130,25 @@ def main() -> None:
             continue
         rows.append(json.loads(line[0][7:]))
         r = rows[-1]
-        print(f"{name:9s} build {r['build_s']:6.2f} s  fit {r['fit_s_per_img']:7.3f} s/img  score {r['score_s_per_img']:7.3f} s/img  peak {r['peak_rss_gb']:.2f} GB", file=sys.stderr, flush=True)
+        print(
+            f"{name:9s} build {r['build_s']:6.2f} s  fit {r['fit_s_per_img']:7.3f} s/img  score "
+            f"{r['score_s_per_img']:7.3f} s/img  peak {r['peak_rss_gb']:.2f} GB",
+            file=sys.stderr,
+            flush=True,
+        )
     base = next((r["score_s_per_img"] for r in rows if r["detector"] == "padim"), None)
-    print(f"\n{args.size} px, {args.train} training + {args.test} scored images, batch {args.batch_size}, "
-          f"torch threads {rows[0]['threads'] if rows else '?'}, one training epoch, pretrained=false\n")
+    print(
+        f"\n{args.size} px, {args.train} training + {args.test} scored images, batch {args.batch_size}, "
+        f"torch threads {rows[0]['threads'] if rows else '?'}, one training epoch, pretrained=false\n"
+    )
     print("| detector | fit, 1 epoch (s/img) | score (s/img) | score / PaDiM | build (s) | peak memory (GB) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         ratio = f"{r['score_s_per_img'] / base:.1f}" if base else "-"
-        print(f"| `{r['detector']}` | {r['fit_s_per_img']:.3f} | {r['score_s_per_img']:.3f} | {ratio} | {r['build_s']:.1f} | {r['peak_rss_gb']:.1f} |")
+        print(
+            f"| `{r['detector']}` | {r['fit_s_per_img']:.3f} | {r['score_s_per_img']:.3f} | {ratio} | "
+            f"{r['build_s']:.1f} | {r['peak_rss_gb']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

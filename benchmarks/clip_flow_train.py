@@ -11,6 +11,7 @@ torch thread count in --threads.
 Prints, per thread count, the wall time, features per second and the ratio to the 60 s budget, then
 the ratio between the thread counts measured in this run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,23 +39,35 @@ def main() -> None:
     natural = [rng.standard_normal((args.images, args.dim)).astype(np.float32)]
     proxy = [(natural[0] + 0.3 * rng.standard_normal((args.images, args.dim))).astype(np.float32)]
     feats = 2 * args.images * args.epochs
-    print(f"CLIP-Flow N+P training on cached features: {2 * args.images} features of {args.dim}-d x {args.epochs} epochs, "
-          f"batch {p.batch_size} (+ proxies), DR {p.dr}, depth {p.depth}, hidden {p.hidden}, {args.device}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"CLIP-Flow N+P training on cached features: {2 * args.images} features of {args.dim}-d x "
+        f"{args.epochs} epochs, "
+        f"batch {p.batch_size} (+ proxies), DR {p.dr}, depth {p.depth}, hidden {p.hidden}, {args.device}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
     times = {}
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
         torch.manual_seed(0)
         model = clip_flow_model(args.dim, p.dr, p.l2norm, p.depth, p.hidden, p.clamp)
         t0 = time.perf_counter()
-        losses = train_flow(model, natural, proxy, args.epochs, p.batch_size, p.lr, p.margin, seed=0, device=args.device)
+        losses = train_flow(
+            model, natural, proxy, args.epochs, p.batch_size, p.lr, p.margin, seed=0, device=args.device
+        )
         wall = times[threads] = time.perf_counter() - t0
         n_params = sum(t.numel() for t in model.parameters())
-        print(f"{threads} thread(s): {wall:.1f} s, {feats / wall:,.0f} features/s, budget ratio {wall / 60:.2f} (time / 60 s); "
-              f"{n_params:,} parameters; loss {losses[0]:.4f} -> {losses[-1]:.4f} (finite: {bool(np.isfinite(losses).all())})")
+        print(
+            f"{threads} thread(s): {wall:.1f} s, {feats / wall:,.0f} features/s, budget ratio {wall / 60:.2f} "
+            "(time / 60 s); "
+            f"{n_params:,} parameters; loss {losses[0]:.4f} -> {losses[-1]:.4f} (finite: "
+            f"{bool(np.isfinite(losses).all())})"
+        )
     if len(times) > 1:
         base = min(times)
-        print("time ratios: " + ", ".join(f"{t} threads / {base} = {times[t] / times[base]:.2f}" for t in times if t != base))
+        print(
+            "time ratios: "
+            + ", ".join(f"{t} threads / {base} = {times[t] / times[base]:.2f}" for t in times if t != base)
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Shared set-up of the speed benchmarks: a synthetic data root, linear heads, interleaved timing (not a benchmark)."""
+
 from __future__ import annotations
 
 import os
@@ -38,7 +39,9 @@ def machine() -> str:
     import torch
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, load average {load:.1f} at {time.strftime('%H:%M')}"
+    threads = torch.get_num_threads()
+    at = time.strftime("%H:%M")
+    return f"{os.cpu_count()} CPUs, torch {torch.__version__} with {threads} threads, load average {load:.1f} at {at}"
 
 
 def interleaved_medians(baseline, candidate, repeats: int) -> tuple[float, float]:

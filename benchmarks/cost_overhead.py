@@ -5,6 +5,7 @@ with and without `measure`, interleaved, and prints the ratio of median wall tim
 
     python benchmarks/cost_overhead.py [--repeats 7] [--batches 20]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,13 +37,17 @@ def main() -> None:
                 model(x)
 
     stage()  # warm-up
+
     def measured_stage(rep: int) -> None:
         with measure(args.batches * 32):
             stage()
 
     p, m = interleaved_medians(stage, measured_stage, args.repeats)
-    print(f"median wall: plain {p:.3f} s, measured {m:.3f} s, ratio measured/plain {m / p:.3f} "
-          f"({args.repeats} interleaved repeats of {args.batches} ResNet-18 batches of 32 x 64 px, torch threads {torch.get_num_threads()})")
+    print(
+        f"median wall: plain {p:.3f} s, measured {m:.3f} s, ratio measured/plain {m / p:.3f} "
+        f"({args.repeats} interleaved repeats of {args.batches} ResNet-18 batches of 32 x 64 px, torch "
+        f"threads {torch.get_num_threads()})"
+    )
 
 
 if __name__ == "__main__":

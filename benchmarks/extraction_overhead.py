@@ -6,10 +6,12 @@ cache: hashing, decoding in the DataLoader (`--workers`), the transform, the sam
 same model object, batch size and device, and writing the cache shards. Interleaved repeats; the
 median of each is compared (throughput ratio harness / raw, goal >= 0.90).
 
-    python benchmarks/extraction_overhead.py [--images 32] [--batch-size 16] [--repeats 3] [--device cpu|cuda] [--no-amp]
+    python benchmarks/extraction_overhead.py [--images 32] [--batch-size 16] [--repeats 3]
+        [--device cpu|cuda] [--no-amp]
 
 On CUDA the forward runs under fp16 autocast, as the harness does (`--no-amp`: fp32).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,12 +39,12 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from forensibench.features.runtime import Runtime
-    from forensibench.features.backbones import BackboneSpec, precision
-    from forensibench.features.store import FeatureStore
     from forensibench.data.images import ImageSet, default_workers
     from forensibench.data.synth import natural_image
     from forensibench.data.transforms import clip_flow_test
+    from forensibench.features.backbones import BackboneSpec, precision
+    from forensibench.features.runtime import Runtime
+    from forensibench.features.store import FeatureStore
 
     tmp = Path(tempfile.mkdtemp(prefix="fb-extract-"))
     rng = np.random.default_rng(0)
@@ -59,8 +61,10 @@ def main() -> None:
     loaded = FeatureStore().backbone(spec, args.device)
     model = loaded.model
     fn = transform.build()
-    tensors = [torch.stack([fn(Image.open(p).convert("RGB")) for p in paths[i : i + args.batch_size]])
-               for i in range(0, len(paths), args.batch_size)]
+    tensors = [
+        torch.stack([fn(Image.open(p).convert("RGB")) for p in paths[i : i + args.batch_size]])
+        for i in range(0, len(paths), args.batch_size)
+    ]
     amp = precision(rt) == "amp-fp16"
     cuda = args.device.startswith("cuda")
 
@@ -87,10 +91,16 @@ def main() -> None:
     ref = raw()  # warm-up (and the harness must compute the same features)
     np.testing.assert_allclose(harness(-1), ref, rtol=1e-3, atol=1e-3)
     r, h = interleaved_medians(raw, harness, args.repeats)
-    print(f"{args.images} images (256 px PNG -> resize 256, crop 224), {args.arch} ({args.pretrained}), batch {args.batch_size}, "
-          f"device {args.device} ({precision(rt)}), decoding workers {workers}, {args.repeats} interleaved repeats")
-    print(f"median wall: raw forward {r:.2f} s ({args.images / r:.1f} img/s), harness {h:.2f} s ({args.images / h:.1f} img/s): "
-          f"harness throughput = {r / h:.3f} x raw (goal >= 0.90)")
+    print(
+        f"{args.images} images (256 px PNG -> resize 256, crop 224), {args.arch} ({args.pretrained}), batch "
+        f"{args.batch_size}, "
+        f"device {args.device} ({precision(rt)}), decoding workers {workers}, {args.repeats} interleaved repeats"
+    )
+    print(
+        f"median wall: raw forward {r:.2f} s ({args.images / r:.1f} img/s), harness {h:.2f} s "
+        f"({args.images / h:.1f} img/s): "
+        f"harness throughput = {r / h:.3f} x raw (goal >= 0.90)"
+    )
     print(f"machine: {machine()}")
 
 

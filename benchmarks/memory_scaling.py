@@ -11,6 +11,7 @@ within +-10 % of the 1k peak.
 
     python benchmarks/memory_scaling.py [--sizes 1000,10000] [--workers N] [--image-loop]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,10 @@ sets:
     fake: big
 """
 
-WRAPPER = "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+WRAPPER = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
 
 
 def make_root(root: Path, n: int, size: int = 96) -> None:
@@ -80,21 +84,50 @@ def main() -> None:
         root = base / f"data{n}"
         make_root(root, n)
         out = base / f"run{n}"
-        cmd = [sys.executable, "-m", "forensibench.cli", "run", "--suite", str(base / "rss-bench.yaml"), "--data-root", str(root),
-               "--out", str(out), "--cache-dir", str(base / f"cache{n}"), "--bootstrap", "0", "--workers", str(workers), "--quiet",
-               "--detector", f"univfd:arch=tiny-random,weights={files['univfd']}",
-               "--detector", f"onlyreal:arch=tiny-random,weights={files['onlyreal']}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "forensibench.cli",
+            "run",
+            "--suite",
+            str(base / "rss-bench.yaml"),
+            "--data-root",
+            str(root),
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(base / f"cache{n}"),
+            "--bootstrap",
+            "0",
+            "--workers",
+            str(workers),
+            "--quiet",
+            "--detector",
+            f"univfd:arch=tiny-random,weights={files['univfd']}",
+            "--detector",
+            f"onlyreal:arch=tiny-random,weights={files['onlyreal']}",
+        ]
         if args.image_loop:
             cmd += ["--detector", "freqspec:arch=resnet18,pretrained=false,crop=64,epochs=1"]
         t0 = time.perf_counter()
-        peak_kib = int(subprocess.run([sys.executable, "-c", WRAPPER, *cmd], check=True, capture_output=True, text=True).stdout.split()[-1])
+        peak_kib = int(
+            subprocess.run(
+                [sys.executable, "-c", WRAPPER, *cmd], check=True, capture_output=True, text=True
+            ).stdout.split()[-1]
+        )
         wall = time.perf_counter() - t0
         info = json.loads((out / "run.json").read_text())
         main_peak = max(stage["rss_peak_mb"] for rec in info["detectors"].values() for stage in rec["cost"].values())
         results.append((n, peak_kib / 1024, main_peak, wall))
-        print(f"{n} images: peak RSS {peak_kib / 1024:.0f} MiB (largest process), main process {main_peak:.0f} MiB (run.json), {wall:.0f} s")
+        print(
+            f"{n} images: peak RSS {peak_kib / 1024:.0f} MiB (largest process), main process {main_peak:.0f} "
+            f"MiB (run.json), {wall:.0f} s"
+        )
     (n0, p0, m0, _), (n1, p1, m1, _) = results[0], results[-1]
-    print(f"{n1} vs {n0} images: peak RSS ratio {p1 / p0:.3f} (goal 0.90-1.10), main process {m1 / m0:.3f}; decoding workers {workers}")
+    print(
+        f"{n1} vs {n0} images: peak RSS ratio {p1 / p0:.3f} (goal 0.90-1.10), main process {m1 / m0:.3f}; "
+        f"decoding workers {workers}"
+    )
     print(f"machine: {machine()}")
 
 

@@ -11,6 +11,7 @@ one model shared by the loop (the stricter comparison). Goal: harness >= 0.8 k t
 
     python benchmarks/shared_passes.py [--per-class 12] [--datasets progan,dalle] [--workers N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,11 +70,11 @@ def main() -> None:
     import sklearn.metrics  # noqa: F401
     import torch
 
-    from forensibench.features.backbones import BackboneSpec, load_backbone
     from forensibench.data.images import default_workers
-    from forensibench.run.runner import run
     from forensibench.data.transforms import univfd_test
+    from forensibench.features.backbones import BackboneSpec, load_backbone
     from forensibench.features.weights import load_checkpoint
+    from forensibench.run.runner import run
 
     workers = default_workers() if args.workers is None else args.workers
     base = Path(tempfile.mkdtemp(prefix="fb-shared-"))
@@ -85,11 +86,24 @@ def main() -> None:
     k = len(specs)
 
     t0 = time.perf_counter()
-    res = run("cnnspot19", root, specs, base / "run", datasets=sets, bootstrap=0, batch_size=args.batch_size, workers=workers,
-              progress=False, log=lambda m: None, cache_dir=base / "cache")
+    res = run(
+        "cnnspot19",
+        root,
+        specs,
+        base / "run",
+        datasets=sets,
+        bootstrap=0,
+        batch_size=args.batch_size,
+        workers=workers,
+        progress=False,
+        log=lambda m: None,
+        cache_dir=base / "cache",
+    )
     t_harness = time.perf_counter() - t0
     assert res.ok
-    passes = sum(v.get("features", {}).get("passes", 0) for r in res.info["detectors"].values() for v in r["cost"].values())
+    passes = sum(
+        v.get("features", {}).get("passes", 0) for r in res.info["detectors"].values() for v in r["cost"].values()
+    )
 
     t0 = time.perf_counter()
     model = load_backbone(BackboneSpec(args.arch, "random")).model
@@ -110,12 +124,23 @@ def main() -> None:
     t_loop = time.perf_counter() - t0
 
     per_set = n_images // k
-    print(f"{k} detectors ({', '.join(DETECTORS)} with released heads; {args.arch} random init) on {per_set} images of {', '.join(sets)}, "
-          f"batch {args.batch_size}, decoding workers {workers}")
-    print(f"harness (one run, cold cache): {t_harness:.1f} s, {passes} backbone passes for {len(sets)} sets (loop: {k * len(sets)})")
-    print(f"UnivFD-style loop: {t_loop:.1f} s of passes + {k} x {t_build:.1f} s model builds = {t_loop + k * t_build:.1f} s")
-    print(f"harness speed-up: {(t_loop + k * t_build) / t_harness:.2f}x with a model build per detector, "
-          f"{(t_loop + t_build) / t_harness:.2f}x with one shared model (goal >= 0.8 k = {0.8 * k:.1f}x)")
+    print(
+        f"{k} detectors ({', '.join(DETECTORS)} with released heads; {args.arch} random init) on {per_set} "
+        f"images of {', '.join(sets)}, "
+        f"batch {args.batch_size}, decoding workers {workers}"
+    )
+    print(
+        f"harness (one run, cold cache): {t_harness:.1f} s, {passes} backbone passes for {len(sets)} sets "
+        f"(loop: {k * len(sets)})"
+    )
+    print(
+        f"UnivFD-style loop: {t_loop:.1f} s of passes + {k} x {t_build:.1f} s model builds = "
+        f"{t_loop + k * t_build:.1f} s"
+    )
+    print(
+        f"harness speed-up: {(t_loop + k * t_build) / t_harness:.2f}x with a model build per detector, "
+        f"{(t_loop + t_build) / t_harness:.2f}x with one shared model (goal >= 0.8 k = {0.8 * k:.1f}x)"
+    )
     print(f"machine: {machine()}")
 
 

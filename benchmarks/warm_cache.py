@@ -10,6 +10,7 @@ CLI process pays (interpreter, torch, open_clip imports; measured in a subproces
 
     python benchmarks/warm_cache.py [--per-class 16] [--train-per-class 8] [--workers N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,14 @@ def main() -> None:
     root = data_root(base / "data", args.per_class, args.train_per_class)
     common = f"arch={args.arch},pretrained=random,views=1,epochs=10"
     specs = [f"univfd:{common}", f"freq-mask:{common}", f"onlyreal:{common}"]
-    kw = dict(datasets=args.datasets.split(","), bootstrap=0, workers=workers, progress=False, log=lambda m: None, cache_dir=base / "cache")
+    kw = dict(
+        datasets=args.datasets.split(","),
+        bootstrap=0,
+        workers=workers,
+        progress=False,
+        log=lambda m: None,
+        cache_dir=base / "cache",
+    )
 
     t0 = time.perf_counter()
     cold = run("cnnspot19", root, specs, base / "cold", **kw)
@@ -55,20 +63,55 @@ def main() -> None:
 
     n_test = sum(r["n_real"] + r["n_fake"] for _, r in cold.metrics.iterrows()) // len(specs)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import forensibench.cli, forensibench.run.runner, forensibench.detectors.clip_linear, torch, open_clip"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import forensibench.cli, forensibench.run.runner, forensibench.detectors.clip_linear, torch, open_clip",
+        ],
+        check=True,
+    )
     t_start = time.perf_counter() - t0
-    cli = [sys.executable, "-m", "forensibench.cli", "run", "--suite", "cnnspot19", "--data-root", str(root), "--out", str(base / "warm-cli"),
-           "--datasets", args.datasets, "--bootstrap", "0", "--workers", str(workers), "--cache-dir", str(base / "cache"), "--quiet"]
+    cli = [
+        sys.executable,
+        "-m",
+        "forensibench.cli",
+        "run",
+        "--suite",
+        "cnnspot19",
+        "--data-root",
+        str(root),
+        "--out",
+        str(base / "warm-cli"),
+        "--datasets",
+        args.datasets,
+        "--bootstrap",
+        "0",
+        "--workers",
+        str(workers),
+        "--cache-dir",
+        str(base / "cache"),
+        "--quiet",
+    ]
     for spec in specs:
         cli += ["--detector", spec]
     t0 = time.perf_counter()
     subprocess.run(cli, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t_warm_cli = time.perf_counter() - t0
-    print(f"command: {len(specs)} detectors ({', '.join(s.split(':')[0] for s in specs)}; {args.arch} random init), "
-          f"{n_test} test images in {args.datasets}, {args.train_per_class} training images per class, workers {workers}, bootstrap 0")
-    print(f"in process: cold run {t_cold:.2f} s, warm rerun {t_warm:.2f} s: warm is {t_cold / t_warm:.1f}x faster (goal >= 50x); metrics identical")
-    print(f"as CLI processes: warm `forensibench run` {t_warm_cli:.2f} s vs cold {t_cold:.2f} s + {t_start:.2f} s start-up: "
-          f"{(t_cold + t_start) / t_warm_cli:.1f}x")
+    print(
+        f"command: {len(specs)} detectors ({', '.join(s.split(':')[0] for s in specs)}; {args.arch} random init), "
+        f"{n_test} test images in {args.datasets}, {args.train_per_class} training images per class, workers "
+        f"{workers}, bootstrap 0"
+    )
+    print(
+        f"in process: cold run {t_cold:.2f} s, warm rerun {t_warm:.2f} s: warm is {t_cold / t_warm:.1f}x "
+        "faster (goal >= 50x); metrics identical"
+    )
+    print(
+        f"as CLI processes: warm `forensibench run` {t_warm_cli:.2f} s vs cold {t_cold:.2f} s + {t_start:.2f} "
+        "s start-up: "
+        f"{(t_cold + t_start) / t_warm_cli:.1f}x"
+    )
     print(f"machine: {machine()}")
 
 

@@ -13,6 +13,7 @@ stopping needs an anomalous validation split, which a natural-only protocol lack
 Heavy imports happen inside methods: `forensibench list` stays fast. README: "Anomaly-detection
 baselines (anomalib)".
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,18 +23,19 @@ import logging
 import math
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 
 from forensibench.api.detector import Detector, PaperRow, TrainData, Training
 from forensibench.core.errors import DetectorError
 from forensibench.data.images import IMAGE_EXTENSIONS, ImageSet, iter_batches
-from forensibench.training.loops import score_batches
 from forensibench.data.transforms import TransformSpec
 from forensibench.features.weights import downloads_allowed, library_weights, set_hub_offline, weight_record
+from forensibench.training.loops import score_batches
 
 RANDOM_INIT = "random init (pretrained=false)"
 
@@ -107,20 +109,27 @@ class DsrParams(_Base):
     epochs: int = _h(700, "training epochs (anomalib's config: 700)")
     pretrained: bool = _h(True, "anomalib's pretrained VQ model, local only (false: random init)")
     vq_weights: str | None = _h(None, "vq_model_pretrained_128_4096.pckl (default: anomalib's cache)")
-    width: int = _h(128, "VQ hiddens and embedding size; residual and detection/upsampling modules get width/2 (DSR: 128)")
+    width: int = _h(
+        128, "VQ hiddens and embedding size; residual and detection/upsampling modules get width/2 (DSR: 128)"
+    )
     num_embeddings: int = _h(4096, "VQ codebook size (DSR: 4096)")
 
     def validate(self) -> None:
         super().validate()
         if self.pretrained and (self.width, self.num_embeddings) != (128, 4096):
-            raise ValueError("width and num_embeddings other than 128 and 4096 need pretrained=false (the released VQ model has these sizes)")
+            raise ValueError(
+                "width and num_embeddings other than 128 and 4096 need pretrained=false (the released VQ "
+                "model has these sizes)"
+            )
         if self.width < 4 or self.width % 2:
             raise ValueError(f"width={self.width}: expected an even number of at least 4")
 
 
 @dataclass
 class DraemParams(_Base):
-    dtd_dir: str = _h("auto", "DTD textures: a folder, auto (anomalib's cache if present, else Perlin noise) or none (Perlin noise)")
+    dtd_dir: str = _h(
+        "auto", "DTD textures: a folder, auto (anomalib's cache if present, else Perlin noise) or none (Perlin noise)"
+    )
     enable_sspcab: bool = _h(False, "SSPCAB block and loss")
     sspcab_lambda: float = _h(0.1, "SSPCAB loss weight")
     beta: tuple[float, ...] = _h((0.1, 1.0), "blend factor range of the synthetic anomalies")
@@ -171,7 +180,12 @@ class DfmParams(_Pretrained, _Base):
 
 @dataclass
 class FastflowParams(_Pretrained, _Base):
-    _backbones: ClassVar[tuple[str, ...]] = ("resnet18", "wide_resnet50_2", "cait_m48_448", "deit_base_distilled_patch16_384")
+    _backbones: ClassVar[tuple[str, ...]] = (
+        "resnet18",
+        "wide_resnet50_2",
+        "cait_m48_448",
+        "deit_base_distilled_patch16_384",
+    )
     backbone: str = _h("resnet18", "timm backbone")
     flow_steps: int = _h(8, "flow steps")
     conv3x3_only: bool = _h(False, "only 3x3 convolutions in the flow subnets")
@@ -239,11 +253,19 @@ class AnomalibDetector(Detector):
             stack.enter_context(self._weights_policy(for_load))
             stack.enter_context(_quiet_libraries())
             try:
-                module = cls(pre_processor=cls.configure_pre_processor(image_size=size), post_processor=False, evaluator=False, visualizer=False, **kwargs)
+                module = cls(
+                    pre_processor=cls.configure_pre_processor(image_size=size),
+                    post_processor=False,
+                    evaluator=False,
+                    visualizer=False,
+                    **kwargs,
+                )
             except (ValueError, NotImplementedError, KeyError, RuntimeError) as exc:
                 if isinstance(exc, DetectorError):
                     raise
-                raise DetectorError(f"{self.spec}: anomalib's {self.anomalib_class} cannot be built with these parameters: {exc}") from None
+                raise DetectorError(
+                    f"{self.spec}: anomalib's {self.anomalib_class} cannot be built with these parameters: {exc}"
+                ) from None
         self._prepare(module, for_load)
         return module
 
@@ -274,7 +296,7 @@ class AnomalibDetector(Detector):
             self.provenance["weights"] = "trained from scratch (the model has no pretrained part)"
 
     # -- fit / score ----------------------------------------------------------------------------
-    def fit(self, train: TrainData) -> "AnomalibDetector":
+    def fit(self, train: TrainData) -> AnomalibDetector:
         if train.natural is None or len(train.natural) == 0:
             raise DetectorError(f"{self.spec} trains on natural images and got none")
         self.provenance = {}
@@ -329,12 +351,14 @@ class AnomalibDetector(Detector):
     def save(self, directory) -> None:
         self._save_state(directory, {"module": self.module_.state_dict(), "provenance": json.dumps(self.provenance)})
 
-    def load(self, directory) -> "AnomalibDetector":
+    def load(self, directory) -> AnomalibDetector:
         state = self._load_state(directory)
         module = self._build(for_load=True)
         module.load_state_dict(state["module"])
         self.module_ = module.eval()
-        self.provenance = json.loads(state.get("provenance", "{}")) or {"weights": f"fitted state loaded from {directory}"}
+        self.provenance = json.loads(state.get("provenance", "{}")) or {
+            "weights": f"fitted state loaded from {directory}"
+        }
         return self
 
 
@@ -387,10 +411,20 @@ def _quiet_libraries() -> Iterator[None]:
         logging.getLogger(n).setLevel(logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # timm/anomalib deprecation notices on import
-        for pattern in (".*does not have many workers.*", ".*val_dataloader.*", ".*validation_step.*", ".*LightningModule.log.*",
-                        ".*Checkpoint directory.*", ".*save_top_k.*", ".*is deprecated.*", ".*configure_optimizers.*",
-                        ".*in eval mode at the start of training.*", ".*val_check_interval.*", ".*You called `self.log.*",
-                        ".*infer the `batch_size`.*"):
+        for pattern in (
+            ".*does not have many workers.*",
+            ".*val_dataloader.*",
+            ".*validation_step.*",
+            ".*LightningModule.log.*",
+            ".*Checkpoint directory.*",
+            ".*save_top_k.*",
+            ".*is deprecated.*",
+            ".*configure_optimizers.*",
+            ".*in eval mode at the start of training.*",
+            ".*val_check_interval.*",
+            ".*You called `self.log.*",
+            ".*infer the `batch_size`.*",
+        ):
             warnings.filterwarnings("ignore", message=pattern)
         try:
             yield
@@ -473,7 +507,16 @@ class Dsr(AnomalibDetector):
             from anomalib.models.image.dsr import lightning_model, torch_model
 
             w = p.width
-            stack.enter_context(_forcing(lightning_model, "DsrModel", embedding_dim=w, num_embeddings=p.num_embeddings, num_hiddens=w, num_residual_hiddens=w // 2))
+            stack.enter_context(
+                _forcing(
+                    lightning_model,
+                    "DsrModel",
+                    embedding_dim=w,
+                    num_embeddings=p.num_embeddings,
+                    num_hiddens=w,
+                    num_residual_hiddens=w // 2,
+                )
+            )
             stack.enter_context(_forcing(torch_model, "AnomalyDetectionModule", base_width=w // 2))
             stack.enter_context(_forcing(torch_model, "UpsamplingModule", base_width=w // 2))
         return {}
@@ -535,7 +578,10 @@ class Draem(AnomalibDetector):
         else:
             folder = Path(where)
             if not _has_images(folder):
-                raise DetectorError(f"{self.spec}: dtd_dir {folder} holds no images; point it at DTD's folder (dtd/images) or pass dtd_dir=none")
+                raise DetectorError(
+                    f"{self.spec}: dtd_dir {folder} holds no images; point it at DTD's folder (dtd/images) or "
+                    "pass dtd_dir=none"
+                )
             source = f"DTD at {folder}"
         if folder is None:
             # An existing folder without images: anomalib then blends its own Perlin noise as the texture.
@@ -567,7 +613,9 @@ class ReverseDistillation(AnomalibDetector):
     name = "rd"
     anomalib_class = "ReverseDistillation"
     paper_name = "RD"
-    description = "Reverse Distillation (Deng & Li 2022): one-class embedding decoded back to teacher features (anomalib)"
+    description = (
+        "Reverse Distillation (Deng & Li 2022): one-class embedding decoded back to teacher features (anomalib)"
+    )
     Params = RdParams
     toy_params = {**TOY_BACKBONE, "epochs": 1}
 
@@ -601,4 +649,10 @@ class Cflow(AnomalibDetector):
     paper_name = "CFlow"
     description = "CFlow-AD (Gudovskiy et al. 2022): conditional normalizing flows per layer (anomalib)"
     Params = CflowParams
-    toy_params = {**TOY_BACKBONE, "epochs": 1, "layers": ("layer2", "layer3"), "coupling_blocks": 2, "fiber_batch_size": 128}
+    toy_params = {
+        **TOY_BACKBONE,
+        "epochs": 1,
+        "layers": ("layer2", "layer3"),
+        "coupling_blocks": 2,
+        "fiber_batch_size": 128,
+    }

@@ -24,6 +24,7 @@ what we chose"); in short:
   224) is a seeded per-image pre-operation, `views` augmented views per image (epoch e uses view
   e mod views); each view pairs a natural and its proxy with the same crop window.
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,36 +36,51 @@ import numpy as np
 from forensibench.api.detector import Detector, PaperRow, TrainData, Training
 from forensibench.core.errors import DetectorError
 from forensibench.data.images import ImageSet
-from forensibench.training.loops import optimisation_step
 from forensibench.data.proxies import BANDS, PROXIES, make_proxy
 from forensibench.data.transforms import SeededResizedCrop, TransformSpec, clip_flow_test, clip_normalise
+from forensibench.training.loops import optimisation_step
 
 MODES = ("N", "P", "N+P")
 PAPER_RATIO = {"P": 1.0, "N+P": 0.1}  # Sec. IV-A: masking ratio 1.0 in P mode, 0.1 in N+P mode
 PAPER_EPOCHS = {"N": 10, "P": 30, "N+P": 10}  # P and N+P from Sec. IV-A; N is not given (ours)
 PAPER_DR = 128
-TABLE_III = {"fm": "FM", "fm-phase": "FM (onlyphase)", "smoothing": "Smoothing", "sharpening": "Sharpening",
-             "noise": "Gaussian noise", "jitter": "Color jitter"}
+TABLE_III = {
+    "fm": "FM",
+    "fm-phase": "FM (onlyphase)",
+    "smoothing": "Smoothing",
+    "sharpening": "Sharpening",
+    "noise": "Gaussian noise",
+    "jitter": "Color jitter",
+}
 TABLE_IV = {"low": "Low", "mid": "Mid", "high": "High"}
 
 
 @dataclass
 class CLIPFlowParams:
     mode: str = field(default="N+P", metadata={"help": "N (naturals), P (proxies) or N+P (both)"})
-    backbone: str = field(default="ViT-L-14", metadata={"help": "open_clip image tower; tiny-random: a tiny random CLIP for tests"})
+    backbone: str = field(
+        default="ViT-L-14", metadata={"help": "open_clip image tower; tiny-random: a tiny random CLIP for tests"}
+    )
     pretrained: str = field(default="openai", metadata={"help": "open_clip tag, path to a local checkpoint, or random"})
-    dr: int | None = field(default=PAPER_DR, metadata={"help": "output dimension of the linear DR layer; none: no DR (Fig. 4)"})
+    dr: int | None = field(
+        default=PAPER_DR, metadata={"help": "output dimension of the linear DR layer; none: no DR (Fig. 4)"}
+    )
     l2norm: bool = field(default=True, metadata={"help": "L2-normalise the (reduced) feature (Eq. 1)"})
     proxy: str = field(default="fm", metadata={"help": "proxy images: " + "|".join(PROXIES)})
     band: str = field(default="low", metadata={"help": "spectrum part masked by fm/fm-phase: " + "|".join(BANDS)})
-    ratio: float | None = field(default=None, metadata={"help": "fraction of the band masked by fm/fm-phase; none: 1.0 in P, 0.1 in N+P"})
+    ratio: float | None = field(
+        default=None, metadata={"help": "fraction of the band masked by fm/fm-phase; none: 1.0 in P, 0.1 in N+P"}
+    )
     epochs: int | None = field(default=None, metadata={"help": "training epochs; none: 30 in P, 10 in N+P and N"})
     batch_size: int = field(default=128, metadata={"help": "training images per step (N+P: and their proxies)"})
     lr: float = field(default=1e-4, metadata={"help": "Adam learning rate"})
     depth: int = field(default=8, metadata={"help": "affine coupling blocks of the flow"})
     hidden: int = field(default=256, metadata={"help": "hidden units of each coupling block's MLP"})
     clamp: float = field(default=1.9, metadata={"help": "log-scales soft-clamped to clamp*tanh(s/clamp)"})
-    margin: float = field(default=10.0, metadata={"help": "proxy term relu(margin - score): no push beyond this score (nats per dimension)"})
+    margin: float = field(
+        default=10.0,
+        metadata={"help": "proxy term relu(margin - score): no push beyond this score (nats per dimension)"},
+    )
     views: int = field(default=1, metadata={"help": "cached augmented views (crop, proxy mask) per training image"})
 
     def validate(self) -> None:
@@ -101,7 +117,7 @@ class CLIPFlowParams:
 
 
 # -- the flow -----------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _modules():
     """The torch module classes, defined on first use (importing torch costs seconds)."""
     import torch
@@ -143,7 +159,9 @@ def _modules():
     return ClampedParams, CLIPFlowModel
 
 
-def clip_flow_model(in_dim: int, dr: int | None = PAPER_DR, l2norm: bool = True, depth: int = 8, hidden: int = 256, clamp: float = 1.9):
+def clip_flow_model(
+    in_dim: int, dr: int | None = PAPER_DR, l2norm: bool = True, depth: int = 8, hidden: int = 256, clamp: float = 1.9
+):
     """A fresh CLIP-Flow model (a torch.nn.Module mapping backbone features [n, in_dim] to Eq. 8 scores [n])."""
     return _modules()[1](in_dim, dr, l2norm, depth, hidden, clamp)
 
@@ -196,8 +214,19 @@ def clip_flow_loss(s_nat, s_prox, margin: float):
     return loss
 
 
-def train_flow(model, natural, proxy, epochs: int, batch_size: int, lr: float, margin: float,
-               seed: int = 0, device: str = "cpu", progress: bool = False, desc: str = "clip-flow") -> list[float]:
+def train_flow(
+    model,
+    natural,
+    proxy,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    margin: float,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = False,
+    desc: str = "clip-flow",
+) -> list[float]:
     """Train `model` on cached features; returns the mean loss per epoch.
 
     `natural`, `proxy`: lists (one per augmented view) of float arrays [n, d], row i of every array
@@ -223,7 +252,9 @@ def train_flow(model, natural, proxy, epochs: int, batch_size: int, lr: float, m
         for idx in torch.randperm(n, generator=gen).split(batch_size):
             s_nat = model(nat[v][idx].to(device)) if nat is not None else None
             s_prox = model(prox[v][idx].to(device)) if prox is not None else None
-            total += optimisation_step(opt, clip_flow_loss(s_nat, s_prox, margin), f"{desc}, epoch {epoch + 1}") * len(idx)
+            total += optimisation_step(opt, clip_flow_loss(s_nat, s_prox, margin), f"{desc}, epoch {epoch + 1}") * len(
+                idx
+            )
         losses.append(total / n)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
     model.eval()
@@ -304,9 +335,13 @@ class CLIPFlow(Detector):
         for v in range(p.views):
             crop = SeededResizedCrop(256, 224, view=v)
             if p.mode in ("N", "N+P"):
-                nat.append(self._features(natural.with_pre(crop, seed, name=f"natural-train view {v}"), self.transform(True)))
+                nat.append(
+                    self._features(natural.with_pre(crop, seed, name=f"natural-train view {v}"), self.transform(True))
+                )
             if p.mode in ("P", "N+P"):
-                proxies = natural.with_pre(self.proxy_op(), seed * 1000 + v).with_pre(crop, seed, name=f"proxy-train view {v}")
+                proxies = natural.with_pre(self.proxy_op(), seed * 1000 + v).with_pre(
+                    crop, seed, name=f"proxy-train view {v}"
+                )
                 prox.append(self._features(proxies, self.transform(True)))
         return (nat or None), (prox or None)
 
@@ -315,7 +350,7 @@ class CLIPFlow(Detector):
         p = self.params
         return clip_flow_model(in_dim, p.dr, p.l2norm, p.depth, p.hidden, p.clamp)
 
-    def fit(self, train: TrainData) -> "CLIPFlow":
+    def fit(self, train: TrainData) -> CLIPFlow:
         import torch
 
         if train.natural is None or len(train.natural) == 0:
@@ -333,8 +368,17 @@ class CLIPFlow(Detector):
             torch.manual_seed(train.seed)  # DR init and the flow's permutations
             self.model_ = self._new_model(self.in_dim_)
         self.losses_ = train_flow(
-            self.model_, nat, prox, p.resolved_epochs, p.batch_size, p.lr, p.margin, seed=train.seed,
-            device=self.runtime.device, progress=self.runtime.progress, desc=f"{self.name} {p.mode} train",
+            self.model_,
+            nat,
+            prox,
+            p.resolved_epochs,
+            p.batch_size,
+            p.lr,
+            p.margin,
+            seed=train.seed,
+            device=self.runtime.device,
+            progress=self.runtime.progress,
+            desc=f"{self.name} {p.mode} train",
         )
         self.provenance["parameters"] = int(sum(t.numel() for t in self.model_.parameters()))
         self.provenance["training_images"] = int(ok.sum())
@@ -358,7 +402,7 @@ class CLIPFlow(Detector):
     def save(self, directory) -> None:
         self._save_state(directory, {"model": self.model_.state_dict(), "in_dim": self.in_dim_})
 
-    def load(self, directory) -> "CLIPFlow":
+    def load(self, directory) -> CLIPFlow:
         state = self._load_state(directory)
         self.in_dim_ = int(state["in_dim"])
         self.model_ = self._new_model(self.in_dim_)

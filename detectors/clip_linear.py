@@ -24,6 +24,7 @@ a held-out ProGAN split, lr / 10 on plateau) is replaced by a fixed number of ep
 `weight` [1, 768], `bias` [1], saved on cuda:0), a UnivFD training checkpoint (`{"model": ...}`, its
 `fc.*` entries), or a Freq-mask checkpoint (`{"model_state_dict": fc state dict, ...}`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -31,14 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from forensibench.data.augment import BlurJpeg, RandomCropFlip, ResizeShorter, augmented_views
 from forensibench.api.detector import Detector, PaperRow, TrainData, Training
 from forensibench.core.errors import DetectorError
-from forensibench.features.backbones import TINY_RANDOM, BackboneSpec
+from forensibench.data.augment import BlurJpeg, RandomCropFlip, ResizeShorter, augmented_views
 from forensibench.data.images import ImageSet
-from forensibench.training.loops import train_head
 from forensibench.data.transforms import TransformSpec, univfd_test
+from forensibench.features.backbones import TINY_RANDOM, BackboneSpec
 from forensibench.features.weights import load_checkpoint, weight_record
+from forensibench.training.loops import train_head
 
 # Backbones for which the paper rows apply: the papers' CLIP, and the tiny test stand-in (marked †).
 PAPER_ARCHS = ("ViT-L-14", TINY_RANDOM)
@@ -52,7 +53,7 @@ def linear_head_state(path: str, dim: int, what: str) -> dict[str, Any]:
     if "model_state_dict" in sd:  # Freq-mask: {"model_state_dict": fc.state_dict(), "optimizer_state_dict": ...}
         sd = sd["model_state_dict"]
     elif "model" in sd and isinstance(sd["model"], dict):  # UnivFD training checkpoint: the whole CLIPModel
-        sd = {k[len("fc."):]: v for k, v in sd["model"].items() if k.startswith("fc.")}
+        sd = {k[len("fc.") :]: v for k, v in sd["model"].items() if k.startswith("fc.")}
     sd = {k.removeprefix("module.").removeprefix("fc."): v for k, v in sd.items()}
     shapes = {k: tuple(getattr(v, "shape", ())) for k, v in sd.items()}
     if set(sd) != {"weight", "bias"} or shapes["weight"] != (1, dim) or shapes["bias"] != (1,):
@@ -62,17 +63,28 @@ def linear_head_state(path: str, dim: int, what: str) -> dict[str, Any]:
 
 @dataclass
 class ClipHeadParams:
-    arch: str = field(default="ViT-L-14", metadata={"help": "open_clip architecture (UnivFD: ViT-L-14), or tiny-random for tests"})
-    pretrained: str = field(default="openai", metadata={"help": "CLIP weights: an open_clip tag, a checkpoint path, or random"})
-    weights: str | None = field(default=None, metadata={"help": "released head to load instead of training (fc_weights.pth layout)"})
+    arch: str = field(
+        default="ViT-L-14", metadata={"help": "open_clip architecture (UnivFD: ViT-L-14), or tiny-random for tests"}
+    )
+    pretrained: str = field(
+        default="openai", metadata={"help": "CLIP weights: an open_clip tag, a checkpoint path, or random"}
+    )
+    weights: str | None = field(
+        default=None, metadata={"help": "released head to load instead of training (fc_weights.pth layout)"}
+    )
     epochs: int = field(default=12, metadata={"help": "epochs of the linear head over the cached views"})
     batch_size: int = field(default=256, metadata={"help": "training batch size of the head"})
     lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     blur_prob: float = field(default=0.5, metadata={"help": "probability of a Gaussian blur, sigma ~ U[0, 3]"})
     jpeg_prob: float = field(default=0.5, metadata={"help": "probability of a JPEG round trip, quality ~ U{30..100}"})
-    views: int = field(default=4, metadata={"help": "augmented copies of the training set encoded (and cached) once each"})
-    load_size: int = field(default=256, metadata={"help": "training images: shorter side resized to this before the 224 random crop (0: none)"})
+    views: int = field(
+        default=4, metadata={"help": "augmented copies of the training set encoded (and cached) once each"}
+    )
+    load_size: int = field(
+        default=256,
+        metadata={"help": "training images: shorter side resized to this before the 224 random crop (0: none)"},
+    )
 
     def validate(self) -> None:
         for name in ("blur_prob", "jpeg_prob"):
@@ -84,7 +96,9 @@ class ClipHeadParams:
 
 @dataclass
 class UnivFDParams(ClipHeadParams):
-    train_suite: str = field(default="progan-train", metadata={"help": "labelled training suite (name or manifest path)"})
+    train_suite: str = field(
+        default="progan-train", metadata={"help": "labelled training suite (name or manifest path)"}
+    )
 
 
 class ClipLinear(Detector):
@@ -144,7 +158,7 @@ class ClipLinear(Detector):
         torch.nn.init.normal_(head.weight, 0.0, 0.02)  # UnivFD's Trainer re-initialises the weight only
         return head.to(self.runtime.device)
 
-    def fit(self, train: TrainData) -> "ClipLinear":
+    def fit(self, train: TrainData) -> ClipLinear:
         import torch
 
         p = self.params
@@ -154,7 +168,9 @@ class ClipLinear(Detector):
             self.head_.load_state_dict(linear_head_state(p.weights, dim, f"{self.name} head"))
             self.head_.eval()
             self.provenance["head"] = {**weight_record(p.weights), "what": "released head (weights=)"}
-            self.provenance.setdefault("backbone", self.runtime.features.backbone(self.backbone, self.runtime.device).provenance)
+            self.provenance.setdefault(
+                "backbone", self.runtime.features.backbone(self.backbone, self.runtime.device).provenance
+            )
             return self
         ops = self.train_ops()
         views: list[list[np.ndarray]] = [[] for _ in range(p.views)]
@@ -169,8 +185,15 @@ class ClipLinear(Detector):
         opt = torch.optim.AdamW(self.head_.parameters(), lr=p.lr, betas=(0.9, 0.999), weight_decay=p.weight_decay)
         bce = torch.nn.BCEWithLogitsLoss()
         self.losses_ = train_head(
-            self.head_, [np.concatenate(v) for v in views], y, self.runtime, p.epochs, opt,
-            lambda h, x, t: bce(h(x).squeeze(1), t), p.batch_size, desc=f"{self.name} head",
+            self.head_,
+            [np.concatenate(v) for v in views],
+            y,
+            self.runtime,
+            p.epochs,
+            opt,
+            lambda h, x, t: bce(h(x).squeeze(1), t),
+            p.batch_size,
+            desc=f"{self.name} head",
         )
         return self
 
@@ -189,13 +212,15 @@ class ClipLinear(Detector):
     def save(self, directory) -> None:
         self._save_state(directory, {"head": self.head_.state_dict()})
 
-    def load(self, directory) -> "ClipLinear":
+    def load(self, directory) -> ClipLinear:
         state = self._load_state(directory)["head"]
         self.head_ = self._new_head(int(state["weight"].shape[1]))
         self.head_.load_state_dict(state)
         self.head_.eval()
         self.provenance.setdefault("head", f"fitted head loaded from {directory}")
-        self.provenance.setdefault("backbone", self.runtime.features.backbone(self.backbone, self.runtime.device).provenance)
+        self.provenance.setdefault(
+            "backbone", self.runtime.features.backbone(self.backbone, self.runtime.device).provenance
+        )
         return self
 
 
@@ -217,7 +242,9 @@ class FreqMaskParams(UnivFDParams):
     jpeg_prob: float = field(default=0.1, metadata={"help": "probability of a JPEG round trip, quality ~ U{30..100}"})
     band: str = field(default="all", metadata={"help": "masked band of the spectrum: low, mid, high or all"})
     ratio: float = field(default=0.15, metadata={"help": "fraction of the band's positions set to zero"})
-    weights: str | None = field(default=None, metadata={"help": "released head to load instead of training (their model_state_dict layout)"})
+    weights: str | None = field(
+        default=None, metadata={"help": "released head to load instead of training (their model_state_dict layout)"}
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -241,4 +268,7 @@ class FreqMaskCLIP(ClipLinear):
         from forensibench.data.proxies import FrequencyMask
 
         # Their mask is the first transform, on the full-resolution image (before the resize).
-        return [(images, [FrequencyMask(self.params.band, self.params.ratio), *pre]) for images, pre in super().training_parts(train)]
+        return [
+            (images, [FrequencyMask(self.params.band, self.params.ratio), *pre])
+            for images, pre in super().training_parts(train)
+        ]

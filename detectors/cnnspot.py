@@ -25,19 +25,26 @@ under `Linear(768, 1)`, CLIP mean/std; `backbone=tiny-random` is a tiny random C
 `weights=PATH` loads a CNNDetection checkpoint (`blur_jpg_prob0.1.pth`, `blur_jpg_prob0.5.pth`:
 a dict whose `model` entry is the ResNet-50 state dict with `fc` 2048 -> 1) instead of training.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from forensibench.data.augment import augmentation
 from forensibench.api.detector import Detector, PaperRow, TrainData, Training
 from forensibench.core.errors import DetectorError
+from forensibench.data.augment import augmentation
 from forensibench.data.images import ImageSet
-from forensibench.training.loops import EarlyStopping, score_batches, split_validation, train_classifier, validation_accuracy
 from forensibench.data.transforms import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, TransformSpec
 from forensibench.features.weights import load_checkpoint, torchvision_backbone, weight_record
+from forensibench.training.loops import (
+    EarlyStopping,
+    score_batches,
+    split_validation,
+    train_classifier,
+    validation_accuracy,
+)
 
 RESNETS = ("resnet50", "resnet18", "resnet34")
 CLIP_BACKBONES = ("clip-vit", "tiny-random")
@@ -47,19 +54,43 @@ AUGS = ("none", "blur_jpg_0.1", "blur_jpg_0.5")
 
 @dataclass
 class CNNSpotParams:
-    aug: str = field(default="blur_jpg_0.5", metadata={"help": "training augmentation: none, blur_jpg_0.1 or blur_jpg_0.5 (the paper rows)"})
-    backbone: str = field(default="resnet50", metadata={"help": "resnet50 (CNNSpot), clip-vit (ViT:CLIP row: OpenAI CLIP ViT-L/14), tiny-random (test CLIP); resnet18/34 for ablations"})
-    pretrained: bool = field(default=True, metadata={"help": "ImageNet (ResNet) or OpenAI (clip-vit) initialisation; false: random init"})
-    clip_weights: str = field(default="openai", metadata={"help": "clip-vit weights: open_clip tag or local checkpoint path"})
-    resize: int = field(default=256, metadata={"help": "training: shorter side resized to this before the crop (0: none)"})
+    aug: str = field(
+        default="blur_jpg_0.5",
+        metadata={"help": "training augmentation: none, blur_jpg_0.1 or blur_jpg_0.5 (the paper rows)"},
+    )
+    backbone: str = field(
+        default="resnet50",
+        metadata={
+            "help": "resnet50 (CNNSpot), clip-vit (ViT:CLIP row: OpenAI CLIP ViT-L/14), tiny-random (test CLIP); "
+            "resnet18/34 for ablations"
+        },
+    )
+    pretrained: bool = field(
+        default=True, metadata={"help": "ImageNet (ResNet) or OpenAI (clip-vit) initialisation; false: random init"}
+    )
+    clip_weights: str = field(
+        default="openai", metadata={"help": "clip-vit weights: open_clip tag or local checkpoint path"}
+    )
+    resize: int = field(
+        default=256, metadata={"help": "training: shorter side resized to this before the crop (0: none)"}
+    )
     crop: int = field(default=224, metadata={"help": "crop size: random in training, centre at test"})
-    test_resize: int = field(default=0, metadata={"help": "test: shorter side resized to this first (0: none, the paper)"})
-    epochs: int = field(default=10000, metadata={"help": "maximum epochs (CNNDetection's niter; training ends by the early-stopping schedule)"})
-    val_fraction: float = field(default=0.05, metadata={"help": "share of each class held out for early stopping (0: train exactly `epochs`)"})
+    test_resize: int = field(
+        default=0, metadata={"help": "test: shorter side resized to this first (0: none, the paper)"}
+    )
+    epochs: int = field(
+        default=10000,
+        metadata={"help": "maximum epochs (CNNDetection's niter; training ends by the early-stopping schedule)"},
+    )
+    val_fraction: float = field(
+        default=0.05, metadata={"help": "share of each class held out for early stopping (0: train exactly `epochs`)"}
+    )
     patience: int = field(default=5, metadata={"help": "epochs without validation gain before the lr is divided by 10"})
     batch_size: int = field(default=64, metadata={"help": "training batch size"})
     lr: float = field(default=1e-4, metadata={"help": "Adam learning rate"})
-    weights: str = field(default="", metadata={"help": "CNNDetection checkpoint (blur_jpg_prob0.5.pth) to load instead of training"})
+    weights: str = field(
+        default="", metadata={"help": "CNNDetection checkpoint (blur_jpg_prob0.5.pth) to load instead of training"}
+    )
 
     def validate(self) -> None:
         if self.aug not in AUGS:
@@ -97,8 +128,11 @@ class CNNSpot(Detector):
         if p.backbone == "resnet50" and p.aug == "blur_jpg_0.1":
             return [PaperRow("I", "CNNSpot", "Blur+JPEG (0.1)"), PaperRow("II", "CNNSpot", "Blur+JPEG (0.1)")]
         if p.backbone == "resnet50" and p.aug == "blur_jpg_0.5":
-            return [PaperRow("I", "CNNSpot", "Blur+JPEG (0.5)"), PaperRow("II", "CNNSpot", "Blur+JPEG (0.5)"),
-                    PaperRow("II", "CNNSpot", "Oracle (B+J 0.5)", metric="oracle_acc")]
+            return [
+                PaperRow("I", "CNNSpot", "Blur+JPEG (0.5)"),
+                PaperRow("II", "CNNSpot", "Blur+JPEG (0.5)"),
+                PaperRow("II", "CNNSpot", "Oracle (B+J 0.5)", metric="oracle_acc"),
+            ]
         if self.is_clip and p.aug == "blur_jpg_0.5":
             return [PaperRow("I", "CNNSpot", "ViT:CLIP (B+J 0.5)"), PaperRow("II", "CNNSpot", "ViT:CLIP (B+J 0.5)")]
         return []
@@ -109,7 +143,9 @@ class CNNSpot(Detector):
     def transform(self, train: bool = False) -> TransformSpec:
         p, (mean, std) = self.params, self._norm()
         if train:
-            return TransformSpec(resize=p.resize or None, square=False, crop=p.crop, crop_mode="random", flip=True, mean=mean, std=std)
+            return TransformSpec(
+                resize=p.resize or None, square=False, crop=p.crop, crop_mode="random", flip=True, mean=mean, std=std
+            )
         return TransformSpec(resize=p.test_resize or None, square=False, crop=p.crop, mean=mean, std=std)
 
     # -- the network -------------------------------------------------------------------------
@@ -145,12 +181,12 @@ class CNNSpot(Detector):
         return torch.sigmoid(self.model_(x)).squeeze(1)
 
     # -- fit / score -------------------------------------------------------------------------
-    def fit(self, train: TrainData) -> "CNNSpot":
+    def fit(self, train: TrainData) -> CNNSpot:
         if self.params.weights:
             return self._load_cnndetection(self.params.weights)
         return self.fit_images(train.labelled, train.seed)
 
-    def fit_images(self, labelled: ImageSet, seed: int = 0) -> "CNNSpot":
+    def fit_images(self, labelled: ImageSet, seed: int = 0) -> CNNSpot:
         """Train on labelled images (0 real, 1 generated): CNNDetection's recipe."""
         import torch
 
@@ -165,17 +201,30 @@ class CNNSpot(Detector):
         stopper = None
         if val_set is not None:
             stopper = EarlyStopping(
-                self.model_, opt, lambda: validation_accuracy(self.model_, self._prob, val_set, self.transform(), self.runtime), p.patience
+                self.model_,
+                opt,
+                lambda: validation_accuracy(self.model_, self._prob, val_set, self.transform(), self.runtime),
+                p.patience,
             )
         self.losses_ = train_classifier(
-            self.model_, train_set, self.transform(train=True), self.runtime, p.epochs, opt,
-            lambda m, x, y: bce(m(x).squeeze(1), y.float()), p.batch_size, desc=f"{self.name} train",
-            augment=augmentation(p.aug), on_epoch_end=stopper,
+            self.model_,
+            train_set,
+            self.transform(train=True),
+            self.runtime,
+            p.epochs,
+            opt,
+            lambda m, x, y: bce(m(x).squeeze(1), y.float()),
+            p.batch_size,
+            desc=f"{self.name} train",
+            augment=augmentation(p.aug),
+            on_epoch_end=stopper,
         )
         if stopper is not None:
             stopper.restore()
             self.provenance["early_stopping"] = {
-                "epochs_trained": len(self.losses_), "best_epoch": stopper.best_epoch + 1, "lr_drops": stopper.n_drops,
+                "epochs_trained": len(self.losses_),
+                "best_epoch": stopper.best_epoch + 1,
+                "lr_drops": stopper.n_drops,
                 "validation": f"{len(val_set)} held-out training images (val_fraction={p.val_fraction})",
             }
         self.model_.eval()
@@ -186,7 +235,7 @@ class CNNSpot(Detector):
         return score_batches(self._prob, images, self.transform(), self.runtime, desc=f"{self.name} {images.name}")
 
     # -- checkpoints -------------------------------------------------------------------------
-    def _load_cnndetection(self, path: str) -> "CNNSpot":
+    def _load_cnndetection(self, path: str) -> CNNSpot:
         ckpt = load_checkpoint(path, "CNNDetection checkpoint")
         state = ckpt["model"] if isinstance(ckpt, dict) and "model" in ckpt else ckpt
         state = {k.removeprefix("module."): v for k, v in state.items()}
@@ -194,16 +243,21 @@ class CNNSpot(Detector):
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
-            raise DetectorError(f"checkpoint {path} does not fit a {self.params.backbone} with fc -> 1 (CNNDetection's format): {exc}") from None
+            raise DetectorError(
+                f"checkpoint {path} does not fit a {self.params.backbone} with fc -> 1 (CNNDetection's format): {exc}"
+            ) from None
         self.model_ = model.to(self.runtime.device).eval()
-        self.provenance["weights"] = {**weight_record(path), "format": "CNNDetection checkpoint ({'model': state_dict})"}
+        self.provenance["weights"] = {
+            **weight_record(path),
+            "format": "CNNDetection checkpoint ({'model': state_dict})",
+        }
         return self
 
     def save(self, directory) -> None:
         # The same layout as CNNDetection's checkpoints: `weights=<dir>/state.pt` reloads it.
         self._save_state(directory, {"model": self.model_.state_dict()})
 
-    def load(self, directory) -> "CNNSpot":
+    def load(self, directory) -> CNNSpot:
         model, _ = self._build(pretrained=False)
         model.load_state_dict(self._load_state(directory)["model"])
         self.model_ = model.to(self.runtime.device).eval()

@@ -18,6 +18,7 @@ There is no official code; this is our reading of the paper, every choice a para
 `weights=PATH` loads a state dict saved by this detector (`{"model": state_dict}`): no released
 checkpoint exists.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,9 +28,9 @@ import numpy as np
 from forensibench.api.detector import Detector, PaperRow, TrainData, Training
 from forensibench.core.errors import DetectorError
 from forensibench.data.images import ImageSet
-from forensibench.training.loops import score_batches, train_classifier
 from forensibench.data.transforms import TransformSpec
 from forensibench.features.weights import load_checkpoint, weight_record
+from forensibench.training.loops import score_batches, train_classifier
 
 PAIRS = ("horizontal", "vertical", "both")
 
@@ -48,7 +49,7 @@ def cooccurrence(x, levels: int = 256, pairs: str = "horizontal"):
     if levels != 256:
         codes = codes * levels // 256
     out = []
-    for direction in (("horizontal", "vertical") if pairs == "both" else (pairs,)):
+    for direction in ("horizontal", "vertical") if pairs == "both" else (pairs,):
         if direction == "horizontal":
             a, b = codes[..., :, :-1], codes[..., :, 1:]
         else:
@@ -68,24 +69,44 @@ def cooccur_network(in_channels: int, levels: int, width: int = 32, dense: int =
     layers, c = [], in_channels
     for k in (1, 2, 4):
         w = width * k
-        layers += [nn.Conv2d(c, w, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(w, w, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        layers += [
+            nn.Conv2d(c, w, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(w, w, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        ]
         c = w
     side = levels // 8
-    layers += [nn.Flatten(), nn.Linear(c * side * side, dense), nn.ReLU(inplace=True), nn.Linear(dense, dense), nn.ReLU(inplace=True), nn.Linear(dense, 1)]
+    layers += [
+        nn.Flatten(),
+        nn.Linear(c * side * side, dense),
+        nn.ReLU(inplace=True),
+        nn.Linear(dense, dense),
+        nn.ReLU(inplace=True),
+        nn.Linear(dense, 1),
+    ]
     return nn.Sequential(*layers)
 
 
 @dataclass
 class CoOccurParams:
-    crop: int = field(default=256, metadata={"help": "centre crop before the matrices (the paper's images are 256 x 256)"})
-    pairs: str = field(default="horizontal", metadata={"help": "adjacent pixel pairs: horizontal, vertical or both (6 matrices)"})
+    crop: int = field(
+        default=256, metadata={"help": "centre crop before the matrices (the paper's images are 256 x 256)"}
+    )
+    pairs: str = field(
+        default="horizontal", metadata={"help": "adjacent pixel pairs: horizontal, vertical or both (6 matrices)"}
+    )
     levels: int = field(default=256, metadata={"help": "grey levels per channel (matrix side); 256 = the 8-bit values"})
     width: int = field(default=32, metadata={"help": "channels of the first convolution stage (then 2x, 4x)"})
     dense: int = field(default=256, metadata={"help": "units of the two hidden dense layers"})
     epochs: int = field(default=50, metadata={"help": "training epochs"})
     batch_size: int = field(default=40, metadata={"help": "training batch size"})
     lr: float = field(default=1e-4, metadata={"help": "Adam learning rate"})
-    weights: str = field(default="", metadata={"help": "a state saved by this detector ({'model': state_dict}) to load instead of training"})
+    weights: str = field(
+        default="",
+        metadata={"help": "a state saved by this detector ({'model': state_dict}) to load instead of training"},
+    )
 
     def validate(self) -> None:
         if self.pairs not in PAIRS:
@@ -126,7 +147,7 @@ class CoOccur(Detector):
 
         return torch.sigmoid(self.model_(self._features(x))).squeeze(1)
 
-    def fit(self, train: TrainData) -> "CoOccur":
+    def fit(self, train: TrainData) -> CoOccur:
         import torch
 
         p = self.params
@@ -137,8 +158,15 @@ class CoOccur(Detector):
         opt = torch.optim.Adam(self.model_.parameters(), lr=p.lr)
         bce = torch.nn.BCEWithLogitsLoss()
         self.losses_ = train_classifier(
-            self.model_, train.labelled, self.transform(train=True), self.runtime, p.epochs, opt,
-            lambda m, x, y: bce(m(self._features(x)).squeeze(1), y.float()), p.batch_size, desc=f"{self.name} train",
+            self.model_,
+            train.labelled,
+            self.transform(train=True),
+            self.runtime,
+            p.epochs,
+            opt,
+            lambda m, x, y: bce(m(self._features(x)).squeeze(1), y.float()),
+            p.batch_size,
+            desc=f"{self.name} train",
         )
         return self
 
@@ -146,7 +174,7 @@ class CoOccur(Detector):
         self.model_.eval()
         return score_batches(self._prob, images, self.transform(), self.runtime, desc=f"{self.name} {images.name}")
 
-    def _load(self, path, record) -> "CoOccur":
+    def _load(self, path, record) -> CoOccur:
         ckpt = load_checkpoint(path, "Co-Occur state")
         state = ckpt["model"] if isinstance(ckpt, dict) and "model" in ckpt else ckpt
         model = self._network()
@@ -161,7 +189,9 @@ class CoOccur(Detector):
     def save(self, directory) -> None:
         self._save_state(directory, {"model": self.model_.state_dict()})
 
-    def load(self, directory) -> "CoOccur":
+    def load(self, directory) -> CoOccur:
         from pathlib import Path
 
-        return self._load(Path(directory) / "state.pt", self.provenance.get("weights", f"fitted state loaded from {directory}"))
+        return self._load(
+            Path(directory) / "state.pt", self.provenance.get("weights", f"fitted state loaded from {directory}")
+        )

@@ -26,6 +26,7 @@ in training, resize 256 + centre crop 224 at test, early stopping as CNNDetectio
 (`forensibench.detectors.cnnspot`). `weights=PATH` loads their checkpoint format (`lsun_adm.pth`:
 `{"model": state_dict, ...}` or a bare ResNet-50 state dict with fc 2048 -> 1).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -41,9 +42,9 @@ import numpy as np
 
 from forensibench.api.detector import Detector, PaperRow, TrainData, Training
 from forensibench.core.errors import DetectorError
+from forensibench.core.files import file_sha256
 from forensibench.data.images import ImageSet, iter_batches
 from forensibench.data.transforms import TransformSpec
-from forensibench.core.files import file_sha256
 
 RECONS = ("precomputed", "ddim")
 TINY_RANDOM = "tiny-random"
@@ -118,14 +119,24 @@ def load_diffusion(model: str, device: str) -> DiffusionModel:
         raise DetectorError("recon=ddim needs the diffusers package: pip install 'forensibench[dire]'") from None
     if model == TINY_RANDOM:
         torch.manual_seed(0)  # the same random model everywhere
-        unet = UNet2DModel(sample_size=32, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(8, 16),
-                           down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4)
+        unet = UNet2DModel(
+            sample_size=32,
+            in_channels=3,
+            out_channels=3,
+            layers_per_block=1,
+            block_out_channels=(8, 16),
+            down_block_types=("DownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "UpBlock2D"),
+            norm_num_groups=4,
+        )
         sched = DDIMScheduler()
         identity, prov = "diffusers:tiny-random:seed0", "random init (tiny-random test UNet, seed 0)"
     else:
         root = Path(model)
         if not root.is_dir():
-            raise DetectorError(f"diffusion model folder {root} does not exist (recon=ddim needs model=<local diffusers folder>)")
+            raise DetectorError(
+                f"diffusion model folder {root} does not exist (recon=ddim needs model=<local diffusers folder>)"
+            )
         sub = "unet" if (root / "unet").is_dir() else None
         unet_dir = root / sub if sub else root
         try:
@@ -141,27 +152,55 @@ def load_diffusion(model: str, device: str) -> DiffusionModel:
         identity = f"diffusers:{digest}"
         prov = {"path": str(root.resolve()), "unet_sha256": digest}
         if getattr(sched.config, "prediction_type", "epsilon") != "epsilon":
-            raise DetectorError(f"{root}: DIRE's DDIM inversion needs an epsilon-prediction model, not {sched.config.prediction_type}")
+            raise DetectorError(
+                f"{root}: DIRE's DDIM inversion needs an epsilon-prediction model, not {sched.config.prediction_type}"
+            )
     unet = unet.to(device).eval()
-    return DiffusionModel(unet, sched.alphas_cumprod.numpy().astype(np.float64), int(unet.config.sample_size), identity, prov)
+    return DiffusionModel(
+        unet, sched.alphas_cumprod.numpy().astype(np.float64), int(unet.config.sample_size), identity, prov
+    )
 
 
 # -- the detector ---------------------------------------------------------------------------
 @dataclass
 class DIREParams:
-    recon: str = field(default="precomputed", metadata={"help": "precomputed (DIRE images under dire_root) or ddim (computed with a diffusers model)"})
-    dire_root: str = field(default="", metadata={"help": "precomputed: folder mirroring the image folders, holding the DIRE images"})
-    image_root: str = field(default="", metadata={"help": "precomputed: the folder dire_root mirrors (default: match the longest path suffix)"})
-    model: str = field(default="", metadata={"help": "ddim: local diffusers folder (unet/ + scheduler/) or tiny-random"})
+    recon: str = field(
+        default="precomputed",
+        metadata={"help": "precomputed (DIRE images under dire_root) or ddim (computed with a diffusers model)"},
+    )
+    dire_root: str = field(
+        default="", metadata={"help": "precomputed: folder mirroring the image folders, holding the DIRE images"}
+    )
+    image_root: str = field(
+        default="",
+        metadata={"help": "precomputed: the folder dire_root mirrors (default: match the longest path suffix)"},
+    )
+    model: str = field(
+        default="", metadata={"help": "ddim: local diffusers folder (unet/ + scheduler/) or tiny-random"}
+    )
     steps: int = field(default=20, metadata={"help": "ddim: DDIM steps (DIRE: 20)"})
-    image_size: int = field(default=0, metadata={"help": "ddim: model input size (0: the UNet's sample_size; ADM: 256)"})
-    cache_dir: str = field(default="", metadata={"help": "ddim: where DIRE images are written (default: the run's scratch folder)"})
-    arch: str = field(default="resnet50", metadata={"help": "classifier ResNet (DIRE's `arch`: resnet50; resnet18/34 for small runs)"})
-    pretrained: bool = field(default=True, metadata={"help": "ImageNet initialisation of the ResNet (local torchvision weights)"})
-    resize: int = field(default=256, metadata={"help": "shorter side of DIRE images resized to this (training and test; 0: none)"})
+    image_size: int = field(
+        default=0, metadata={"help": "ddim: model input size (0: the UNet's sample_size; ADM: 256)"}
+    )
+    cache_dir: str = field(
+        default="", metadata={"help": "ddim: where DIRE images are written (default: the run's scratch folder)"}
+    )
+    arch: str = field(
+        default="resnet50", metadata={"help": "classifier ResNet (DIRE's `arch`: resnet50; resnet18/34 for small runs)"}
+    )
+    pretrained: bool = field(
+        default=True, metadata={"help": "ImageNet initialisation of the ResNet (local torchvision weights)"}
+    )
+    resize: int = field(
+        default=256, metadata={"help": "shorter side of DIRE images resized to this (training and test; 0: none)"}
+    )
     crop: int = field(default=224, metadata={"help": "crop: random in training, centre at test"})
-    epochs: int = field(default=400, metadata={"help": "maximum epochs (DIRE's nepoch); training ends by early stopping"})
-    val_fraction: float = field(default=0.05, metadata={"help": "share of each class held out for early stopping (0: train exactly `epochs`)"})
+    epochs: int = field(
+        default=400, metadata={"help": "maximum epochs (DIRE's nepoch); training ends by early stopping"}
+    )
+    val_fraction: float = field(
+        default=0.05, metadata={"help": "share of each class held out for early stopping (0: train exactly `epochs`)"}
+    )
     patience: int = field(default=5, metadata={"help": "epochs without validation gain before the lr is divided by 10"})
     batch_size: int = field(default=64, metadata={"help": "training batch size"})
     lr: float = field(default=1e-4, metadata={"help": "Adam learning rate"})
@@ -187,8 +226,19 @@ class DIRE(Detector):
     threshold = "probability"
     description = "ResNet-50 on the DDIM reconstruction error |x - recon(x)| (Wang et al. 2023)"
     Params = DIREParams
-    toy_params = {"recon": "ddim", "model": TINY_RANDOM, "steps": 2, "image_size": 32, "arch": "resnet18", "pretrained": False,
-                  "resize": 0, "crop": 32, "epochs": 1, "val_fraction": 0.0, "batch_size": 24}
+    toy_params = {
+        "recon": "ddim",
+        "model": TINY_RANDOM,
+        "steps": 2,
+        "image_size": 32,
+        "arch": "resnet18",
+        "pretrained": False,
+        "resize": 0,
+        "crop": 32,
+        "epochs": 1,
+        "val_fraction": 0.0,
+        "batch_size": 24,
+    }
     supports_save = True
     checkpoint_param = "weights"
 
@@ -207,10 +257,23 @@ class DIRE(Detector):
             from forensibench.detectors.cnnspot import CNNSpot, CNNSpotParams
 
             p = self.params
-            self._classifier = CNNSpot(CNNSpotParams(
-                aug="none", backbone=p.arch, pretrained=p.pretrained, resize=p.resize, crop=p.crop, test_resize=p.resize,
-                epochs=p.epochs, val_fraction=p.val_fraction, patience=p.patience, batch_size=p.batch_size, lr=p.lr, weights=p.weights,
-            ), runtime=self.runtime)
+            self._classifier = CNNSpot(
+                CNNSpotParams(
+                    aug="none",
+                    backbone=p.arch,
+                    pretrained=p.pretrained,
+                    resize=p.resize,
+                    crop=p.crop,
+                    test_resize=p.resize,
+                    epochs=p.epochs,
+                    val_fraction=p.val_fraction,
+                    patience=p.patience,
+                    batch_size=p.batch_size,
+                    lr=p.lr,
+                    weights=p.weights,
+                ),
+                runtime=self.runtime,
+            )
         return self._classifier
 
     def transform(self, train: bool = False) -> TransformSpec:
@@ -254,7 +317,11 @@ class DIRE(Detector):
     def _model(self) -> DiffusionModel:
         if self._diffusion is None:
             self._diffusion = load_diffusion(self.params.model, self.runtime.device)
-            self.provenance["reconstructor"] = {"diffusion_model": self._diffusion.provenance, "steps": self.params.steps, "size": self._size()}
+            self.provenance["reconstructor"] = {
+                "diffusion_model": self._diffusion.provenance,
+                "steps": self.params.steps,
+                "size": self._size(),
+            }
         return self._diffusion
 
     def _size(self) -> int:
@@ -280,7 +347,9 @@ class DIRE(Detector):
             model = self._model()
             size = self._size()
             # their reshape_image: centre crop to a square, bicubic resize to the model's size; [-1, 1]
-            tf = TransformSpec(resize=size, square=False, interpolation="bicubic", crop=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+            tf = TransformSpec(
+                resize=size, square=False, interpolation="bicubic", crop=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)
+            )
             sub = images.subset(np.flatnonzero(todo))
             where = np.flatnonzero(todo)
 
@@ -289,8 +358,14 @@ class DIRE(Detector):
                 return e[:, :3]  # a learn-sigma model (ADM) outputs epsilon then variance values
 
             with torch.no_grad():
-                for idx, x in iter_batches(sub, tf, self.runtime.batch_size, self.runtime.workers,
-                                           progress=self.runtime.progress, desc=f"DIRE {images.name}"):
+                for idx, x in iter_batches(
+                    sub,
+                    tf,
+                    self.runtime.batch_size,
+                    self.runtime.workers,
+                    progress=self.runtime.progress,
+                    desc=f"DIRE {images.name}",
+                ):
                     x = x.to(self.runtime.device)
                     recon = ddim_reconstruct(eps_fn, x, model.alphas_cumprod, self.params.steps)
                     for j, arr in zip(idx, dire_uint8(x, recon)):
@@ -312,7 +387,7 @@ class DIRE(Detector):
                 images.failures[src] = f"DIRE image: {reason}"
 
     # -- fit / score ---------------------------------------------------------------------------
-    def fit(self, train: TrainData) -> "DIRE":
+    def fit(self, train: TrainData) -> DIRE:
         if self.params.weights:
             self.classifier.fit(train)
         else:
@@ -334,7 +409,7 @@ class DIRE(Detector):
     def save(self, directory) -> None:
         self.classifier.save(directory)
 
-    def load(self, directory) -> "DIRE":
+    def load(self, directory) -> DIRE:
         self.classifier.load(directory)
         self.provenance.setdefault("weights", f"fitted state loaded from {directory}")
         return self

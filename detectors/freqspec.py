@@ -16,6 +16,7 @@ by default it trains on the ProGAN set like the other supervised rows.
 (`{"epoch": int, "state_dict": ResNet state dict with fc 512 -> 2}`, e.g. `checkpoint_10.pth`) instead
 of training; its two output rows are swapped into forensibench's order (AutoGAN: index 1 = real).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,9 +26,9 @@ import numpy as np
 from forensibench.api.detector import Detector, PaperRow, TrainData, Training
 from forensibench.core.errors import DetectorError
 from forensibench.data.images import ImageSet
-from forensibench.training.loops import score_batches, train_classifier
 from forensibench.data.transforms import TransformSpec
 from forensibench.features.weights import load_checkpoint, torchvision_backbone, weight_record
+from forensibench.training.loops import score_batches, train_classifier
 
 ARCHS = ("resnet18", "resnet34", "resnet50")
 
@@ -57,8 +58,12 @@ class FreqSpecParams:
     epochs: int = field(default=20, metadata={"help": "training epochs"})
     batch_size: int = field(default=16, metadata={"help": "training batch size"})
     lr: float = field(default=0.01, metadata={"help": "SGD learning rate (constant)"})
-    train_suite: str = field(default="progan-train", metadata={"help": "labelled training suite (paper row: cyclegan-train)"})
-    weights: str = field(default="", metadata={"help": "AutoGAN checkpoint (checkpoint_N.pth) to load instead of training"})
+    train_suite: str = field(
+        default="progan-train", metadata={"help": "labelled training suite (paper row: cyclegan-train)"}
+    )
+    weights: str = field(
+        default="", metadata={"help": "AutoGAN checkpoint (checkpoint_N.pth) to load instead of training"}
+    )
 
     def validate(self) -> None:
         if self.arch not in ARCHS:
@@ -95,7 +100,7 @@ class FreqSpec(Detector):
         model.fc = torch.nn.Linear(model.fc.in_features, 2)
         return model.to(self.runtime.device)
 
-    def fit(self, train: TrainData) -> "FreqSpec":
+    def fit(self, train: TrainData) -> FreqSpec:
         import torch
 
         if self.params.weights:
@@ -105,12 +110,19 @@ class FreqSpec(Detector):
         opt = torch.optim.SGD(self.model_.parameters(), lr=p.lr, momentum=0.9, dampening=0.9, weight_decay=1e-4)
         ce = torch.nn.CrossEntropyLoss()
         self.losses_ = train_classifier(
-            self.model_, train.labelled, self.transform(train=True), self.runtime, p.epochs, opt,
-            lambda m, x, y: ce(m(log_spectrum(x)), y), p.batch_size, desc=f"{self.name} train",
+            self.model_,
+            train.labelled,
+            self.transform(train=True),
+            self.runtime,
+            p.epochs,
+            opt,
+            lambda m, x, y: ce(m(log_spectrum(x)), y),
+            p.batch_size,
+            desc=f"{self.name} train",
         )
         return self
 
-    def _load_autogan(self, path: str) -> "FreqSpec":
+    def _load_autogan(self, path: str) -> FreqSpec:
         """Load AutoGAN's checkpoint format; AutoGAN's label 1 is real, so the fc rows are swapped."""
         import torch
         import torchvision
@@ -123,13 +135,18 @@ class FreqSpec(Detector):
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
-            raise DetectorError(f"AutoGAN checkpoint {path} does not fit a {self.params.arch} with a 2-way head: {exc}") from None
+            raise DetectorError(
+                f"AutoGAN checkpoint {path} does not fit a {self.params.arch} with a 2-way head: {exc}"
+            ) from None
         with torch.no_grad():
             model.fc.weight.copy_(model.fc.weight.flip(0))
             model.fc.bias.copy_(model.fc.bias.flip(0))
         self.model_ = model.to(self.runtime.device).eval()
-        self.provenance["weights"] = {**weight_record(path), "format": "AutoGAN checkpoint (real = 1; fc rows swapped)",
-                                      "epoch": ckpt.get("epoch") if isinstance(ckpt, dict) else None}
+        self.provenance["weights"] = {
+            **weight_record(path),
+            "format": "AutoGAN checkpoint (real = 1; fc rows swapped)",
+            "epoch": ckpt.get("epoch") if isinstance(ckpt, dict) else None,
+        }
         return self
 
     def _prob_fake(self, x):
@@ -144,7 +161,7 @@ class FreqSpec(Detector):
     def save(self, directory) -> None:
         self._save_state(directory, {"model": self.model_.state_dict()})
 
-    def load(self, directory) -> "FreqSpec":
+    def load(self, directory) -> FreqSpec:
         import torch
         import torchvision
 

@@ -25,14 +25,15 @@ What we chose where the paper is not available (every choice is a spec key):
 * natural training images: the `lsun-train` naturals of the one-class detectors (`--natural-train`).
   The journal follow-up's "small number of real images" and "margin-based loss" are not used.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from forensibench.core.errors import DetectorError
 from forensibench.api.detector import PaperRow, TrainData, Training
-from forensibench.detectors.clip_linear import PAPER_ARCHS, ClipHeadParams, ClipLinear
+from forensibench.core.errors import DetectorError
 from forensibench.data.images import ImageSet
+from forensibench.detectors.clip_linear import PAPER_ARCHS, ClipHeadParams, ClipLinear
 
 
 @dataclass
@@ -41,7 +42,9 @@ class OnlyRealParams(ClipHeadParams):
     jpeg_prob: float = field(default=0.0, metadata={"help": "probability of a JPEG round trip, quality ~ U{30..100}"})
     band: str = field(default="all", metadata={"help": "masked band of the processed copies: low, mid, high or all"})
     ratio: float = field(default=0.15, metadata={"help": "fraction of the band's spectrum positions set to zero"})
-    weights: str | None = field(default=None, metadata={"help": "a Linear(d, 1) head to load instead of training (UnivFD's fc layout)"})
+    weights: str | None = field(
+        default=None, metadata={"help": "a Linear(d, 1) head to load instead of training (UnivFD's fc layout)"}
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -67,4 +70,7 @@ class OnlyReal(ClipLinear):
         if train.natural is None:
             raise DetectorError(f"{self.spec} needs natural training images")
         real = train.natural.with_labels(0)
-        return [(real, []), (real.with_labels(1, name="processed"), [FrequencyMask(self.params.band, self.params.ratio)])]
+        return [
+            (real, []),
+            (real.with_labels(1, name="processed"), [FrequencyMask(self.params.band, self.params.ratio)]),
+        ]

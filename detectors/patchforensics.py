@@ -26,6 +26,7 @@ the truncated network, keys `conv1.*`, `bn1.*`, `layer1.*` or `block1.*`, `block
 Differences: the validation images are a held-out share of the labelled training set
 (`val_fraction`), not a separate folder.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -36,9 +37,9 @@ import numpy as np
 from forensibench.api.detector import Detector, PaperRow, TrainData, Training
 from forensibench.core.errors import DetectorError
 from forensibench.data.images import ImageSet
-from forensibench.training.loops import EarlyStopping, score_batches, split_validation, train_classifier
 from forensibench.data.transforms import TransformSpec
 from forensibench.features.weights import load_checkpoint, weight_record
+from forensibench.training.loops import EarlyStopping, score_batches, split_validation, train_classifier
 
 ARCHS = ("resnet50-layer1", "xception-block2")
 PAPER_VARIANT = {"resnet50-layer1": "ResNet50-Layer1", "xception-block2": "Xception-Block2"}
@@ -61,8 +62,16 @@ def patch_network(arch: str):
         import timm
 
         x = timm.create_model("legacy_xception", pretrained=False, num_classes=0)
-        layers = [("conv1", x.conv1), ("bn1", x.bn1), ("relu1", x.act1), ("conv2", x.conv2), ("bn2", x.bn2),
-                  ("relu2", x.act2), ("block1", x.block1), ("block2", x.block2)]
+        layers = [
+            ("conv1", x.conv1),
+            ("bn1", x.bn1),
+            ("relu1", x.act1),
+            ("conv2", x.conv2),
+            ("bn2", x.bn2),
+            ("relu2", x.act2),
+            ("block1", x.block1),
+            ("block2", x.block2),
+        ]
         channels = 256
     else:
         raise ValueError(f"arch={arch!r}: expected one of {', '.join(ARCHS)}")
@@ -94,15 +103,34 @@ def patch_prob_fake(logits):
 
 @dataclass
 class PatchForensicsParams:
-    arch: str = field(default="resnet50-layer1", metadata={"help": "resnet50-layer1 or xception-block2 (the paper rows)"})
-    load_size: int = field(default=0, metadata={"help": "shorter side resized to this (Lanczos); 0: 224 for resnet50-layer1, 299 for xception-block2"})
+    arch: str = field(
+        default="resnet50-layer1", metadata={"help": "resnet50-layer1 or xception-block2 (the paper rows)"}
+    )
+    load_size: int = field(
+        default=0,
+        metadata={
+            "help": "shorter side resized to this (Lanczos); 0: 224 for resnet50-layer1, 299 for xception-block2"
+        },
+    )
     crop: int = field(default=0, metadata={"help": "training centre crop; 0: load_size (test always uses load_size)"})
-    epochs: int = field(default=1000, metadata={"help": "maximum epochs (their max_epochs); training ends by early stopping"})
-    val_fraction: float = field(default=0.05, metadata={"help": "share of each class held out for early stopping (0: train exactly `epochs`)"})
-    patience: int = field(default=0, metadata={"help": "their --patience: stop after 5 x patience epochs without validation gain; 0: 10 (resnet50-layer1) or 20 (xception-block2)"})
+    epochs: int = field(
+        default=1000, metadata={"help": "maximum epochs (their max_epochs); training ends by early stopping"}
+    )
+    val_fraction: float = field(
+        default=0.05, metadata={"help": "share of each class held out for early stopping (0: train exactly `epochs`)"}
+    )
+    patience: int = field(
+        default=0,
+        metadata={
+            "help": "their --patience: stop after 5 x patience epochs without validation gain; "
+            "0: 10 (resnet50-layer1) or 20 (xception-block2)"
+        },
+    )
     batch_size: int = field(default=32, metadata={"help": "training batch size"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate (constant)"})
-    weights: str = field(default="", metadata={"help": "patch-forensics checkpoint (bestval_net_D.pth) to load instead of training"})
+    weights: str = field(
+        default="", metadata={"help": "patch-forensics checkpoint (bestval_net_D.pth) to load instead of training"}
+    )
 
     def validate(self) -> None:
         if self.arch not in ARCHS:
@@ -135,13 +163,20 @@ class PatchForensics(Detector):
     def transform(self, train: bool = False) -> TransformSpec:
         size = self.load_size
         crop = (self.params.crop or size) if train else size
-        return TransformSpec(resize=size, square=False, interpolation="lanczos", crop=crop, flip=train,
-                             mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+        return TransformSpec(
+            resize=size,
+            square=False,
+            interpolation="lanczos",
+            crop=crop,
+            flip=train,
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+        )
 
     def _prob(self, x):
         return patch_prob_fake(self.model_(x))
 
-    def fit(self, train: TrainData) -> "PatchForensics":
+    def fit(self, train: TrainData) -> PatchForensics:
         import torch
 
         p = self.params
@@ -165,13 +200,33 @@ class PatchForensics(Detector):
         if val_set is not None:
             # Their rule: better means strictly greater; stop when more than 5 x patience epochs have
             # passed since the last gain, or at a perfect validation accuracy.
-            stopper = EarlyStopping(self.model_, opt, lambda: self._patch_accuracy(val_set),
-                                    5 * (p.patience or DEFAULT_PATIENCE[p.arch]) + 1, deltas=(1e-12, 1e-12), drops=0, target=1.0)
-        self.losses_ = train_classifier(self.model_, train_set, self.transform(train=True), self.runtime, p.epochs, opt, loss,
-                                        p.batch_size, desc=f"{self.name} train", on_epoch_end=stopper)
+            stopper = EarlyStopping(
+                self.model_,
+                opt,
+                lambda: self._patch_accuracy(val_set),
+                5 * (p.patience or DEFAULT_PATIENCE[p.arch]) + 1,
+                deltas=(1e-12, 1e-12),
+                drops=0,
+                target=1.0,
+            )
+        self.losses_ = train_classifier(
+            self.model_,
+            train_set,
+            self.transform(train=True),
+            self.runtime,
+            p.epochs,
+            opt,
+            loss,
+            p.batch_size,
+            desc=f"{self.name} train",
+            on_epoch_end=stopper,
+        )
         if stopper is not None:
             stopper.restore()
-            self.provenance["early_stopping"] = {"epochs_trained": len(self.losses_), "best_epoch": stopper.best_epoch + 1}
+            self.provenance["early_stopping"] = {
+                "epochs_trained": len(self.losses_),
+                "best_epoch": stopper.best_epoch + 1,
+            }
         self.model_.eval()
         return self
 
@@ -196,7 +251,7 @@ class PatchForensics(Detector):
         self.model_.eval()
         return score_batches(self._prob, images, self.transform(), self.runtime, desc=f"{self.name} {images.name}")
 
-    def _load_theirs(self, path: str) -> "PatchForensics":
+    def _load_theirs(self, path: str) -> PatchForensics:
         ckpt = load_checkpoint(path, "patch-forensics checkpoint")
         state = ckpt["state_dict"] if isinstance(ckpt, dict) and "state_dict" in ckpt else ckpt
         state = {k.removeprefix("module."): v for k, v in state.items()}
@@ -204,16 +259,21 @@ class PatchForensics(Detector):
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
-            raise DetectorError(f"checkpoint {path} does not fit patch-forensics' {self.params.arch} network: {exc}") from None
+            raise DetectorError(
+                f"checkpoint {path} does not fit patch-forensics' {self.params.arch} network: {exc}"
+            ) from None
         self.model_ = model.to(self.runtime.device).eval()
-        self.provenance["weights"] = {**weight_record(path), "format": "patch-forensics checkpoint ({'state_dict': ...}; channel 0 = fake)"}
+        self.provenance["weights"] = {
+            **weight_record(path),
+            "format": "patch-forensics checkpoint ({'state_dict': ...}; channel 0 = fake)",
+        }
         return self
 
     def save(self, directory) -> None:
         # Their layout: `weights=<dir>/state.pt` reloads it.
         self._save_state(directory, {"state_dict": self.model_.state_dict()})
 
-    def load(self, directory) -> "PatchForensics":
+    def load(self, directory) -> PatchForensics:
         model = patch_network(self.params.arch)
         model.load_state_dict(self._load_state(directory)["state_dict"])
         self.model_ = model.to(self.runtime.device).eval()

@@ -1,4 +1,5 @@
 """Shared fixtures: small synthetic trees made by the tests themselves (nothing is downloaded)."""
+
 from __future__ import annotations
 
 import atexit

@@ -14,6 +14,7 @@ Every detector is a subclass of `Detector`:
 
 Detectors never read folders or write results: they receive `ImageSet`s and return arrays.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -73,7 +74,7 @@ class TrainData:
     labelled: ImageSet | None = None
     seed: int = 0
     sources: dict[str, str] = field(default_factory=dict)
-    generators: "np.ndarray | None" = None
+    generators: np.ndarray | None = None
     generator_names: dict[str, str] = field(default_factory=dict)
 
 
@@ -149,7 +150,7 @@ class Detector:
         }
 
     # -- what the detector does ----------------------------------------------------------
-    def fit(self, train: TrainData) -> "Detector":
+    def fit(self, train: TrainData) -> Detector:
         raise NotImplementedError
 
     def score(self, images: ImageSet) -> np.ndarray:
@@ -174,7 +175,7 @@ class Detector:
     def save(self, directory: str | Path) -> None:
         raise NotImplementedError(f"{self.name} does not support save()")
 
-    def load(self, directory: str | Path) -> "Detector":
+    def load(self, directory: str | Path) -> Detector:
         raise NotImplementedError(f"{self.name} does not support load()")
 
     # helpers for subclasses that save a torch state
@@ -183,7 +184,9 @@ class Detector:
 
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        (d / "detector.json").write_text(json.dumps({"spec": self.spec, "params": params_to_dict(self.params)}, indent=2))
+        (d / "detector.json").write_text(
+            json.dumps({"spec": self.spec, "params": params_to_dict(self.params)}, indent=2)
+        )
         torch.save(state, d / "state.pt")
 
     def _load_state(self, directory: str | Path) -> dict[str, Any]:

@@ -8,6 +8,7 @@ tests may also `register` a class in-process.
 A spec is ``name`` or ``name:key=value,key=value``; list values use ``+`` (``layers=layer1+layer2``)
 or commas (``layers=layer1,layer2``: a comma followed by ``key=`` starts the next parameter).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -159,7 +160,9 @@ def describe_all() -> list[dict[str, Any]]:
         try:
             cls = get(name)
         except Exception as exc:  # a broken plugin must not hide the others
-            rows.append({"name": name, "family": "?", "training": "?", "parameters": "", "paper_rows": f"cannot import: {exc}"})
+            rows.append(
+                {"name": name, "family": "?", "training": "?", "parameters": "", "paper_rows": f"cannot import: {exc}"}
+            )
             continue
         det = cls()
         rows.append(

@@ -4,6 +4,7 @@ List values use ``+`` or commas (``layers=layer1+layer2``; a comma followed by `
 next parameter). Values are converted to the type of the detector's `Params` field; a spec is
 canonicalised by `spec_string` (defaults dropped, keys sorted).
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -4,6 +4,7 @@ Exit status: 0 success; 1 the command ran but something it checks failed (a dete
 `run`, a required set is missing in `datasets verify`); 2 invalid invocation or input (unknown
 detector, parameter, suite or table, missing data root, a run directory locked by another run).
 """
+
 from __future__ import annotations
 
 import click
@@ -14,23 +15,32 @@ from forensibench.features.weights import set_hub_offline
 set_hub_offline()  # before anything imports huggingface_hub
 
 
-
 def _expected_errors() -> tuple[type[BaseException], ...]:
     """Errors that are the user's input, shown as one sentence (FORENSIBENCH_DEBUG=1: traceback)."""
     import os
 
     if os.environ.get("FORENSIBENCH_DEBUG"):
         return ()
-    from forensibench.report.check import CheckError
-    from forensibench.data.checksums import ChecksumError
-    from forensibench.core.errors import DetectorError
-    from forensibench.data.perturb import PerturbError
     from forensibench.api.registry import RegistryError
-    from forensibench.run.rundir import RunDirError
+    from forensibench.core.errors import DetectorError
+    from forensibench.data.checksums import ChecksumError
+    from forensibench.data.perturb import PerturbError
     from forensibench.data.suites import SuiteError
+    from forensibench.report.check import CheckError
     from forensibench.report.tables import TableError
+    from forensibench.run.rundir import RunDirError
 
-    return (RegistryError, SuiteError, RunDirError, DetectorError, TableError, CheckError, ChecksumError, PerturbError, FileNotFoundError)
+    return (
+        RegistryError,
+        SuiteError,
+        RunDirError,
+        DetectorError,
+        TableError,
+        CheckError,
+        ChecksumError,
+        PerturbError,
+        FileNotFoundError,
+    )
 
 
 class UsageError(click.ClickException):
@@ -56,7 +66,17 @@ def main() -> None:
     CLIP-Flow paper's tables from raw image folders."""
 
 
-from forensibench.cli import cache_cmd, check_cmd, datasets_cmd, demo_cmd, figure_cmd, list_cmd, report_cmd, run_cmd, table_cmd  # noqa: E402
+from forensibench.cli import (  # noqa: E402 (after `main`, which the command modules register into)
+    cache_cmd,
+    check_cmd,
+    datasets_cmd,
+    demo_cmd,
+    figure_cmd,
+    list_cmd,
+    report_cmd,
+    run_cmd,
+    table_cmd,
+)
 
 for _module in (list_cmd, run_cmd, table_cmd, figure_cmd, report_cmd, check_cmd, datasets_cmd, demo_cmd, cache_cmd):
     _module.register(main)

@@ -1,4 +1,5 @@
 """`forensibench cache info|clear`: what the on-disk feature cache holds; empty it."""
+
 from __future__ import annotations
 
 import click
@@ -25,8 +26,12 @@ def register(main: click.Group) -> None:
     def cache_group() -> None:
         """The feature cache (content-addressed backbone features, shared by runs and detectors)."""
 
-    dir_option = click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-                              help="cache folder (default: $FORENSIBENCH_CACHE_DIR, else ~/.cache/forensibench)")
+    dir_option = click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="cache folder (default: $FORENSIBENCH_CACHE_DIR, else ~/.cache/forensibench)",
+    )
 
     @cache_group.command("info")
     @dir_option
@@ -37,13 +42,45 @@ def register(main: click.Group) -> None:
         from forensibench.features.cache import cache_info
 
         info = cache_info(_root(cache_dir))
-        click.echo(f"cache: {info['root']}  ({_human(info['bytes'])}; {info['hashes']} memoised file hashes in {info['hash_files']} files)")
+        click.echo(
+            f"cache: {info['root']}  ({_human(info['bytes'])}; {info['hashes']} memoised file hashes in "
+            f"{info['hash_files']} files)"
+        )
         if not info["configs"]:
             click.echo("no cached features")
             return
-        rows = [[c["backbone"], c["transform"], c["pre"], c["precision"], c["dim"], c["images"], c["failures"], c["shards"], _human(c["bytes"]), c["config"][:12]]
-                for c in info["configs"]]
-        click.echo(tabulate(rows, headers=["backbone", "transform", "pre-operations", "precision", "dim", "images", "failures", "shards", "size", "config"]))
+        rows = [
+            [
+                c["backbone"],
+                c["transform"],
+                c["pre"],
+                c["precision"],
+                c["dim"],
+                c["images"],
+                c["failures"],
+                c["shards"],
+                _human(c["bytes"]),
+                c["config"][:12],
+            ]
+            for c in info["configs"]
+        ]
+        click.echo(
+            tabulate(
+                rows,
+                headers=[
+                    "backbone",
+                    "transform",
+                    "pre-operations",
+                    "precision",
+                    "dim",
+                    "images",
+                    "failures",
+                    "shards",
+                    "size",
+                    "config",
+                ],
+            )
+        )
 
     @cache_group.command("clear")
     @dir_option

@@ -1,4 +1,5 @@
 """`forensibench check`: fail when a run's numbers regress against a committed baseline."""
+
 from __future__ import annotations
 
 import sys
@@ -8,13 +9,27 @@ import click
 
 def register(main: click.Group) -> None:
     @main.command("check")
-    @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False), help="run directory")
-    @click.option("--baseline", required=True, type=click.Path(dir_okay=False), help="baseline CSV/JSON (e.g. results/baselines/ci.csv)")
+    @click.option(
+        "--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False), help="run directory"
+    )
+    @click.option(
+        "--baseline",
+        required=True,
+        type=click.Path(dir_okay=False),
+        help="baseline CSV/JSON (e.g. results/baselines/ci.csv)",
+    )
     @click.option("--metric", default="ap", show_default=True, type=click.Choice(["ap", "acc", "auroc"]))
     @click.option("--tolerance", default=0.5, show_default=True, type=float, help="allowed drop, in points")
-    @click.option("--ci", "use_ci", is_flag=True, help="a drop fails only when the baseline lies above the run's bootstrap interval")
+    @click.option(
+        "--ci",
+        "use_ci",
+        is_flag=True,
+        help="a drop fails only when the baseline lies above the run's bootstrap interval",
+    )
     @click.option("--update", is_flag=True, help="write the run's metrics as the new baseline instead of checking")
-    @click.option("--show", type=click.Choice(["changes", "all"]), default="changes", show_default=True, help="rows to print")
+    @click.option(
+        "--show", type=click.Choice(["changes", "all"]), default="changes", show_default=True, help="rows to print"
+    )
     def check_command(run_dir, baseline, metric, tolerance, use_ci, update, show) -> None:
         """Compare every (detector, dataset) cell and each detector's mean with BASELINE; exit 1 on a regression."""
         from tabulate import tabulate
@@ -30,7 +45,10 @@ def register(main: click.Group) -> None:
         if len(rows):
             click.echo(tabulate(rows.values.tolist(), headers=list(rows.columns), floatfmt=".2f"))
         counts = ", ".join(f"{n} {s}" for s, n in sorted(res.counts().items()))
-        click.echo(f"\n{metric} vs {baseline} (tolerance {tolerance} points{', bootstrap intervals' if use_ci else ''}): {counts}")
+        click.echo(
+            f"\n{metric} vs {baseline} (tolerance {tolerance} "
+            f"points{', bootstrap intervals' if use_ci else ''}): {counts}"
+        )
         if res.failed:
             click.echo("FAILED: regression against the baseline", err=True)
             sys.exit(1)

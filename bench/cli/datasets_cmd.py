@@ -1,5 +1,6 @@
 """`forensibench datasets`: check a data root against a suite or a checksum file, hash it, audit it
 for shortcuts, or synthesise a replica tree."""
+
 from __future__ import annotations
 
 import sys
@@ -23,8 +24,13 @@ def register(main: click.Group) -> None:
 
     @datasets_group.command("verify")
     @click.option("--suite", default=None, help="check found vs expected images per set and class")
-    @click.option("--checksums", "checksum_file", default=None, type=click.Path(dir_okay=False),
-                  help="check every file against a checksum file written by `datasets hash` (or sha256sum)")
+    @click.option(
+        "--checksums",
+        "checksum_file",
+        default=None,
+        type=click.Path(dir_okay=False),
+        help="check every file against a checksum file written by `datasets hash` (or sha256sum)",
+    )
     @click.option("--data-root", required=True, type=click.Path(file_okay=False))
     @click.option("--no-decode", is_flag=True, help="count files only, do not decode them")
     @click.option("--show", type=int, default=20, show_default=True, help="files listed per kind of difference")
@@ -40,8 +46,23 @@ def register(main: click.Group) -> None:
         failed = False
         if suite is not None:
             rows = verify(load_suite(suite), data_root, check_decode=not no_decode)
-            click.echo(tabulate([[r["set"], r["class"], r["folder"], r["found"], r["expected"] if r["expected"] is not None else "-", r["unreadable"], r["status"]] for r in rows],
-                                headers=["set", "class", "folder", "found", "expected", "unreadable", "status"]))
+            click.echo(
+                tabulate(
+                    [
+                        [
+                            r["set"],
+                            r["class"],
+                            r["folder"],
+                            r["found"],
+                            r["expected"] if r["expected"] is not None else "-",
+                            r["unreadable"],
+                            r["status"],
+                        ]
+                        for r in rows
+                    ],
+                    headers=["set", "class", "folder", "found", "expected", "unreadable", "status"],
+                )
+            )
             for r in rows:
                 for d in r["details"]:
                     click.echo(f"  unreadable: {d}")
@@ -54,7 +75,9 @@ def register(main: click.Group) -> None:
 
             listed = read_checksums(checksum_file)
             cmp = compare(listed, data_root, suite=load_suite(suite) if suite else None, progress=sys.stderr.isatty())
-            click.echo(f"{checksum_file}: {len(listed.hashes)} files listed, {cmp.checked} found and hashed under {data_root}")
+            click.echo(
+                f"{checksum_file}: {len(listed.hashes)} files listed, {cmp.checked} found and hashed under {data_root}"
+            )
             for kind, files in (("changed", cmp.changed), ("missing", cmp.missing), ("added", cmp.added)):
                 click.echo(f"  {kind}: {len(files)}")
                 for f in files[:show]:
@@ -64,7 +87,9 @@ def register(main: click.Group) -> None:
             if cmp.ok:
                 click.echo("every file matches its checksum")
             else:
-                click.echo(f"{len(cmp.changed)} changed, {len(cmp.missing)} missing, {len(cmp.added)} added files", err=True)
+                click.echo(
+                    f"{len(cmp.changed)} changed, {len(cmp.missing)} missing, {len(cmp.added)} added files", err=True
+                )
                 failed = True
         if failed:
             sys.exit(1)
@@ -72,13 +97,15 @@ def register(main: click.Group) -> None:
     @datasets_group.command("hash")
     @click.option("--suite", required=True)
     @click.option("--data-root", required=True, type=click.Path(exists=True, file_okay=False))
-    @click.option("--out", default=None, type=click.Path(dir_okay=False), help="checksum file to write (default: standard output)")
+    @click.option(
+        "--out", default=None, type=click.Path(dir_okay=False), help="checksum file to write (default: standard output)"
+    )
     def hash_command(suite, data_root, out) -> None:
         """SHA-256 of every image file of SUITE (all found, not only the sample), in sha256sum format."""
         from pathlib import Path
 
-        from forensibench.data.checksums import format_checksums, hash_files, suite_files
         from forensibench.core.files import atomic_write_bytes
+        from forensibench.data.checksums import format_checksums, hash_files, suite_files
         from forensibench.data.suites import load_suite
 
         s = load_suite(suite)
@@ -89,8 +116,14 @@ def register(main: click.Group) -> None:
         hashes = hash_files(files, data_root, progress=out is not None and sys.stderr.isatty(), unreadable=unreadable)
         for rel, why in sorted(unreadable.items()):
             click.echo(f"unreadable, not listed: {rel}: {why}", err=True)
-        text = format_checksums(hashes, [f"forensibench datasets hash: {len(hashes)} files, paths relative to the data root",
-                                         f"suite: {s.name}", f"manifest_sha256: {s.sha256}"])
+        text = format_checksums(
+            hashes,
+            [
+                f"forensibench datasets hash: {len(hashes)} files, paths relative to the data root",
+                f"suite: {s.name}",
+                f"manifest_sha256: {s.sha256}",
+            ],
+        )
         if out is None:
             click.echo(text, nl=False)
         else:
@@ -100,21 +133,40 @@ def register(main: click.Group) -> None:
     @datasets_group.command("audit")
     @click.option("--suite", required=True)
     @click.option("--data-root", required=True, type=click.Path(exists=True, file_okay=False))
-    @click.option("--out", "outs", multiple=True, type=click.Path(dir_okay=False), help="write the per-set audit to FILE.csv or FILE.json (repeatable)")
-    @click.option("--per-file", default=None, type=click.Path(dir_okay=False), help="write every file's metadata to this CSV")
-    @click.option("--threshold", type=float, default=0.9, show_default=True, help="flag sets whose shortcut AP exceeds this")
+    @click.option(
+        "--out",
+        "outs",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="write the per-set audit to FILE.csv or FILE.json (repeatable)",
+    )
+    @click.option(
+        "--per-file", default=None, type=click.Path(dir_okay=False), help="write every file's metadata to this CSV"
+    )
+    @click.option(
+        "--threshold", type=float, default=0.9, show_default=True, help="flag sets whose shortcut AP exceeds this"
+    )
     @click.option("--datasets", default=None, help="comma-separated subset of the suite's sets")
-    @click.option("--max-per-class", type=int, default=None, help="cap per class and set (default: the manifest's sampling, as a run; 0: every image)")
-    @click.option("--include-file-size", is_flag=True, help="let the shortcut classifier see file size and bits per pixel too")
+    @click.option(
+        "--max-per-class",
+        type=int,
+        default=None,
+        help="cap per class and set (default: the manifest's sampling, as a run; 0: every image)",
+    )
+    @click.option(
+        "--include-file-size", is_flag=True, help="let the shortcut classifier see file size and bits per pixel too"
+    )
     @click.option("--seed", type=int, default=0, show_default=True, help="seed of the cross-validation folds")
     @click.option("--strict", is_flag=True, help="exit 1 when a set is flagged")
-    def audit_command(suite, data_root, outs, per_file, threshold, datasets, max_per_class, include_file_size, seed, strict) -> None:
+    def audit_command(
+        suite, data_root, outs, per_file, threshold, datasets, max_per_class, include_file_size, seed, strict
+    ) -> None:
         """Real vs generated metadata per set, and how well metadata alone separate them (shortcut AP)."""
         import dataclasses
         from pathlib import Path
 
-        from forensibench.data.audit import audit, render
         from forensibench.core.files import atomic_write_bytes, atomic_write_csv
+        from forensibench.data.audit import audit, render
         from forensibench.data.suites import load_suite
 
         for o in outs:
@@ -124,8 +176,16 @@ def register(main: click.Group) -> None:
         sampling = None
         if max_per_class is not None:
             sampling = dataclasses.replace(s.sampling, max_per_class=max_per_class or None)
-        res = audit(s, data_root, datasets=datasets.split(",") if datasets else None, sampling=sampling, threshold=threshold,
-                    seed=seed, include_file_size=include_file_size, progress=sys.stderr.isatty())
+        res = audit(
+            s,
+            data_root,
+            datasets=datasets.split(",") if datasets else None,
+            sampling=sampling,
+            threshold=threshold,
+            seed=seed,
+            include_file_size=include_file_size,
+            progress=sys.stderr.isatty(),
+        )
         if not res.sets:
             raise click.ClickException(f"no set of suite {s.name!r} has images under {data_root}")
         click.echo(render(res), nl=False)
@@ -154,6 +214,14 @@ def register(main: click.Group) -> None:
         """Write a small synthetic replica of SUITE (plus training/validation sets) in its exact layout."""
         from forensibench.data.synth import synthesize
 
-        s = synthesize(suite, out, per_class=per_class, size=size, seed=seed, train_per_class=train_per_class,
-                       real_format=real_format, fake_format=fake_format)
+        s = synthesize(
+            suite,
+            out,
+            per_class=per_class,
+            size=size,
+            seed=seed,
+            train_per_class=train_per_class,
+            real_format=real_format,
+            fake_format=fake_format,
+        )
         click.echo(f"wrote {sum(s['counts'].values())} synthetic images ({len(s['counts'])} folders) under {out}")

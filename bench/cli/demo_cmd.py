@@ -1,4 +1,5 @@
 """`forensibench demo`: synthesise a small suite, run every offline detector, print a Table I."""
+
 from __future__ import annotations
 
 import click
@@ -6,7 +7,13 @@ import click
 
 def register(main: click.Group) -> None:
     @main.command("demo")
-    @click.option("--out", default="forensibench-demo", show_default=True, type=click.Path(file_okay=False), help="folder for the synthetic data and the run")
+    @click.option(
+        "--out",
+        default="forensibench-demo",
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help="folder for the synthetic data and the run",
+    )
     @click.option("--per-class", type=int, default=16, show_default=True, help="synthetic images per class per set")
     @click.option("--quiet", is_flag=True, help="no progress bars")
     def demo_command(out, per_class, quiet) -> None:

@@ -1,4 +1,5 @@
 """`forensibench list`: every registered detector with its family, training data, parameters, paper rows."""
+
 from __future__ import annotations
 
 import click
@@ -7,7 +8,11 @@ import click
 def register(main: click.Group) -> None:
     @main.command("list")
     @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-    @click.option("--toy-specs", is_flag=True, help="print, one per line, the spec of every detector at its toy size (fast, offline)")
+    @click.option(
+        "--toy-specs",
+        is_flag=True,
+        help="print, one per line, the spec of every detector at its toy size (fast, offline)",
+    )
     def list_detectors(fmt: str, toy_specs: bool) -> None:
         """List registered detectors (built-ins and plugins)."""
         import json
@@ -25,4 +30,11 @@ def register(main: click.Group) -> None:
             click.echo(json.dumps(rows, indent=2))
             return
         cols = ["name", "family", "training", "parameters", "paper_rows"]
-        click.echo(tabulate([[r.get(c, "") for c in cols] for r in rows], headers=["detector", "family", "training data", "parameters (defaults)", "paper rows"], tablefmt="simple", maxcolwidths=[None, None, None, 60, 50]))
+        click.echo(
+            tabulate(
+                [[r.get(c, "") for c in cols] for r in rows],
+                headers=["detector", "family", "training data", "parameters (defaults)", "paper rows"],
+                tablefmt="simple",
+                maxcolwidths=[None, None, None, 60, 50],
+            )
+        )

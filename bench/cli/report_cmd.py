@@ -1,4 +1,5 @@
 """`forensibench report`: one self-contained HTML page of a run."""
+
 from __future__ import annotations
 
 import click
@@ -6,7 +7,9 @@ import click
 
 def register(main: click.Group) -> None:
     @main.command("report")
-    @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False), help="run directory")
+    @click.option(
+        "--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False), help="run directory"
+    )
     @click.option("--out", default=None, type=click.Path(dir_okay=False), help="HTML file (default: RUN/report.html)")
     def report_command(run_dir, out) -> None:
         """Tables I-V present in the run with deltas to the paper, the robustness grid, figures and metadata."""

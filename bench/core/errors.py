@@ -3,6 +3,7 @@
 It lives at the bottom of the package so that data, features, training and detectors raise the same
 class without importing the detector interface.
 """
+
 from __future__ import annotations
 
 

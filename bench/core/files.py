@@ -5,6 +5,7 @@
 * `file_sha256`: a file's SHA-256, memoised on (path, size, mtime) within a process.
 * `display_path`: a path as results show it (relative to a root, undecodable bytes escaped).
 """
+
 from __future__ import annotations
 
 import contextlib

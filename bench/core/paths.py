@@ -5,6 +5,7 @@ the source tree; they are data, not packages. They are found, in this order, und
 `$FORENSIBENCH_HOME`, the source checkout this file belongs to (`pip install -e .`), and
 `<prefix>/share/forensibench` (where a non-editable install puts them).
 """
+
 from __future__ import annotations
 
 import os

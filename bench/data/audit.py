@@ -13,12 +13,14 @@ File size is left out of the classifier by default (`include_file_size`): for lo
 is a function of the pixels (smooth images compress better), i.e. of what detectors are meant to
 look at, not a storage decision. It is always reported side by side.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,16 +29,74 @@ from forensibench.core.files import display_path
 
 # ITU-T T.81 (JPEG) Annex K, tables K.1 (luminance) and K.2 (chrominance), in natural (row-major)
 # order, the order in which Pillow reports `Image.quantization`.
-STD_LUMA = np.array([
-    16, 11, 10, 16, 24, 40, 51, 61,
-    12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56,
-    14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77,
-    24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101,
-    72, 92, 95, 98, 112, 100, 103, 99,
-])
+STD_LUMA = np.array(
+    [
+        16,
+        11,
+        10,
+        16,
+        24,
+        40,
+        51,
+        61,
+        12,
+        12,
+        14,
+        19,
+        26,
+        58,
+        60,
+        55,
+        14,
+        13,
+        16,
+        24,
+        40,
+        57,
+        69,
+        56,
+        14,
+        17,
+        22,
+        29,
+        51,
+        87,
+        80,
+        62,
+        18,
+        22,
+        37,
+        56,
+        68,
+        109,
+        103,
+        77,
+        24,
+        35,
+        55,
+        64,
+        81,
+        104,
+        113,
+        92,
+        49,
+        64,
+        78,
+        87,
+        103,
+        121,
+        120,
+        101,
+        72,
+        92,
+        95,
+        98,
+        112,
+        100,
+        103,
+        99,
+    ]
+)
 STD_CHROMA = np.full(64, 99)
 STD_CHROMA[[0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 24, 25]] = [17, 18, 24, 47, 18, 21, 26, 66, 24, 26, 56, 47, 66]
 SUBSAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
@@ -78,8 +138,19 @@ def file_metadata(path: str | Path) -> dict[str, Any]:
     from PIL import Image, JpegImagePlugin
 
     p = Path(path)
-    rec: dict[str, Any] = {"format": "unreadable", "width": 0, "height": 0, "mode": "", "bytes": 0, "exif": False, "icc": False,
-                           "jpeg_quality": np.nan, "jpeg_standard_tables": None, "jpeg_subsampling": "", "error": None}
+    rec: dict[str, Any] = {
+        "format": "unreadable",
+        "width": 0,
+        "height": 0,
+        "mode": "",
+        "bytes": 0,
+        "exif": False,
+        "icc": False,
+        "jpeg_quality": np.nan,
+        "jpeg_standard_tables": None,
+        "jpeg_subsampling": "",
+        "error": None,
+    }
     try:
         rec["bytes"] = p.stat().st_size
         with Image.open(p) as img:
@@ -110,7 +181,9 @@ def metadata_frame(images, data_root: str | Path, progress: bool = False, memo: 
         rows.append({"path": display_path(path, Path(data_root)), "label": int(label), **memo[path]})
     df = pd.DataFrame(rows)
     df["aspect"] = np.where(df["height"] > 0, df["width"] / df["height"].where(df["height"] > 0, 1), np.nan)
-    df["bits_per_pixel"] = np.where(df["width"] * df["height"] > 0, 8.0 * df["bytes"] / (df["width"] * df["height"]).clip(lower=1), np.nan)
+    df["bits_per_pixel"] = np.where(
+        df["width"] * df["height"] > 0, 8.0 * df["bytes"] / (df["width"] * df["height"]).clip(lower=1), np.nan
+    )
     return df
 
 
@@ -122,28 +195,37 @@ FILE_SIZE = ["log_bytes", "bits_per_pixel"]
 def features(meta: pd.DataFrame, include_file_size: bool = False) -> pd.DataFrame:
     """The classifier's input: categories as strings, numbers as floats (non-JPEGs: quality 100)."""
     jpeg = meta["format"] == "JPEG"
-    f = pd.DataFrame({
-        "format": meta["format"].astype(str),
-        "mode": meta["mode"].astype(str),
-        "dims": meta["width"].astype(str) + "x" + meta["height"].astype(str),
-        "jpeg_subsampling": meta["jpeg_subsampling"].astype(str),
-        "jpeg_q": np.where(jpeg, "q" + meta["jpeg_quality"].fillna(0).astype(int).astype(str)
-                           + np.where(meta["jpeg_standard_tables"] == True, "", "~"), "none"),  # noqa: E712
-        "log_width": np.log2(meta["width"].clip(lower=1).astype(float)),
-        "log_height": np.log2(meta["height"].clip(lower=1).astype(float)),
-        "log_aspect": np.log2(meta["aspect"].astype(float)),
-        "quality": np.where(jpeg, meta["jpeg_quality"], 100.0).astype(float),
-        "standard_tables": np.where(jpeg, meta["jpeg_standard_tables"] == True, 1.0).astype(float),  # noqa: E712
-        "exif": meta["exif"].astype(float),
-        "icc": meta["icc"].astype(float),
-    })
+    f = pd.DataFrame(
+        {
+            "format": meta["format"].astype(str),
+            "mode": meta["mode"].astype(str),
+            "dims": meta["width"].astype(str) + "x" + meta["height"].astype(str),
+            "jpeg_subsampling": meta["jpeg_subsampling"].astype(str),
+            "jpeg_q": np.where(
+                jpeg,
+                "q"
+                + meta["jpeg_quality"].fillna(0).astype(int).astype(str)
+                + np.where(meta["jpeg_standard_tables"].eq(True), "", "~"),
+                "none",
+            ),
+            "log_width": np.log2(meta["width"].clip(lower=1).astype(float)),
+            "log_height": np.log2(meta["height"].clip(lower=1).astype(float)),
+            "log_aspect": np.log2(meta["aspect"].astype(float)),
+            "quality": np.where(jpeg, meta["jpeg_quality"], 100.0).astype(float),
+            "standard_tables": np.where(jpeg, meta["jpeg_standard_tables"] == True, 1.0).astype(float),  # noqa: E712
+            "exif": meta["exif"].astype(float),
+            "icc": meta["icc"].astype(float),
+        }
+    )
     if include_file_size:
         f["log_bytes"] = np.log2(meta["bytes"].clip(lower=1).astype(float))
         f["bits_per_pixel"] = meta["bits_per_pixel"].astype(float)
     return f
 
 
-def shortcut_score(meta: pd.DataFrame, seed: int = 0, include_file_size: bool = False, folds: int = 5) -> dict[str, Any]:
+def shortcut_score(
+    meta: pd.DataFrame, seed: int = 0, include_file_size: bool = False, folds: int = 5
+) -> dict[str, Any]:
     """Out-of-fold AP and AUROC of logistic regression on metadata alone (readable files only).
 
     Stratified k-fold (k = min(`folds`, size of the smaller class)); NaN with a reason when a class
@@ -160,8 +242,13 @@ def shortcut_score(meta: pd.DataFrame, seed: int = 0, include_file_size: bool = 
     ok = meta[meta["error"].isna()]
     y = ok["label"].to_numpy()
     n_real, n_fake = int((y == 0).sum()), int((y == 1).sum())
-    out: dict[str, Any] = {"shortcut_ap": np.nan, "shortcut_auroc": np.nan, "chance_ap": n_fake / len(y) if len(y) else np.nan,
-                           "folds": 0, "note": ""}
+    out: dict[str, Any] = {
+        "shortcut_ap": np.nan,
+        "shortcut_auroc": np.nan,
+        "chance_ap": n_fake / len(y) if len(y) else np.nan,
+        "folds": 0,
+        "note": "",
+    }
     k = min(folds, n_real, n_fake)
     if k < 2:
         out["note"] = "too few readable images per class for cross-validation"
@@ -177,7 +264,7 @@ def shortcut_score(meta: pd.DataFrame, seed: int = 0, include_file_size: bool = 
 
 
 def _shares(values: pd.Series, top: int = 2) -> str:
-    """"A 60%, B 40%" for the most common values (and "+N more")."""
+    """ "A 60%, B 40%" for the most common values (and "+N more")."""
     if len(values) == 0:
         return "-"
     counts = values.value_counts()
@@ -243,9 +330,15 @@ class AuditResult:
             return v
 
         body = {
-            "suite": self.suite, "data_root": self.data_root, "threshold": self.threshold, "seed": self.seed,
-            "classifier": "logistic regression (class-balanced) on one-hot " + ", ".join(CATEGORICAL) + " and standardised "
-                          + ", ".join(NUMERIC + (FILE_SIZE if self.include_file_size else [])) + "; stratified k-fold out-of-fold AP",
+            "suite": self.suite,
+            "data_root": self.data_root,
+            "threshold": self.threshold,
+            "seed": self.seed,
+            "classifier": "logistic regression (class-balanced) on one-hot "
+            + ", ".join(CATEGORICAL)
+            + " and standardised "
+            + ", ".join(NUMERIC + (FILE_SIZE if self.include_file_size else []))
+            + "; stratified k-fold out-of-fold AP",
             "flagged": self.flagged,
             "sets": [clean(s) for s in self.sets],
         }
@@ -262,8 +355,16 @@ class AuditResult:
         return pd.DataFrame(rows)
 
 
-def audit(suite, data_root: str | Path, datasets: list[str] | None = None, sampling=None, threshold: float = 0.9,
-          seed: int = 0, include_file_size: bool = False, progress: bool = False) -> AuditResult:
+def audit(
+    suite,
+    data_root: str | Path,
+    datasets: list[str] | None = None,
+    sampling=None,
+    threshold: float = 0.9,
+    seed: int = 0,
+    include_file_size: bool = False,
+    progress: bool = False,
+) -> AuditResult:
     """Audit the sets of `suite` (a Suite or its name) under `data_root`; sets without images are skipped."""
     from forensibench.data.suites import load_suite
 
@@ -278,8 +379,17 @@ def audit(suite, data_root: str | Path, datasets: list[str] | None = None, sampl
         meta = metadata_frame(images, root, progress=progress, memo=memo)
         score = shortcut_score(meta, seed=seed, include_file_size=include_file_size)
         flagged = bool(np.isfinite(score["shortcut_ap"]) and score["shortcut_ap"] > threshold)
-        sets.append({"set": sdef.key, "n_real": int((meta["label"] == 0).sum()), "n_fake": int((meta["label"] == 1).sum()),
-                     **score, "flagged": flagged, "real": summarise(meta[meta["label"] == 0]), "fake": summarise(meta[meta["label"] == 1])})
+        sets.append(
+            {
+                "set": sdef.key,
+                "n_real": int((meta["label"] == 0).sum()),
+                "n_fake": int((meta["label"] == 1).sum()),
+                **score,
+                "flagged": flagged,
+                "real": summarise(meta[meta["label"] == 0]),
+                "fake": summarise(meta[meta["label"] == 1]),
+            }
+        )
         frames.append(meta.assign(set=sdef.key))
     files = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(files):
@@ -299,20 +409,54 @@ def render(result: AuditResult) -> str:
         for cls in ("real", "fake"):
             c = s[cls]
             first = cls == "real"
-            body.append([
-                s["set"] if first else "", "real" if first else "generated", c["n"], c["formats"], c["jpeg_quality"], c["sizes"],
-                num(c["aspect_median"], ".2f"), c["modes"], num(c["kb_median"], ".1f"), num(100 * c["exif_share"], ".0f") + "%" if c["n"] else "-",
-                num(s["shortcut_ap"], ".3f") if first else "", ("FLAGGED" if s["flagged"] else "ok") if first else "",
-            ])
-    head = ["set", "class", "n", "formats", "JPEG quality", "sizes", "aspect", "modes", "median KB", "EXIF", "shortcut AP", ""]
+            body.append(
+                [
+                    s["set"] if first else "",
+                    "real" if first else "generated",
+                    c["n"],
+                    c["formats"],
+                    c["jpeg_quality"],
+                    c["sizes"],
+                    num(c["aspect_median"], ".2f"),
+                    c["modes"],
+                    num(c["kb_median"], ".1f"),
+                    num(100 * c["exif_share"], ".0f") + "%" if c["n"] else "-",
+                    num(s["shortcut_ap"], ".3f") if first else "",
+                    ("FLAGGED" if s["flagged"] else "ok") if first else "",
+                ]
+            )
+    head = [
+        "set",
+        "class",
+        "n",
+        "formats",
+        "JPEG quality",
+        "sizes",
+        "aspect",
+        "modes",
+        "median KB",
+        "EXIF",
+        "shortcut AP",
+        "",
+    ]
     text = tabulate(body, headers=head, tablefmt="simple", disable_numparse=True)
-    feats = "format, JPEG quality/tables/subsampling, size, aspect, mode, EXIF, ICC" + (", file size" if result.include_file_size else "")
-    lines = [f"Shortcut audit of {result.suite} under {result.data_root}", "", text, "",
-             f"shortcut AP: out-of-fold AP of a logistic regression on metadata alone ({feats}); "
-             f"chance = share of generated images; flagged above {result.threshold:g}. \"~\": non-IJG quantisation tables."]
+    feats = "format, JPEG quality/tables/subsampling, size, aspect, mode, EXIF, ICC" + (
+        ", file size" if result.include_file_size else ""
+    )
+    lines = [
+        f"Shortcut audit of {result.suite} under {result.data_root}",
+        "",
+        text,
+        "",
+        f"shortcut AP: out-of-fold AP of a logistic regression on metadata alone ({feats}); "
+        f'chance = share of generated images; flagged above {result.threshold:g}. "~": non-IJG quantisation tables.',
+    ]
     if result.flagged:
-        lines.append(f"FLAGGED ({len(result.flagged)}): {', '.join(result.flagged)}: metadata alone separate real from generated images; "
-                     "a detector's AP there may measure the file format or storage, not the image.")
+        lines.append(
+            f"FLAGGED ({len(result.flagged)}): {', '.join(result.flagged)}: metadata alone separate real from "
+            "generated images; "
+            "a detector's AP there may measure the file format or storage, not the image."
+        )
     else:
         lines.append("no set flagged.")
     return "\n".join(lines) + "\n"

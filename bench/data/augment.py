@@ -25,11 +25,12 @@ while a run stays deterministic under its seed; `augmentation("blur_jpg_0.5")` i
 side to 256, then random 224 crop and horizontal flip), so that the whole augmented training image
 is a function of the seed.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -64,7 +65,9 @@ def jpeg_roundtrip(img: np.ndarray, quality: int, method: str = "pil") -> np.nda
     if method == "cv2":
         import cv2
 
-        ok, enc = cv2.imencode(".jpg", np.ascontiguousarray(img[:, :, ::-1]), [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
+        ok, enc = cv2.imencode(
+            ".jpg", np.ascontiguousarray(img[:, :, ::-1]), [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)]
+        )
         if not ok:
             raise ValueError("OpenCV could not encode the image as JPEG")
         return np.ascontiguousarray(cv2.imdecode(enc, cv2.IMREAD_COLOR)[:, :, ::-1])
@@ -90,8 +93,10 @@ class BlurJpeg:
 
     @property
     def key(self) -> str:
-        return (f"blurjpeg(pb={self.blur_prob:g},pj={self.jpeg_prob:g},sig={self.sigma[0]:g}-{self.sigma[1]:g},"
-                f"q={self.quality[0]}-{self.quality[1]},m={'+'.join(self.methods)})")
+        return (
+            f"blurjpeg(pb={self.blur_prob:g},pj={self.jpeg_prob:g},sig={self.sigma[0]:g}-{self.sigma[1]:g},"
+            f"q={self.quality[0]}-{self.quality[1]},m={'+'.join(self.methods)})"
+        )
 
     @property
     def active(self) -> bool:

@@ -5,15 +5,15 @@ to the data root, sorted), so ``cd DATA_ROOT && sha256sum -c FILE`` checks it to
 are comments (``#``, which sha256sum skips) naming the suite, so that `verify` knows which folders
 it covers and can report files added since.
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
-from forensibench.core.files import display_path
-from forensibench.core.files import file_sha256
+from forensibench.core.files import display_path, file_sha256
 
 
 class ChecksumError(ValueError):
@@ -30,8 +30,13 @@ def suite_files(suite, data_root: str | Path) -> list[Path]:
     return sorted(files)
 
 
-def hash_files(paths: Iterable[Path], data_root: str | Path, progress: bool = False, unreadable: dict[str, str] | None = None,
-                hasher: Callable[[str | Path], str] = file_sha256) -> dict[str, str]:
+def hash_files(
+    paths: Iterable[Path],
+    data_root: str | Path,
+    progress: bool = False,
+    unreadable: dict[str, str] | None = None,
+    hasher: Callable[[str | Path], str] = file_sha256,
+) -> dict[str, str]:
     """{path relative to the data root: sha256} of `paths`.
 
     A file that cannot be read (a dangling or looping symlink, no permission) is left out and, when
@@ -63,7 +68,9 @@ def format_checksums(hashes: dict[str, str], header: Iterable[str] = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fileset_digest(paths: Iterable[Path], data_root: str | Path, hasher: Callable[[str | Path], str] = file_sha256) -> str:
+def fileset_digest(
+    paths: Iterable[Path], data_root: str | Path, hasher: Callable[[str | Path], str] = file_sha256
+) -> str:
     """One SHA-256 naming a list of files by content: the sha256 of their checksum-file text.
 
     Equal to ``sha256sum <files> | LC_ALL=C sort -k 2 | sha256sum`` run in the data root (paths
@@ -140,7 +147,12 @@ def compare(listed: ChecksumFile, data_root: str | Path, suite=None, progress: b
         on_disk = {display_path(str(p), root) for p in suite_files(suite, root)}
     else:
         folders = {(root / rel).parent for rel in listed.hashes}
-        on_disk = {display_path(str(f), root) for d in folders if d.is_dir() for f in d.iterdir()
-                   if f.is_file() and f.name.lower().endswith(IMAGE_EXTENSIONS)}
+        on_disk = {
+            display_path(str(f), root)
+            for d in folders
+            if d.is_dir()
+            for f in d.iterdir()
+            if f.is_file() and f.name.lower().endswith(IMAGE_EXTENSIONS)
+        }
     added = sorted(on_disk - set(listed.hashes))
     return Comparison(missing, changed, added, len(present))

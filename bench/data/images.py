@@ -6,13 +6,15 @@ detector's transform (proxy images, perturbations). Detectors iterate over an Im
 `iter_batches`, which decodes in a DataLoader and records files that cannot be decoded in
 `ImageSet.failures` (path -> reason) instead of crashing; their scores are NaN.
 """
+
 from __future__ import annotations
 
 import warnings
 import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -137,32 +139,35 @@ class ImageSet:
 
     def __repr__(self) -> str:
         pre = f", pre={self.pre_key}" if self.pre else ""
-        return f"ImageSet({self.name!r}, n={len(self)}, real={int((self.labels == 0).sum())}, fake={int((self.labels == 1).sum())}{pre})"
+        n_real, n_fake = int((self.labels == 0).sum()), int((self.labels == 1).sum())
+        return f"ImageSet({self.name!r}, n={len(self)}, real={n_real}, fake={n_fake}{pre})"
 
     @property
     def pre_key(self) -> str:
         return "+".join(f"{p.op.key}@seed{p.seed}" for p in self.pre)
 
-    def with_pre(self, op: PreOp, seed: int = 0, name: str | None = None) -> "ImageSet":
+    def with_pre(self, op: PreOp, seed: int = 0, name: str | None = None) -> ImageSet:
         """A view whose images pass through `op` (at full resolution) before the transform."""
-        return ImageSet(self.paths, self.labels, name or f"{self.name}+{op.key}", self.pre + (_Pre(op, seed),), self.failures)
+        return ImageSet(
+            self.paths, self.labels, name or f"{self.name}+{op.key}", self.pre + (_Pre(op, seed),), self.failures
+        )
 
-    def with_labels(self, labels: Sequence[int] | int, name: str | None = None) -> "ImageSet":
+    def with_labels(self, labels: Sequence[int] | int, name: str | None = None) -> ImageSet:
         lab = np.full(len(self), labels) if isinstance(labels, (int, np.integer)) else np.asarray(labels)
         return ImageSet(self.paths, lab, name or self.name, self.pre, self.failures)
 
-    def without_labels(self) -> "ImageSet":
+    def without_labels(self) -> ImageSet:
         """The same images with every label hidden (-1): what `score` gets at test time."""
         return self.with_labels(-1)
 
-    def subset(self, index: Sequence[int] | np.ndarray) -> "ImageSet":
+    def subset(self, index: Sequence[int] | np.ndarray) -> ImageSet:
         idx = np.asarray(index)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
         return ImageSet([self.paths[i] for i in idx], self.labels[idx], self.name, self.pre, self.failures)
 
     @staticmethod
-    def concat(sets: Sequence["ImageSet"], name: str = "images") -> "ImageSet":
+    def concat(sets: Sequence[ImageSet], name: str = "images") -> ImageSet:
         if len({s.pre_key for s in sets}) > 1:
             raise ValueError("cannot concatenate image sets with different pre-operations")
         failures: dict[str, str] = {}
@@ -245,7 +250,7 @@ def iter_batches(
     desc: str | None = None,
     drop_last: bool = False,
     pin_memory: bool = False,
-) -> Iterator[tuple[np.ndarray, "object"]]:
+) -> Iterator[tuple[np.ndarray, object]]:
     """Yield (indices into `images`, float tensor [B, 3, H, W]) for every decodable image.
 
     `transform` is a TransformSpec (or any PIL -> tensor callable). Files that fail to decode are

@@ -13,6 +13,7 @@ and ``forensibench table --robustness`` shows the grid.
 * ``resize=F``: rescale both sides by F (bilinear, antialiased; at least 1 pixel).
 * ``noise=S``: additive Gaussian noise of standard deviation S on the 0–255 scale, seeded per image.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -59,7 +60,9 @@ class Rescale:
 
         h, w = img.shape[:2]
         size = (max(1, round(w * self.factor)), max(1, round(h * self.factor)))
-        return np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BILINEAR, reducing_gap=None), dtype=np.uint8)
+        return np.asarray(
+            Image.fromarray(img).resize(size, Image.Resampling.BILINEAR, reducing_gap=None), dtype=np.uint8
+        )
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,12 @@ class Noise:
         return np.clip(np.round(img + rng.normal(0.0, self.sigma, img.shape)), 0, 255).astype(np.uint8)
 
 
-KINDS = {"jpeg": (Jpeg, int, (1, 100)), "blur": (Blur, float, (0.0, 50.0)), "resize": (Rescale, float, (0.01, 8.0)), "noise": (Noise, float, (0.0, 255.0))}
+KINDS = {
+    "jpeg": (Jpeg, int, (1, 100)),
+    "blur": (Blur, float, (0.0, 50.0)),
+    "resize": (Rescale, float, (0.01, 8.0)),
+    "noise": (Noise, float, (0.0, 255.0)),
+}
 
 
 class PerturbError(ValueError):
@@ -88,7 +96,9 @@ def parse(specs: list[str] | tuple[str, ...]) -> list:
         kind, eq, values = spec.partition("=")
         kind = kind.strip().lower()
         if kind not in KINDS or not eq or not values.strip():
-            raise PerturbError(f"--perturb {spec!r}: expected KIND=V[,V...] with KIND one of {', '.join(KINDS)} (e.g. jpeg=95,75)")
+            raise PerturbError(
+                f"--perturb {spec!r}: expected KIND=V[,V...] with KIND one of {', '.join(KINDS)} (e.g. jpeg=95,75)"
+            )
         cls, typ, (lo, hi) = KINDS[kind]
         for v in values.split(","):
             try:

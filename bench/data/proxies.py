@@ -28,6 +28,7 @@ way than the frequency masking used for the training set"). Our reading: every f
 radius on the centred spectrum, in cycles per image, lies in [30, 100) is set to zero, in every
 channel (a deterministic band-stop, unlike the random masks used for training).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -13,6 +13,7 @@ Sampling follows UnivFD's `validate.py`: per set, shuffle each class with the se
 ``small_set_cap`` (100) instead. Files are listed in sorted order (UnivFD uses raw `os.walk`
 order), so the same seed gives the same sample on every filesystem.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,8 +24,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from forensibench.data.images import ImageSet, list_images
 from forensibench.core.paths import project_dir
+from forensibench.data.images import ImageSet, list_images
 
 LAYOUTS = ("wang2020", "folder", "autogan-train")
 # Folder names that select a class's files under its folder, per layout ("folder": none).
@@ -51,7 +52,10 @@ class Sampling:
             return None, "all images"
         present = [n for n in (n_real, n_fake) if n > 0]
         if present and min(present) < self.max_per_class and self.small_set_cap is not None:
-            return self.small_set_cap, f"small set: fewer than {self.max_per_class} in a class, capped at {self.small_set_cap}"
+            return (
+                self.small_set_cap,
+                f"small set: fewer than {self.max_per_class} in a class, capped at {self.small_set_cap}",
+            )
         return self.max_per_class, f"at most {self.max_per_class} per class"
 
 
@@ -120,7 +124,9 @@ class Suite:
     def select(self, keys: list[str] | None) -> list[SetDef]:
         return [self.set(k) for k in keys] if keys else list(self.sets)
 
-    def images(self, data_root: str | Path, key: str, sampling: Sampling | None = None) -> tuple[ImageSet, dict[str, Any]]:
+    def images(
+        self, data_root: str | Path, key: str, sampling: Sampling | None = None
+    ) -> tuple[ImageSet, dict[str, Any]]:
         """The sampled images of set `key` (reals then fakes) and a record of how they were chosen."""
         sdef = self.set(key)
         samp = sampling or self.sampling
@@ -162,7 +168,10 @@ def load_suite(name_or_path: str | Path) -> Suite:
     if p.suffix not in (".yaml", ".yml") or not p.is_file():
         p = project_dir("datasets") / f"{name_or_path}.yaml"
         if not p.is_file():
-            raise SuiteError(f"unknown suite {str(name_or_path)!r}; available: {', '.join(suite_names())} (or a path to a manifest .yaml)")
+            raise SuiteError(
+                f"unknown suite {str(name_or_path)!r}; available: {', '.join(suite_names())} (or a path to a "
+                "manifest .yaml)"
+            )
     raw_bytes = p.read_bytes()
     try:
         raw = yaml.safe_load(raw_bytes)

@@ -20,6 +20,7 @@ that ``forensibench run --suite S --data-root R`` needs no other flag. The fakes
 (AutoGAN's CycleGAN training layout) carry the upsampling kernel of the `cyclegan` test set, as
 the real CycleGAN training and test images come from the same generators.
 """
+
 from __future__ import annotations
 
 import json
@@ -79,8 +80,17 @@ def _photos() -> tuple[np.ndarray, ...]:
     from skimage import data
 
     left, right, _ = data.stereo_motorcycle()
-    photos = [data.astronaut(), data.chelsea(), data.coffee(), data.immunohistochemistry(), left, right,
-              data.rocket(), data.hubble_deep_field(), data.retina()]
+    photos = [
+        data.astronaut(),
+        data.chelsea(),
+        data.coffee(),
+        data.immunohistochemistry(),
+        left,
+        right,
+        data.rocket(),
+        data.hubble_deep_field(),
+        data.retina(),
+    ]
     return tuple(np.ascontiguousarray(p[..., :3]) for p in photos)
 
 
@@ -181,7 +191,7 @@ def _write_class(root: Path, sdef: SetDef, cls: str, n: int, size: int, seed: in
         cat = cats[i % len(cats)]
         rng = np.random.default_rng([seed, zlib.crc32(f"{folder}/{cls}".encode()), i])
         arr = natural_image(rng, size) if cls == "real" else generated_image(rng, size, artifact, sdef.key)
-        name = f"{i:05d}.{ 'jpg' if fmt in ('jpg', 'jpeg') else 'png'}"
+        name = f"{i:05d}.{'jpg' if fmt in ('jpg', 'jpeg') else 'png'}"
         _save(arr, sdef.class_dir(root, cls, cat) / name, fmt)
     return n
 
@@ -201,7 +211,8 @@ def synthesize(
 
     `per_class` images per class per test set; `train_per_class` (default 8 x per_class, at least
     the number of categories) naturals in lsun/train and reals and fakes each in train/progan and
-    autogan/real|fake (cyclegan-train); 2 x per_class naturals in lsun/val. Deterministic under `seed`. Returns a summary dict.
+    autogan/real|fake (cyclegan-train); 2 x per_class naturals in lsun/val. Deterministic under `seed`.
+    Returns a summary dict.
     """
     s = load_suite(suite) if isinstance(suite, str) else suite
     root = Path(out)
@@ -211,8 +222,12 @@ def synthesize(
     train_n = train_per_class if train_per_class is not None else max(8 * per_class, 20)
     plan: list[tuple[Suite, int]] = [(s, per_class)]
     if with_training:
-        plan += [(load_suite("lsun-train"), train_n), (load_suite("lsun-val"), 2 * per_class), (load_suite("progan-train"), train_n),
-                 (load_suite("cyclegan-train"), train_n)]
+        plan += [
+            (load_suite("lsun-train"), train_n),
+            (load_suite("lsun-val"), 2 * per_class),
+            (load_suite("progan-train"), train_n),
+            (load_suite("cyclegan-train"), train_n),
+        ]
     for suite_, n in plan:
         for sdef in suite_.sets:
             for cls, fmt in (("real", real_format), ("fake", fake_format)):

@@ -3,6 +3,7 @@
 A `TransformSpec` has a stable `key` string, so a feature cache can name exactly the preprocessing
 that produced a feature (with the backbone and the image bytes).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,7 +44,13 @@ class TransformSpec:
         if self.flip:
             parts.append("hflip")
         if self.mean is not None:
-            parts.append("norm(" + ",".join(f"{m:.4f}" for m in self.mean) + "|" + ",".join(f"{s:.4f}" for s in self.std or ()) + ")")
+            parts.append(
+                "norm("
+                + ",".join(f"{m:.4f}" for m in self.mean)
+                + "|"
+                + ",".join(f"{s:.4f}" for s in self.std or ())
+                + ")"
+            )
         return "/".join(parts) or "identity"
 
     @property
@@ -56,9 +63,8 @@ class TransformSpec:
 
     def build(self):
         """A callable PIL.Image -> float tensor [3, H, W]."""
-        from torchvision.transforms import v2
-
         import torch
+        from torchvision.transforms import v2
 
         interp = {
             "bilinear": v2.InterpolationMode.BILINEAR,

@@ -10,11 +10,13 @@ one backbone pass per image, not k. Backbones are open_clip models:
 * ``tiny-random`` is a tiny randomly initialised CLIP (224 px input) for tests and the demo. It is
   only ever used when asked for by name.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -60,7 +62,9 @@ class LoadedBackbone:
     never builds it; `identity`, `provenance` and `dim` are known without it.
     """
 
-    def __init__(self, model: Any = None, identity: str = "", provenance: dict[str, Any] | None = None, dim: int = 0, build=None):
+    def __init__(
+        self, model: Any = None, identity: str = "", provenance: dict[str, Any] | None = None, dim: int = 0, build=None
+    ):
         self._model = model
         self._build = build
         self.identity = identity  # names the weights exactly: enters cache keys
@@ -86,7 +90,9 @@ def _pretrained_file(arch: str, tag: str) -> tuple[str | None, dict]:
     cfg = get_pretrained_cfg(arch, tag)
     if not cfg:
         tags = open_clip.list_pretrained_tags_by_model(arch)
-        raise DetectorError(f"open_clip has no pretrained tag {tag!r} for {arch}; known tags: {', '.join(tags) or 'none'}")
+        raise DetectorError(
+            f"open_clip has no pretrained tag {tag!r} for {arch}; known tags: {', '.join(tags) or 'none'}"
+        )
     hub = cfg.get("hf_hub", "")
     if hub:
         from huggingface_hub import try_to_load_from_cache
@@ -109,7 +115,10 @@ def _where(arch: str, cfg: dict) -> str:
     places = []
     if hub:
         repo, filename = os.path.split(hub)
-        places.append(f"{filename or 'open_clip_pytorch_model.bin'} of huggingface.co/{repo} in the Hugging Face cache (~/.cache/huggingface/hub)")
+        places.append(
+            f"{filename or 'open_clip_pytorch_model.bin'} of huggingface.co/{repo} in the Hugging Face cache "
+            "(~/.cache/huggingface/hub)"
+        )
     if cfg.get("url"):
         places.append(f"{os.path.basename(cfg['url'])} in ~/.cache/clip")
     return " or ".join(places)
@@ -151,16 +160,27 @@ def describe_backbone(spec: BackboneSpec, hasher=file_sha256) -> tuple[str, dict
     re-reading them). Raises DetectorError, naming the file, when the weights are not on this machine.
     """
     if spec.is_tiny:
-        return (_random_identity(TINY_RANDOM), {"backbone": TINY_RANDOM, "weights": "random init (tiny-random test backbone, seed 0)"},
-                int(TINY_RANDOM_CFG["embed_dim"]), None)
+        return (
+            _random_identity(TINY_RANDOM),
+            {"backbone": TINY_RANDOM, "weights": "random init (tiny-random test backbone, seed 0)"},
+            int(TINY_RANDOM_CFG["embed_dim"]),
+            None,
+        )
     cfg = _model_config(spec.name)
     if cfg is None:
         import open_clip
 
-        raise DetectorError(f"open_clip has no architecture {spec.name!r}; e.g. {', '.join(open_clip.list_models()[:8])} ...")
+        raise DetectorError(
+            f"open_clip has no architecture {spec.name!r}; e.g. {', '.join(open_clip.list_models()[:8])} ..."
+        )
     dim = int(cfg["embed_dim"])
     if spec.pretrained in ("random", "none"):
-        return _random_identity(spec.name), {"backbone": spec.name, "weights": "random init (pretrained=random)"}, dim, {"pretrained": None}
+        return (
+            _random_identity(spec.name),
+            {"backbone": spec.name, "weights": "random init (pretrained=random)"},
+            dim,
+            {"pretrained": None},
+        )
     import open_clip
 
     if os.path.isfile(spec.pretrained):
@@ -168,7 +188,12 @@ def describe_backbone(spec: BackboneSpec, hasher=file_sha256) -> tuple[str, dict
         quick = bool(open_clip.get_pretrained_cfg(spec.name, "openai").get("quick_gelu", False))
         rec = weight_record(spec.pretrained, hasher)
         identity = f"open_clip:{spec.name}:sha256={rec['sha256']}:qg={int(quick)}"
-        return identity, {"backbone": spec.name, "weights": rec, "quick_gelu": quick}, dim, {"pretrained": spec.pretrained, "force_quick_gelu": quick}
+        return (
+            identity,
+            {"backbone": spec.name, "weights": rec, "quick_gelu": quick},
+            dim,
+            {"pretrained": spec.pretrained, "force_quick_gelu": quick},
+        )
     path, pcfg = _pretrained_file(spec.name, spec.pretrained)
     quick = bool(pcfg.get("quick_gelu", False))
     if path is None:
@@ -195,7 +220,9 @@ def _build_model(spec: BackboneSpec, create_kwargs: Any, device: str, keep_text:
     # alone: whether (and when) a backbone is built depends on the feature cache, results must not.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = open_clip.CLIP(**TINY_RANDOM_CFG) if spec.is_tiny else open_clip.create_model(spec.name, **create_kwargs)
+        model = (
+            open_clip.CLIP(**TINY_RANDOM_CFG) if spec.is_tiny else open_clip.create_model(spec.name, **create_kwargs)
+        )
     if not keep_text:  # only the image tower is used: drop the text tower's memory
         for attr in ("transformer", "token_embedding", "ln_final"):
             if hasattr(model, attr):
@@ -206,7 +233,9 @@ def _build_model(spec: BackboneSpec, create_kwargs: Any, device: str, keep_text:
     return model
 
 
-def load_backbone(spec: BackboneSpec, device: str = "cpu", keep_text: bool = False, lazy: bool = False, hasher=file_sha256) -> LoadedBackbone:
+def load_backbone(
+    spec: BackboneSpec, device: str = "cpu", keep_text: bool = False, lazy: bool = False, hasher=file_sha256
+) -> LoadedBackbone:
     """The open_clip model of `spec` in eval mode on `device` (weights local or refused).
 
     Parameters are frozen. The text tower is dropped unless `keep_text` (detectors that fine-tune
@@ -214,7 +243,9 @@ def load_backbone(spec: BackboneSpec, device: str = "cpu", keep_text: bool = Fal
     built on first use of `.model`.
     """
     identity, prov, dim, kwargs = describe_backbone(spec, hasher)
-    loaded = LoadedBackbone(identity=identity, provenance=prov, dim=dim, build=lambda: _build_model(spec, kwargs, device, keep_text))
+    loaded = LoadedBackbone(
+        identity=identity, provenance=prov, dim=dim, build=lambda: _build_model(spec, kwargs, device, keep_text)
+    )
     if not lazy:
         loaded.model  # noqa: B018 - build now
     return loaded
@@ -241,7 +272,9 @@ def precision(runtime: Runtime) -> str:
     return "amp-fp16" if runtime.amp and runtime.device.startswith("cuda") else "fp32"
 
 
-def encode_stream(loaded: LoadedBackbone, images: ImageSet, transform: TransformSpec, runtime: Runtime, desc: str = "features") -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def encode_stream(
+    loaded: LoadedBackbone, images: ImageSet, transform: TransformSpec, runtime: Runtime, desc: str = "features"
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (indices into `images`, float32 [B, dim] embeddings) batch by batch, in order.
 
     Decoding runs in `runtime.workers` DataLoader workers; on CUDA batches are pinned and copied
@@ -253,14 +286,18 @@ def encode_stream(loaded: LoadedBackbone, images: ImageSet, transform: Transform
     cuda = runtime.device.startswith("cuda")
     model = loaded.model
     amp = precision(runtime) == "amp-fp16"
-    for idx, x in iter_batches(images, transform, runtime.batch_size, runtime.workers, progress=runtime.progress, desc=desc, pin_memory=cuda):
+    for idx, x in iter_batches(
+        images, transform, runtime.batch_size, runtime.workers, progress=runtime.progress, desc=desc, pin_memory=cuda
+    ):
         # grad and autocast modes are set per batch: never left on while the consumer runs
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=amp):
             f = model.encode_image(x.to(runtime.device, non_blocking=cuda)).float().cpu().numpy()
         yield idx, f
 
 
-def encode_batches(loaded: LoadedBackbone, images: ImageSet, transform: TransformSpec, runtime: Runtime, desc: str = "features") -> np.ndarray:
+def encode_batches(
+    loaded: LoadedBackbone, images: ImageSet, transform: TransformSpec, runtime: Runtime, desc: str = "features"
+) -> np.ndarray:
     """[len(images), dim] float32 image embeddings (`encode_image`); NaN rows for undecodable files."""
     out = np.full((len(images), loaded.dim), np.nan, dtype=np.float32)
     for idx, f in encode_stream(loaded, images, transform, runtime, desc):

@@ -14,8 +14,9 @@ Layout under the cache folder (``--cache-dir``, ``$FORENSIBENCH_CACHE_DIR``, by 
 torch and open_clip versions that drew them), the transform key, the pre-operation key and the
 precision (``fp32``, or ``amp-fp16`` for autocast on CUDA). A row's key is the SHA-256 of the image
 file's bytes (seeded pre-operations draw from the decoded pixels, see `images.content_seed`, so the
-bytes decide an augmented view too). The same bytes at another path therefore hit; changed bytes, transform, backbone, weights, precision or
-pre-operations miss. A file that cannot be decoded is cached as a failure with its reason.
+bytes decide an augmented view too). The same bytes at another path therefore hit; changed bytes,
+transform, backbone, weights, precision or pre-operations miss. A file that cannot be decoded is cached
+as a failure with its reason.
 
 Why no database: each file is written once under a temporary name and renamed into place (atomic on
 POSIX file systems, NFS included), a shard's ``.npy`` before its index, so a reader sees a whole
@@ -32,6 +33,7 @@ File hashes are memoised on (real path, size, mtime in ns), as rsync and make de
 is unchanged: a warm run stats its images instead of reading them. ``forensibench datasets
 verify`` never trusts the memo.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -43,10 +45,10 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -150,7 +152,9 @@ class FileHashes:
         with self._lock:
             new, self._new = self._new, []
         name = _new_name() + ".jsonl"
-        atomic_write_bytes(self.dir / name, "".join(json.dumps([self._memo[k], k[1], k[2], k[0]]) + "\n" for k in new).encode())
+        atomic_write_bytes(
+            self.dir / name, "".join(json.dumps([self._memo[k], k[1], k[2], k[0]]) + "\n" for k in new).encode()
+        )
         self._read.add(name)
         if len(list(self.dir.glob("*.jsonl"))) > COMPACT_AFTER:
             self._compact()
@@ -254,7 +258,7 @@ class FeatureCache:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def writer(self, cid: str, dim: int) -> "ShardWriter":
+    def writer(self, cid: str, dim: int) -> ShardWriter:
         return ShardWriter(self.root / cid / "shards", dim)
 
 
@@ -290,7 +294,10 @@ class ShardWriter:
             np.save(buf, np.concatenate(self.arrays).reshape(len(self.keys), self.dim))
             atomic_write_bytes(self.folder / f"{name}.npy", buf.getvalue())
         # the index last: it commits the shard
-        atomic_write_json(self.folder / f"{name}.json", {"rows": len(self.keys), "dim": self.dim, "keys": self.keys, "failures": self.failures})
+        atomic_write_json(
+            self.folder / f"{name}.json",
+            {"rows": len(self.keys), "dim": self.dim, "keys": self.keys, "failures": self.failures},
+        )
         self.shards += 1
         self._reset()
 
@@ -320,15 +327,30 @@ def cache_info(root: str | Path) -> dict:
                 rows += int(rec.get("rows", 0))
                 failures += len(rec.get("failures", {}))
                 keys.update(rec.get("keys", []))
-        configs.append({
-            "config": d.name, "backbone": desc.get("backbone", "?"), "transform": desc.get("transform", "?"),
-            "pre": desc.get("pre", "") or "-", "precision": desc.get("precision", "?"), "dim": desc.get("dim"),
-            "shards": shards, "rows": rows, "images": len(keys), "failures": failures, "bytes": _size(d),
-        })
+        configs.append(
+            {
+                "config": d.name,
+                "backbone": desc.get("backbone", "?"),
+                "transform": desc.get("transform", "?"),
+                "pre": desc.get("pre", "") or "-",
+                "precision": desc.get("precision", "?"),
+                "dim": desc.get("dim"),
+                "shards": shards,
+                "rows": rows,
+                "images": len(keys),
+                "failures": failures,
+                "bytes": _size(d),
+            }
+        )
     hdir = root / "hashes" / FORMAT
     hashes = sum(len(f.read_text().splitlines()) for f in hdir.glob("*.jsonl")) if hdir.is_dir() else 0
-    return {"root": str(root), "configs": configs, "hashes": hashes, "hash_files": len(list(hdir.glob("*.jsonl"))) if hdir.is_dir() else 0,
-            "bytes": _size(root / "features") + _size(root / "hashes")}
+    return {
+        "root": str(root),
+        "configs": configs,
+        "hashes": hashes,
+        "hash_files": len(list(hdir.glob("*.jsonl"))) if hdir.is_dir() else 0,
+        "bytes": _size(root / "features") + _size(root / "hashes"),
+    }
 
 
 def clear_cache(root: str | Path) -> int:

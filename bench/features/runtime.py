@@ -1,4 +1,5 @@
 """How a detector runs, as opposed to what it is: device, seed, batch size and the shared feature store."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

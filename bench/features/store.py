@@ -1,4 +1,5 @@
 """The feature store: one shared, batched backbone pass per (images, pre-operations, transform, backbone)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,10 +9,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from forensibench.features.backbones import BackboneSpec, LoadedBackbone, encode_batches, encode_stream, load_backbone, precision
-from forensibench.features.cache import FeatureCache, FileHashes
 from forensibench.data.images import ImageDecodeError, ImageSet, load_rgb
 from forensibench.data.transforms import TransformSpec
+from forensibench.features.backbones import (
+    BackboneSpec,
+    LoadedBackbone,
+    encode_batches,
+    encode_stream,
+    load_backbone,
+    precision,
+)
+from forensibench.features.cache import FeatureCache, FileHashes
 
 if TYPE_CHECKING:  # Runtime holds a FeatureStore: the annotation only, so nothing cycles at run time
     from forensibench.features.runtime import Runtime
@@ -61,7 +69,9 @@ class FeatureStore:
             h.update(b"\0")
         return h.hexdigest()
 
-    def features(self, images: ImageSet, spec: BackboneSpec, transform: TransformSpec, runtime: Runtime) -> tuple[np.ndarray, LoadedBackbone]:
+    def features(
+        self, images: ImageSet, spec: BackboneSpec, transform: TransformSpec, runtime: Runtime
+    ) -> tuple[np.ndarray, LoadedBackbone]:
         """(float32 [len(images), dim] features, the backbone); NaN rows for undecodable files."""
         loaded = self.backbone(spec, runtime.device)
         if transform.random:
@@ -78,7 +88,9 @@ class FeatureStore:
         images.failures.update(failures)
         return feats, loaded
 
-    def _encode(self, loaded: LoadedBackbone, images: ImageSet, transform: TransformSpec, runtime: Runtime, spec: BackboneSpec) -> np.ndarray:
+    def _encode(
+        self, loaded: LoadedBackbone, images: ImageSet, transform: TransformSpec, runtime: Runtime, spec: BackboneSpec
+    ) -> np.ndarray:
         t0 = time.perf_counter()
         feats = encode_batches(loaded, images, transform, runtime, desc=f"{spec.name} {images.name}")
         self.passes += 1
@@ -108,9 +120,18 @@ class FeatureStore:
         got = {i for i, o in zip(rows, ok) if o} | {i for i in todo if isinstance(found.get(keys[i]), str)}
         return [i for i in todo if i not in got]
 
-    def _cached(self, loaded: LoadedBackbone, images: ImageSet, transform: TransformSpec, runtime: Runtime, spec: BackboneSpec) -> np.ndarray:
-        cid = self.cache.config({"backbone": loaded.identity, "transform": transform.key, "pre": images.pre_key,
-                                 "precision": precision(runtime), "dim": loaded.dim})
+    def _cached(
+        self, loaded: LoadedBackbone, images: ImageSet, transform: TransformSpec, runtime: Runtime, spec: BackboneSpec
+    ) -> np.ndarray:
+        cid = self.cache.config(
+            {
+                "backbone": loaded.identity,
+                "transform": transform.key,
+                "pre": images.pre_key,
+                "precision": precision(runtime),
+                "dim": loaded.dim,
+            }
+        )
         keys = self._row_keys(images)
         out = np.full((len(images), loaded.dim), np.nan, dtype=np.float32)
         todo = []

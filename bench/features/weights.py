@@ -7,12 +7,13 @@ the libraries download as they normally would.
 
 Every weight file a detector loads is recorded with its SHA-256 (`file_sha256`) in run.json.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from forensibench.core.errors import DetectorError
 from forensibench.core.files import file_sha256
@@ -58,7 +59,9 @@ def torchvision_state_dict(weights, path_key: str | None = None) -> tuple[dict, 
             raise DetectorError(
                 f"pretrained weights {weights} are not on this machine: put {filename} "
                 f"(from {weights.url}) in {torch_hub_dir()}, set FORENSIBENCH_ALLOW_DOWNLOADS=1 to download "
-                f"it, " + (f"pass {path_key}=/path/to/file, " if path_key else "") + "or pass pretrained=false for a randomly initialised model"
+                f"it, "
+                + (f"pass {path_key}=/path/to/file, " if path_key else "")
+                + "or pass pretrained=false for a randomly initialised model"
             )
         weights.get_state_dict(progress=True)
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -108,14 +111,17 @@ def timm_pretrained_file(model_name: str, path_key: str | None = None) -> tuple[
     Looks where timm itself would: the Hugging Face cache (``model.safetensors``, then
     ``pytorch_model.bin`` of the weights' hub repository), then torch's hub cache (the file of the
     weights' URL). When absent and downloads are not allowed, raises DetectorError naming the file
-    and where to put it (and the spec key `path_key` that takes a file instead, if any). Pass the file to ``timm.create_model(..., pretrained_cfg_overlay={"file": f})``.
+    and where to put it (and the spec key `path_key` that takes a file instead, if any). Pass the file
+    to ``timm.create_model(..., pretrained_cfg_overlay={"file": f})``.
     """
     import timm
     from huggingface_hub import try_to_load_from_cache
 
     cfg = timm.models.get_pretrained_cfg(model_name)
     if cfg is None:
-        raise DetectorError(f"timm has no pretrained weights for {model_name!r}; pass pretrained=false or a weights file")
+        raise DetectorError(
+            f"timm has no pretrained weights for {model_name!r}; pass pretrained=false or a weights file"
+        )
     hub = cfg.hf_hub_id
     names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
     if hub:
@@ -162,7 +168,11 @@ def library_weights(use: bool, path: str | None = None, path_key: str | None = N
     from torchvision.models._api import WeightsEnum
 
     loaded: list[dict[str, str]] = []
-    orig_create, orig_get_sd, orig_get_weights = timm.create_model, WeightsEnum.get_state_dict, torchvision.models.get_model_weights
+    orig_create, orig_get_sd, orig_get_weights = (
+        timm.create_model,
+        WeightsEnum.get_state_dict,
+        torchvision.models.get_model_weights,
+    )
 
     def create_model(model_name, pretrained=False, **kw):
         if pretrained and use:

@@ -3,6 +3,7 @@
 Imports nothing from the rest of forensibench, so that every layer above (the run's thresholds,
 the dataset audit, the tables) computes them the same way.
 """
+
 from forensibench.metrics.classification import (
     ECE_BINS,
     METRIC_COLUMNS,
@@ -23,7 +24,20 @@ from forensibench.metrics.classification import (
 )
 
 __all__ = [
-    "ECE_BINS", "METRIC_COLUMNS", "RAW_SCORE_NOTE", "Accuracy", "accuracy_at", "auroc", "average_precision",
-    "best_threshold", "bootstrap_ci", "brier_score", "cell_metrics", "expected_calibration_error", "fpr_at_tpr",
-    "oracle_accuracy", "probability_problem", "tpr_at_fpr",
+    "ECE_BINS",
+    "METRIC_COLUMNS",
+    "RAW_SCORE_NOTE",
+    "Accuracy",
+    "accuracy_at",
+    "auroc",
+    "average_precision",
+    "best_threshold",
+    "bootstrap_ci",
+    "brier_score",
+    "cell_metrics",
+    "expected_calibration_error",
+    "fpr_at_tpr",
+    "oracle_accuracy",
+    "probability_problem",
+    "tpr_at_fpr",
 ]

@@ -8,6 +8,7 @@ ROC curve with linear interpolation between its vertices. Calibration (`expected
 reports it as n/a for raw scores instead of calibrating them. Metrics are fractions here;
 `cell_metrics` reports percent.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -186,7 +187,9 @@ def oracle_accuracy(labels, scores) -> float:
     return accuracy_at(labels, scores, best_threshold(labels, scores)).acc
 
 
-def bootstrap_ci(labels, scores, threshold: float, n: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, float]:
+def bootstrap_ci(
+    labels, scores, threshold: float, n: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, float]:
     """Percentile bootstrap intervals of AP and accuracy.
 
     Reals and generated images are resampled separately (with replacement, each class keeping its
@@ -216,16 +219,41 @@ def bootstrap_ci(labels, scores, threshold: float, n: int = 1000, seed: int = 0,
 
 
 METRIC_COLUMNS = [
-    "n_real", "n_fake", "n_failed", "ap", "auroc", "acc", "real_acc", "fake_acc",
-    "threshold", "threshold_source", "oracle_acc", "ap_lo", "ap_hi", "acc_lo", "acc_hi",
-    "tpr_at_1fpr", "tpr_at_5fpr", "fpr_at_95tpr", "ece", "brier", "calibration",
+    "n_real",
+    "n_fake",
+    "n_failed",
+    "ap",
+    "auroc",
+    "acc",
+    "real_acc",
+    "fake_acc",
+    "threshold",
+    "threshold_source",
+    "oracle_acc",
+    "ap_lo",
+    "ap_hi",
+    "acc_lo",
+    "acc_hi",
+    "tpr_at_1fpr",
+    "tpr_at_5fpr",
+    "fpr_at_95tpr",
+    "ece",
+    "brier",
+    "calibration",
 ]
 # What the `calibration` column says when ECE and Brier are not computed.
 RAW_SCORE_NOTE = "n/a: raw score, not a probability"
 
 
-def cell_metrics(labels, scores, threshold: float | None, threshold_source: str, bootstrap: int = 1000, seed: int = 0,
-                 probability: bool = False) -> dict:
+def cell_metrics(
+    labels,
+    scores,
+    threshold: float | None,
+    threshold_source: str,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    probability: bool = False,
+) -> dict:
     """Every metrics.csv column for one (detector, dataset) cell; rates in percent.
 
     Non-finite scores (images that failed to decode) are excluded and counted in n_failed.
@@ -262,5 +290,9 @@ def cell_metrics(labels, scores, threshold: float | None, threshold_source: str,
     if probability and problem is None and len(y):
         row.update(ece=pct(expected_calibration_error(y, s)), brier=pct(brier_score(y, s)), calibration="probability")
     else:
-        row.update(ece=nan, brier=nan, calibration=f"n/a: {problem}" if problem else (RAW_SCORE_NOTE if not probability else "n/a: no images"))
+        row.update(
+            ece=nan,
+            brier=nan,
+            calibration=f"n/a: {problem}" if problem else (RAW_SCORE_NOTE if not probability else "n/a: no images"),
+        )
     return row

@@ -7,6 +7,7 @@ unless the manifest names another). Real images that several sets share (UnivFD'
 used by seven diffusion sets) are counted once. Images that could not be scored are left out and
 counted in a note.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forensibench.run.rundir import load_scores
 from forensibench.report.tables import TableError
+from forensibench.run.rundir import load_scores
 
 REAL = "real"
 
@@ -49,8 +50,12 @@ def attribution(run: str | Path, detector: str | None = None) -> list[Attributio
     info = json.loads((run / "run.json").read_text())
     scores = load_scores(run)
     if "source_pred" not in scores.columns or scores["source_pred"].notna().sum() == 0:
-        raise TableError(f"run {run} has no predicted sources: none of its detectors attributes images (e.g. clip-finetune)")
-    specs = [s for s in dict.fromkeys(scores["detector"]) if scores.loc[scores["detector"] == s, "source_pred"].notna().any()]
+        raise TableError(
+            f"run {run} has no predicted sources: none of its detectors attributes images (e.g. clip-finetune)"
+        )
+    specs = [
+        s for s in dict.fromkeys(scores["detector"]) if scores.loc[scores["detector"] == s, "source_pred"].notna().any()
+    ]
     if detector is not None:
         from forensibench.api.registry import canonical
 
@@ -113,9 +118,14 @@ def render_attribution(a: Attribution, fmt: str = "markdown") -> str:
         return view.reset_index().to_csv(index=False, float_format="%.2f")
     from tabulate import tabulate
 
-    body = [[idx, *[int(v) for v in row[:-1]], "" if np.isnan(row[-1]) else f"{row[-1]:.2f}"] for idx, row in zip(view.index, view.to_numpy(dtype=float))]
+    body = [
+        [idx, *[int(v) for v in row[:-1]], "" if np.isnan(row[-1]) else f"{row[-1]:.2f}"]
+        for idx, row in zip(view.index, view.to_numpy(dtype=float))
+    ]
     headers = ["true \\ predicted", *a.confusion.columns, "n", "accuracy (%)"]
-    text = tabulate(body, headers=headers, tablefmt="latex_booktabs" if fmt == "latex" else "github", disable_numparse=True)
+    text = tabulate(
+        body, headers=headers, tablefmt="latex_booktabs" if fmt == "latex" else "github", disable_numparse=True
+    )
     overall = f"accuracy over the {a.n_overall} images whose source the detector knows: {a.overall:.2f}%"
     notes = [overall, *a.notes]
     head = f"Source attribution of {a.detector}: confusion (rows: true source, columns: predicted)"

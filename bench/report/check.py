@@ -12,6 +12,7 @@ every detector's mean over the baseline's sets is compared with the run:
 * ``missing``: in the baseline, absent from the run (a failure: a detector or set silently
   dropped must not pass); ``new``: in the run only (reported, never a failure).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from forensibench.core.files import atomic_write_csv
-
 from forensibench.run.rundir import load_metrics
+
 METRICS = ("ap", "acc", "auroc")
 BASELINE_COLUMNS = ("ap", "ap_lo", "ap_hi", "acc", "acc_lo", "acc_hi", "auroc")
 FAILING = ("REGRESSION", "missing")
@@ -36,7 +37,9 @@ class CheckError(ValueError):
 def read_baseline(path: str | Path, metric: str, need_ci: bool) -> pd.DataFrame:
     p = Path(path)
     if not p.is_file():
-        raise CheckError(f"baseline {p} does not exist (write one with `forensibench check --run RUN --baseline {p} --update`)")
+        raise CheckError(
+            f"baseline {p} does not exist (write one with `forensibench check --run RUN --baseline {p} --update`)"
+        )
     if p.suffix == ".json":
         df = pd.DataFrame(json.loads(p.read_text()))
     else:
@@ -69,7 +72,9 @@ class CheckResult:
         return self.rows["status"].value_counts().to_dict()
 
 
-def compare(run_metrics: pd.DataFrame, baseline: pd.DataFrame, metric: str = "ap", tolerance: float = 0.5, use_ci: bool = False) -> CheckResult:
+def compare(
+    run_metrics: pd.DataFrame, baseline: pd.DataFrame, metric: str = "ap", tolerance: float = 0.5, use_ci: bool = False
+) -> CheckResult:
     """Compare every baseline cell and per-detector mean with the run (values in points)."""
     if metric not in run_metrics.columns:
         raise CheckError(f"the run has no metric {metric!r}")
@@ -90,12 +95,24 @@ def compare(run_metrics: pd.DataFrame, baseline: pd.DataFrame, metric: str = "ap
             rows.append(_row(det, b.dataset, base, val, lo, hi, _status(base, val, hi if use_ci else None, tolerance)))
         if len(run_vals) == len(group):
             base_mean = float(group[metric].astype(float).mean())
-            rows.append(_row(det, "mean", base_mean, float(np.mean(run_vals)), np.nan, np.nan, _status(base_mean, float(np.mean(run_vals)), None, tolerance)))
+            rows.append(
+                _row(
+                    det,
+                    "mean",
+                    base_mean,
+                    float(np.mean(run_vals)),
+                    np.nan,
+                    np.nan,
+                    _status(base_mean, float(np.mean(run_vals)), None, tolerance),
+                )
+            )
     base_keys = set(zip(baseline["detector"], baseline["dataset"]))
     for (det, ds), r in run.iterrows():
         if (det, ds) not in base_keys:
             rows.append(_row(det, ds, np.nan, float(r[metric]), np.nan, np.nan, "new"))
-    return CheckResult(pd.DataFrame(rows, columns=["detector", "dataset", "baseline", "run", "delta", "run_lo", "run_hi", "status"]))
+    return CheckResult(
+        pd.DataFrame(rows, columns=["detector", "dataset", "baseline", "run", "delta", "run_lo", "run_hi", "status"])
+    )
 
 
 def _status(base: float, val: float, run_hi: float | None, tolerance: float) -> str:
@@ -114,8 +131,19 @@ def _status(base: float, val: float, run_hi: float | None, tolerance: float) -> 
 
 
 def _row(det, ds, base, val, lo, hi, status):
-    return {"detector": det, "dataset": ds, "baseline": base, "run": val, "delta": val - base, "run_lo": lo, "run_hi": hi, "status": status}
+    return {
+        "detector": det,
+        "dataset": ds,
+        "baseline": base,
+        "run": val,
+        "delta": val - base,
+        "run_lo": lo,
+        "run_hi": hi,
+        "status": status,
+    }
 
 
-def check_run(run: str | Path, baseline: str | Path, metric: str = "ap", tolerance: float = 0.5, use_ci: bool = False) -> CheckResult:
+def check_run(
+    run: str | Path, baseline: str | Path, metric: str = "ap", tolerance: float = 0.5, use_ci: bool = False
+) -> CheckResult:
     return compare(load_metrics(run), read_baseline(baseline, metric, use_ci), metric, tolerance, use_ci)

@@ -3,11 +3,12 @@
 Everything here is offline and small (64 px images, toy training budgets, randomly initialised
 backbones), so the numbers show that the pipeline works, not how good any method is.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from forensibench.api.registry import available, get, toy_spec
 
@@ -17,10 +18,16 @@ def demo_specs() -> list[str]:
     return [toy_spec(name, **variant) for name in available() for variant in get(name).demo_variants]
 
 
-def demo(out: str | Path = "forensibench-demo", per_class: int = 16, progress: bool = True, echo: Callable[[str], None] = print, bootstrap: int = 200) -> Path:
-    from forensibench.run.runner import run
+def demo(
+    out: str | Path = "forensibench-demo",
+    per_class: int = 16,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+    bootstrap: int = 200,
+) -> Path:
     from forensibench.data.synth import synthesize
     from forensibench.report.tables import build, render
+    from forensibench.run.runner import run
 
     out = Path(out)
     t0 = time.time()
@@ -30,7 +37,16 @@ def demo(out: str | Path = "forensibench-demo", per_class: int = 16, progress: b
         echo(f"synthesised {sum(s['counts'].values())} images (64 px) in the cnnspot19 layout under {data}")
     specs = demo_specs()
     echo("detectors: " + ", ".join(specs))
-    result = run("cnnspot19", data, specs, out / "run", seed=0, bootstrap=bootstrap, progress=progress, log=echo if progress else (lambda m: None))
+    result = run(
+        "cnnspot19",
+        data,
+        specs,
+        out / "run",
+        seed=0,
+        bootstrap=bootstrap,
+        progress=progress,
+        log=echo if progress else (lambda m: None),
+    )
     df, notes = build(result.out, "I")
     echo("")
     echo(render(df, "I", "markdown", notes, title="Table I layout: AP (%) on a SYNTHETIC replica of the 19 test sets"))

@@ -4,6 +4,7 @@ Both read only the run directory (`scores.parquet`, `metrics.csv`, `run.json`); 
 figure is a DataFrame returned by a pure function (`histogram_data`, `dr_sweep`), the PNG is drawn
 from it with matplotlib's Agg backend (no display needed).
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from forensibench.api.specs import format_value
-from forensibench.run.rundir import load_metrics, load_scores
 from forensibench.report.tables import TableError
+from forensibench.run.rundir import load_metrics, load_scores
 
 FIG3_DATASETS = ("progan", "stargan", "guided", "ldm_200")  # the paper's Fig. 3 columns
 MODE_ORDER = {"P": 0, "N+P": 1, "N": 2}  # the paper's rows: P on top, N+P below
@@ -33,7 +34,9 @@ def _row_label(spec: str, desc: dict) -> str:
     return spec
 
 
-def histogram_data(run: str | Path, datasets: list[str] | None = None, detectors: list[str] | None = None) -> pd.DataFrame:
+def histogram_data(
+    run: str | Path, datasets: list[str] | None = None, detectors: list[str] | None = None
+) -> pd.DataFrame:
     """Scores for Fig. 3: detector, dataset, label, score (finite scores only).
 
     `detectors` default: the run's CLIP-Flow detectors with a Table I row (else every CLIP-Flow
@@ -71,7 +74,13 @@ def histogram_data(run: str | Path, datasets: list[str] | None = None, detectors
     return out.sort_values(["detector", "dataset"], kind="stable").reset_index(drop=True)
 
 
-def score_histograms(run: str | Path, out: str | Path, datasets: list[str] | None = None, detectors: list[str] | None = None, bins: int = 30) -> Path:
+def score_histograms(
+    run: str | Path,
+    out: str | Path,
+    datasets: list[str] | None = None,
+    detectors: list[str] | None = None,
+    bins: int = 30,
+) -> Path:
     """Fig. 3: one panel per (detector, dataset), histograms of natural vs generated scores."""
     import matplotlib
 
@@ -123,16 +132,21 @@ def dr_sweep(run: str | Path, datasets: list[str] | None = None, swept: bool = F
         if m.empty:
             continue
         others = ",".join(f"{k}={format_value(v)}" for k, v in sorted(params.items()) if k != "dr")
-        rows.append({
-            "detector": spec,
-            "group": others,
-            "dr": float(params["dr"]) if params["dr"] is not None else np.nan,
-            "map": float(m["ap"].mean()),
-            "parameters": desc.get("provenance", {}).get("parameters", np.nan),
-            "n_sets": len(m),
-        })
+        rows.append(
+            {
+                "detector": spec,
+                "group": others,
+                "dr": float(params["dr"]) if params["dr"] is not None else np.nan,
+                "map": float(m["ap"].mean()),
+                "parameters": desc.get("provenance", {}).get("parameters", np.nan),
+                "n_sets": len(m),
+            }
+        )
     if not rows:
-        raise TableError(f"run {run} has no CLIP-Flow detector with metrics (run a sweep: --detector clip-flow:dr=32 --detector clip-flow:dr=64 ...)")
+        raise TableError(
+            f"run {run} has no CLIP-Flow detector with metrics (run a sweep: --detector clip-flow:dr=32 "
+            "--detector clip-flow:dr=64 ...)"
+        )
     data = pd.DataFrame(rows).sort_values(["group", "dr"], na_position="last").reset_index(drop=True)
     if swept:
         sizes = data["group"].value_counts()
@@ -175,14 +189,23 @@ def dr_figure(run: str | Path, out: str | Path, datasets: list[str] | None = Non
     ax2.set_ylabel("parameters (DR + flow)")
     lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize="x-small", loc="upper center",
-              bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    ax.legend(
+        lines[0] + lines2[0],
+        lines[1] + lines2[1],
+        fontsize="x-small",
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=2,
+        frameon=False,
+    )
     ax.set_title("Fig. 4: DR dimension ablation")
     fig.tight_layout()
     return _save(fig, out)
 
 
-def pr_curves(run: str | Path, out: str | Path, datasets: list[str] | None = None, detectors: list[str] | None = None) -> Path:
+def pr_curves(
+    run: str | Path, out: str | Path, datasets: list[str] | None = None, detectors: list[str] | None = None
+) -> Path:
     """Precision-recall curves (scikit-learn), one panel per set, one line per detector, AP in the legend.
 
     `datasets` default: up to eight clean sets of the run, in run order; `detectors`: all.

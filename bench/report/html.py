@@ -7,6 +7,7 @@ versions, each detector's parameters, weights, training data, threshold and cost
 images). Figures are PNGs embedded as data URIs; the page has no script and loads nothing from the
 network, so it can be attached to a paper's supplementary material or a CI artifact as it is.
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,12 +20,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forensibench.report import tables
 from forensibench.core.files import atomic_write_bytes
-
+from forensibench.report import tables
 from forensibench.run.rundir import load_metrics
+
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1500px;color:#222;padding:0 1em}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1500px;color:#222;
+  padding:0 1em}
 h1{margin-bottom:.2em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;font-size:12px;margin:.6em 0}
 th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap}
@@ -83,12 +85,20 @@ def _paper_tables(run: Path) -> list[str]:
             continue
         if df.empty:
             continue
-        suite = {s.key: s.column for s in __import__("forensibench.data.suites", fromlist=["load_suite"]).load_suite(tdef.suite).sets}
+        suite = {
+            s.key: s.column
+            for s in __import__("forensibench.data.suites", fromlist=["load_suite"]).load_suite(tdef.suite).sets
+        }
         view = df.drop(columns=["detector"])
-        heads = [tdef.row_headers[0], tdef.row_headers[1]] + ["Δ" if c.endswith(" Δ") else "Mean" if c == "mean" else suite.get(c, c) for c in view.columns[2:]]
-        parts.append(f"<h3>{_esc(tdef.title)}</h3>" + html_table(view, heads, left=2)
-                     + "".join(f'<p class="note">{_esc(n)}</p>' for n in notes)
-                     + '<p class="note">Δ: this run minus the paper (points); empty where the paper has no such row.</p>')
+        heads = [tdef.row_headers[0], tdef.row_headers[1]] + [
+            "Δ" if c.endswith(" Δ") else "Mean" if c == "mean" else suite.get(c, c) for c in view.columns[2:]
+        ]
+        parts.append(
+            f"<h3>{_esc(tdef.title)}</h3>"
+            + html_table(view, heads, left=2)
+            + "".join(f'<p class="note">{_esc(n)}</p>' for n in notes)
+            + '<p class="note">Δ: this run minus the paper (points); empty where the paper has no such row.</p>'
+        )
     return parts
 
 
@@ -102,7 +112,10 @@ def _figures(run: Path, scratch: Path, info: dict) -> list[str]:
     except tables.TableError:
         dets = list(info.get("detectors", {}))[:4] or None
     try:
-        parts.append("<h3>Score histograms (Fig. 3 layout)</h3>" + _img(figures.score_histograms(run, scratch / "fig3.png", detectors=dets), "Fig. 3"))
+        parts.append(
+            "<h3>Score histograms (Fig. 3 layout)</h3>"
+            + _img(figures.score_histograms(run, scratch / "fig3.png", detectors=dets), "Fig. 3")
+        )
     except tables.TableError as exc:
         parts.append(f'<p class="note">No score histograms: {_esc(exc)}</p>')
     parts.append("<h3>Precision-recall curves</h3>" + _img(figures.pr_curves(run, scratch / "pr.png"), "PR curves"))
@@ -122,27 +135,48 @@ def _summary(metrics: pd.DataFrame, info: dict) -> str:
         desc = rec.get("describe", {})
         cost = rec.get("cost") or rec.get("timings") or {}
         fit = cost.get("fit", {})
-        rows.append({
-            "detector": det,
-            "family": desc.get("family", ""),
-            "training": desc.get("training", ""),
-            "weights": "random init" if "random init" in json.dumps(desc.get("provenance", {})) else "loaded / trained",
-            "sets": len(g),
-            "mean AP": g["ap"].mean(),
-            "mean ACC": g["acc"].mean(),
-            "failed images": int(g["n_failed"].sum()),
-            "fit s": fit.get("wall_s", np.nan) if isinstance(fit, dict) else float(fit),
-        })
+        rows.append(
+            {
+                "detector": det,
+                "family": desc.get("family", ""),
+                "training": desc.get("training", ""),
+                "weights": "random init"
+                if "random init" in json.dumps(desc.get("provenance", {}))
+                else "loaded / trained",
+                "sets": len(g),
+                "mean AP": g["ap"].mean(),
+                "mean ACC": g["acc"].mean(),
+                "failed images": int(g["n_failed"].sum()),
+                "fit s": fit.get("wall_s", np.nan) if isinstance(fit, dict) else float(fit),
+            }
+        )
     for det, err in (info.get("failed_detectors") or {}).items():
         rows.append({"detector": det, "family": "FAILED", "training": err})
     return html_table(pd.DataFrame(rows))
 
 
 def _metadata(info: dict) -> str:
-    keep = {k: info.get(k) for k in ("command", "started", "finished", "status", "device", "config", "code", "versions", "perturbations", "missing_sets")}
+    keep = {
+        k: info.get(k)
+        for k in (
+            "command",
+            "started",
+            "finished",
+            "status",
+            "device",
+            "config",
+            "code",
+            "versions",
+            "perturbations",
+            "missing_sets",
+        )
+    }
     parts = [f"<pre>{_esc(json.dumps(keep, indent=2, default=str))}</pre>"]
     for det, rec in (info.get("detectors") or {}).items():
-        parts.append(f"<details><summary>{_esc(det)}</summary><pre>{_esc(json.dumps(rec, indent=2, default=str))}</pre></details>")
+        parts.append(
+            f"<details><summary>{_esc(det)}</summary>"
+            f"<pre>{_esc(json.dumps(rec, indent=2, default=str))}</pre></details>"
+        )
     fails = info.get("image_failures") or []
     if fails:
         rows = pd.DataFrame(fails[:200])
@@ -158,26 +192,41 @@ def build_report(run: str | Path, out: str | Path) -> Path:
     warnings = []
     data_root = Path((info.get("config") or {}).get("data_root", ""))
     if (data_root / "SYNTHETIC.json").is_file():
-        warnings.append("The data root is a synthetic replica made by `forensibench datasets synth`: these numbers test the pipeline, not the methods.")
-    if any("random init" in json.dumps(r.get("describe", {}).get("provenance", {})) for r in (info.get("detectors") or {}).values()):
+        warnings.append(
+            "The data root is a synthetic replica made by `forensibench datasets synth`: these numbers test "
+            "the pipeline, not the methods."
+        )
+    if any(
+        "random init" in json.dumps(r.get("describe", {}).get("provenance", {}))
+        for r in (info.get("detectors") or {}).values()
+    ):
         warnings.append("Some detectors use randomly initialised weights (marked †): not comparable with the paper.")
     body = [
-        f"<h1>forensibench report</h1><p class=\"note\">run <code>{_esc(run.resolve())}</code> · suite "
-        f"<b>{_esc((info.get('config') or {}).get('suite', ''))}</b> · {_esc(info.get('status', ''))} · written {time.strftime('%Y-%m-%d %H:%M')}</p>",
+        f'<h1>forensibench report</h1><p class="note">run <code>{_esc(run.resolve())}</code> · suite '
+        f"<b>{_esc((info.get('config') or {}).get('suite', ''))}</b> · {_esc(info.get('status', ''))} · "
+        f"written {time.strftime('%Y-%m-%d %H:%M')}</p>",
         *[f'<p class="warn">{_esc(w)}</p>' for w in warnings],
-        "<h2 id=\"summary\">Summary</h2>", _summary(metrics, info),
+        '<h2 id="summary">Summary</h2>',
+        _summary(metrics, info),
     ]
     paper = _paper_tables(run)
     if paper:
-        body += ["<h2 id=\"tables\">The paper's tables</h2>", *paper]
+        body += ['<h2 id="tables">The paper\'s tables</h2>', *paper]
     if info.get("perturbations"):
         df, notes = tables.robustness(run)
-        body += ["<h2 id=\"robustness\">Robustness grid (AP %)</h2>", html_table(df), *[f'<p class="note">{_esc(n)}</p>' for n in notes]]
+        body += [
+            '<h2 id="robustness">Robustness grid (AP %)</h2>',
+            html_table(df),
+            *[f'<p class="note">{_esc(n)}</p>' for n in notes],
+        ]
     with tempfile.TemporaryDirectory() as tmp:
-        body += ["<h2 id=\"figures\">Figures</h2>", *_figures(run, Path(tmp), info)]
-    body += ["<h2 id=\"metadata\">Run metadata</h2>", _metadata(info)]
-    page = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>forensibench report: {_esc(run.name)}</title>"
-            f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+        body += ['<h2 id="figures">Figures</h2>', *_figures(run, Path(tmp), info)]
+    body += ['<h2 id="metadata">Run metadata</h2>', _metadata(info)]
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>forensibench report: {_esc(run.name)}</title>"
+        f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n"
+    )
     out = Path(out)
     atomic_write_bytes(out, page.encode("utf-8"))
     return out

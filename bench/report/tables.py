@@ -6,6 +6,7 @@ through its registry metadata (`Detector.paper_rows`, recorded in run.json at fi
 run lacks are left out, and detectors of the run without a row in Tables I, II or V are appended
 under "not in the paper". The mean column is over the sets present.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from forensibench.core.paths import project_dir
-from forensibench.run.rundir import load_metrics
 from forensibench.data.suites import load_suite
+from forensibench.run.rundir import load_metrics
 
 
 class TableError(ValueError):
@@ -38,20 +39,50 @@ class TableDef:
 TABLES = {
     "I": TableDef("I", "table1.csv", "ap", "cnnspot19", "Table I: AP (%) on the 19 test sets"),
     "II": TableDef("II", "table2.csv", "acc", "cnnspot19", "Table II: accuracy (%) on the 19 test sets"),
-    "III": TableDef("III", "table3.csv", "ap", "cnnspot19", "Table III: AP (%) of CLIP-Flow N+P by proxy type", ("Mode", "Type"), False),
-    "IV": TableDef("IV", "table4.csv", "ap", "cnnspot19", "Table IV: AP (%) of CLIP-Flow N+P by masked frequency part", ("Mode", "Frequency part"), False),
+    "III": TableDef(
+        "III",
+        "table3.csv",
+        "ap",
+        "cnnspot19",
+        "Table III: AP (%) of CLIP-Flow N+P by proxy type",
+        ("Mode", "Type"),
+        False,
+    ),
+    "IV": TableDef(
+        "IV",
+        "table4.csv",
+        "ap",
+        "cnnspot19",
+        "Table IV: AP (%) of CLIP-Flow N+P by masked frequency part",
+        ("Mode", "Frequency part"),
+        False,
+    ),
     "V": TableDef("V", "table5.csv", "ap", "diffusion4", "Table V: AP (%) on recent generators"),
 }
 METRIC_NAMES = {
-    "ap": "AP (%)", "acc": "accuracy (%)", "auroc": "AUROC (%)", "oracle_acc": "oracle accuracy (%)",
-    "real_acc": "accuracy on reals (%)", "fake_acc": "accuracy on generated images (%)",
-    "tpr_at_1fpr": "TPR at 1% FPR (%)", "tpr_at_5fpr": "TPR at 5% FPR (%)", "fpr_at_95tpr": "FPR at 95% TPR (%, lower is better)",
-    "ece": "ECE, 15 bins (%, lower is better)", "brier": "Brier score x 100 (lower is better)",
+    "ap": "AP (%)",
+    "acc": "accuracy (%)",
+    "auroc": "AUROC (%)",
+    "oracle_acc": "oracle accuracy (%)",
+    "real_acc": "accuracy on reals (%)",
+    "fake_acc": "accuracy on generated images (%)",
+    "tpr_at_1fpr": "TPR at 1% FPR (%)",
+    "tpr_at_5fpr": "TPR at 5% FPR (%)",
+    "fpr_at_95tpr": "FPR at 95% TPR (%, lower is better)",
+    "ece": "ECE, 15 bins (%, lower is better)",
+    "brier": "Brier score x 100 (lower is better)",
 }
 # `table --metric` names -> metrics.csv columns (a column name itself is accepted too).
 METRIC_ALIASES = {
-    "ap": "ap", "acc": "acc", "auroc": "auroc", "oracle_acc": "oracle_acc",
-    "tpr@1fpr": "tpr_at_1fpr", "tpr@5fpr": "tpr_at_5fpr", "fpr@95tpr": "fpr_at_95tpr", "ece": "ece", "brier": "brier",
+    "ap": "ap",
+    "acc": "acc",
+    "auroc": "auroc",
+    "oracle_acc": "oracle_acc",
+    "tpr@1fpr": "tpr_at_1fpr",
+    "tpr@5fpr": "tpr_at_5fpr",
+    "fpr@95tpr": "fpr_at_95tpr",
+    "ece": "ece",
+    "brier": "brier",
 }
 CALIBRATION_METRICS = ("ece", "brier")  # n/a for detectors whose score is not a probability
 
@@ -76,7 +107,12 @@ def table_def(table: str) -> TableDef:
 def reported(table: str) -> pd.DataFrame:
     """The paper's table as printed: method, variant, the dataset keys, mean (floats, NaN if empty)."""
     t = table_def(table)
-    df = pd.read_csv(project_dir("results") / "reported" / t.file, dtype={"method": str, "variant": str}, keep_default_na=False, na_values=[""])
+    df = pd.read_csv(
+        project_dir("results") / "reported" / t.file,
+        dtype={"method": str, "variant": str},
+        keep_default_na=False,
+        na_values=[""],
+    )
     return df
 
 
@@ -90,7 +126,15 @@ def recomputed_means(table: str) -> pd.DataFrame:
     keys = dataset_keys(table)
     vals = df[keys].to_numpy(dtype=float)
     rec = vals.mean(axis=1)  # NaN where the paper left a cell empty
-    return pd.DataFrame({"method": df["method"], "variant": df["variant"], "printed": df["mean"], "recomputed": rec, "diff": df["mean"] - rec})
+    return pd.DataFrame(
+        {
+            "method": df["method"],
+            "variant": df["variant"],
+            "printed": df["mean"],
+            "recomputed": rec,
+            "diff": df["mean"] - rec,
+        }
+    )
 
 
 @dataclass
@@ -116,7 +160,9 @@ def run_rows(run: str | Path) -> RunRows:
     return RunRows(rows, rnd, row_metric)
 
 
-def build(run: str | Path, table: str, compare: bool = False, metric: str | None = None) -> tuple[pd.DataFrame, list[str]]:
+def build(
+    run: str | Path, table: str, compare: bool = False, metric: str | None = None
+) -> tuple[pd.DataFrame, list[str]]:
     """The table for `run`: one row per (paper row present | extra detector), the sets, the mean.
 
     With `compare`, each dataset column is followed by its delta against the paper (run - paper),
@@ -127,10 +173,16 @@ def build(run: str | Path, table: str, compare: bool = False, metric: str | None
     metric = metric_column(metric) if metric else t.metric
     own_metric = metric == t.metric
     if compare and not own_metric:
-        raise TableError(f"--compare-reported needs the paper's own metric: Table {t.id} reports {METRIC_NAMES[t.metric]}, not {METRIC_NAMES[metric]}")
+        raise TableError(
+            f"--compare-reported needs the paper's own metric: Table {t.id} reports {METRIC_NAMES[t.metric]}, "
+            f"not {METRIC_NAMES[metric]}"
+        )
     metrics = load_metrics(run)
     if metric not in metrics.columns:
-        raise TableError(f"{run}/metrics.csv has no {metric!r} column (a run made by an older forensibench); run the same command again to recompute it")
+        raise TableError(
+            f"{run}/metrics.csv has no {metric!r} column (a run made by an older forensibench); run the same "
+            "command again to recompute it"
+        )
     info = run_rows(run)
     keys = dataset_keys(t.id)
     present = [k for k in keys if k in set(metrics["dataset"])]
@@ -149,7 +201,9 @@ def build(run: str | Path, table: str, compare: bool = False, metric: str | None
                 if row_metric is not None and not own_metric:
                     continue
                 col = row_metric or metric
-                records.append(_row(prow["method"], prow["variant"], spec, by_det[spec][col], present, prow if compare else None))
+                records.append(
+                    _row(prow["method"], prow["variant"], spec, by_det[spec][col], present, prow if compare else None)
+                )
                 used.add(spec)
     if t.extras:
         for spec in by_det:
@@ -157,7 +211,9 @@ def build(run: str | Path, table: str, compare: bool = False, metric: str | None
                 records.append(_row("not in the paper", spec, spec, by_det[spec][metric], present, None))
     notes = []
     if any(info.random_init.get(r["_spec"], False) for r in records):
-        notes.append("† randomly initialised weights (no pretrained weights were loaded): not comparable with the paper")
+        notes.append(
+            "† randomly initialised weights (no pretrained weights were loaded): not comparable with the paper"
+        )
         for r in records:
             if info.random_init.get(r["_spec"], False):
                 r["variant"] = f"{r['variant']} †"
@@ -167,7 +223,9 @@ def build(run: str | Path, table: str, compare: bool = False, metric: str | None
     if missing:
         notes.append(f"sets absent from the run: {', '.join(missing)}; means are over the {len(present)} sets present")
     if metric != t.metric:
-        notes.append(f"metric: {METRIC_NAMES.get(metric, metric)} (the paper's Table {t.id} reports {METRIC_NAMES[t.metric]})")
+        notes.append(
+            f"metric: {METRIC_NAMES.get(metric, metric)} (the paper's Table {t.id} reports {METRIC_NAMES[t.metric]})"
+        )
     cols = ["method", "variant"]
     for k in present:
         cols += [k, f"{k} Δ"] if compare else [k]
@@ -188,8 +246,11 @@ def _mark_not_applicable(records: list[dict], metrics: pd.DataFrame, present: li
         if cells and len(cells) == len(present):
             r["mean"] = "n/a"
     name = {"ece": "ECE", "brier": "the Brier score"}[metric]
-    return [f"n/a: {name} needs scores that are probabilities; not computed (never calibrated silently) for {spec}: {reason[5:]}"
-            for spec, reason in reasons.items()]
+    return [
+        f"n/a: {name} needs scores that are probabilities; not computed (never calibrated silently) for "
+        f"{spec}: {reason[5:]}"
+        for spec, reason in reasons.items()
+    ]
 
 
 def _row(method: str, variant: str, spec: str, values: pd.Series, present: list[str], paper: pd.Series | None) -> dict:
@@ -207,7 +268,9 @@ def _row(method: str, variant: str, spec: str, values: pd.Series, present: list[
     return r
 
 
-def render(df: pd.DataFrame, table: str, fmt: str = "markdown", notes: list[str] | None = None, title: str | None = None) -> str:
+def render(
+    df: pd.DataFrame, table: str, fmt: str = "markdown", notes: list[str] | None = None, title: str | None = None
+) -> str:
     """Markdown (GitHub), LaTeX (booktabs) or CSV text of a table frame."""
     t = table_def(table)
     if fmt == "csv":
@@ -230,7 +293,9 @@ def render(df: pd.DataFrame, table: str, fmt: str = "markdown", notes: list[str]
     body = [[_fmt(v) for v in row] for row in view.itertuples(index=False)]
     from tabulate import tabulate
 
-    text = tabulate(body, headers=headers, tablefmt="latex_booktabs" if fmt == "latex" else "github", disable_numparse=True)
+    text = tabulate(
+        body, headers=headers, tablefmt="latex_booktabs" if fmt == "latex" else "github", disable_numparse=True
+    )
     head = title or t.title
     if fmt == "latex":
         foot = "".join(f"% {n}\n" for n in notes or [])
@@ -266,7 +331,9 @@ def robustness(run: str | Path, metric: str = "ap", per_set: bool = False) -> tu
     m = m.assign(set=[split_cell(d)[0] for d in m["dataset"]], condition=[split_cell(d)[1] for d in m["dataset"]])
     conditions = list(dict.fromkeys(["clean", *[c for c in m["condition"] if c != "clean"]]))
     if conditions == ["clean"]:
-        raise TableError(f"run {run} has no perturbed cells: run it with --perturb (e.g. --perturb jpeg=95,75,50 --perturb blur=1,2)")
+        raise TableError(
+            f"run {run} has no perturbed cells: run it with --perturb (e.g. --perturb jpeg=95,75,50 --perturb blur=1,2)"
+        )
     rows, notes = [], []
     for det, g in m.groupby("detector", sort=False):
         grid = g.pivot_table(index="set", columns="condition", values=col, aggfunc="first")
@@ -280,7 +347,11 @@ def robustness(run: str | Path, metric: str = "ap", per_set: bool = False) -> tu
         else:
             rows.append({"detector": det, "sets": len(complete), **complete.mean().to_dict()})
     df = pd.DataFrame(rows)
-    notes.insert(0, f"{METRIC_NAMES.get(col, col)}; " + ("per set" if per_set else "mean over the sets scored under every condition"))
+    notes.insert(
+        0,
+        f"{METRIC_NAMES.get(col, col)}; "
+        + ("per set" if per_set else "mean over the sets scored under every condition"),
+    )
     return df, notes
 
 
@@ -291,7 +362,9 @@ def render_frame(df: pd.DataFrame, fmt: str = "markdown", title: str = "", notes
     from tabulate import tabulate
 
     body = [[_fmt(v) for v in row] for row in df.itertuples(index=False)]
-    text = tabulate(body, headers=list(df.columns), tablefmt="latex_booktabs" if fmt == "latex" else "github", disable_numparse=True)
+    text = tabulate(
+        body, headers=list(df.columns), tablefmt="latex_booktabs" if fmt == "latex" else "github", disable_numparse=True
+    )
     if fmt == "latex":
         return f"% {title}\n{text}\n" + "".join(f"% {n}\n" for n in notes or [])
     return (f"{title}\n\n" if title else "") + text + "\n" + "".join(f"\n{n}" for n in notes or []) + "\n"

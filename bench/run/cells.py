@@ -20,32 +20,33 @@ set of it is read under the training root and each generated image carries its s
 (`TrainData.generators`), which is how attributing detectors learn the sources. Training images
 that are also test images are refused.
 """
+
 from __future__ import annotations
 
 import os
 import random
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from forensibench.data.checksums import fileset_digest
-from forensibench.run.cost import measure
-from forensibench.api.detector import Detector, Training, TrainData
-from forensibench.core.errors import DetectorError
-from forensibench.features.runtime import Runtime
-from forensibench.data.images import ImageSet, list_images
-from forensibench.metrics import best_threshold
-from forensibench.data.proxies import VALIDATION_PROXY
-from forensibench.run.provenance import git_state, weights_loaded
+from forensibench.api.detector import Detector, TrainData, Training
 from forensibench.api.registry import create
-from forensibench.run.rundir import RunDir
+from forensibench.core.errors import DetectorError
 from forensibench.core.files import display_path
+from forensibench.data.checksums import fileset_digest
+from forensibench.data.images import ImageSet, list_images
+from forensibench.data.proxies import VALIDATION_PROXY
 from forensibench.data.suites import load_suite
+from forensibench.features.runtime import Runtime
 from forensibench.features.weights import weight_record
+from forensibench.metrics import best_threshold
+from forensibench.run.cost import measure
+from forensibench.run.provenance import git_state, weights_loaded
+from forensibench.run.rundir import RunDir
 
 
 def seed_everything(seed: int) -> None:
@@ -71,7 +72,9 @@ class TrainingRoots:
     def validation(self) -> tuple[ImageSet | None, str]:
         return _natural_set(self.natural_val, self.train_root, "lsun-val")
 
-    def labelled(self, suite_name: str = "progan-train") -> tuple[ImageSet | None, str, np.ndarray | None, dict[str, str]]:
+    def labelled(
+        self, suite_name: str = "progan-train"
+    ) -> tuple[ImageSet | None, str, np.ndarray | None, dict[str, str]]:
         """(real + generated images, where, per-image source, generator names).
 
         With `labelled_train`, a folder with 0_real/1_fake subfolders: its generator is unknown
@@ -115,7 +118,9 @@ def _natural_set(explicit: Path | None, train_root: Path, suite_name: str) -> tu
     return ImageSet(files, [0] * len(files), name=suite_name), where
 
 
-def train_data(det: Detector, roots: TrainingRoots, seed: int, test_paths: set[str] | frozenset[str] | None = None) -> TrainData:
+def train_data(
+    det: Detector, roots: TrainingRoots, seed: int, test_paths: set[str] | frozenset[str] | None = None
+) -> TrainData:
     """The training data `det` declares; refuses training images that are also test images."""
     train = TrainData(seed=seed)
     if det.training.needs_natural:
@@ -135,7 +140,9 @@ def train_data(det: Detector, roots: TrainingRoots, seed: int, test_paths: set[s
             )
         n_fake = int(train.labelled.labels.sum())
         gens = sorted(set(train.generators[train.labelled.labels == 1]))
-        train.sources["labelled"] = f"{where}: {len(train.labelled) - n_fake} real, {n_fake} generated ({', '.join(gens)})"
+        train.sources["labelled"] = (
+            f"{where}: {len(train.labelled) - n_fake} real, {n_fake} generated ({', '.join(gens)})"
+        )
     if test_paths:
         for part in (train.natural, train.labelled):
             shared = [p for p in (part.paths if part is not None else []) if os.path.abspath(p) in test_paths]
@@ -183,8 +190,16 @@ class RunPlan:
     threads: int = 1  # torch intra-op threads of the process that planned the run (Ray tasks use as many)
 
     def runtime(self) -> Runtime:
-        return Runtime(device=self.device, seed=self.seed, batch_size=self.batch_size, workers=self.workers, amp=self.amp,
-                       progress=self.progress, cache_dir=self.cache_dir, scratch=self.out / "tmp")
+        return Runtime(
+            device=self.device,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            workers=self.workers,
+            amp=self.amp,
+            progress=self.progress,
+            cache_dir=self.cache_dir,
+            scratch=self.out / "tmp",
+        )
 
 
 def _log_stderr(msg: str) -> None:
@@ -239,10 +254,15 @@ def fit_cell(session: Session, spec: str) -> tuple[Detector, dict]:
             "detector": spec,
             "describe": det.describe(),
             "weights": weights_loaded(det.provenance),
-            "fitted_state": [weight_record(f) for f in sorted(model_dir.rglob("*")) if f.is_file()] if det.supports_save else [],
+            "fitted_state": [weight_record(f) for f in sorted(model_dir.rglob("*")) if f.is_file()]
+            if det.supports_save
+            else [],
             "training_data": train.sources,
-            "training_data_sha256": {k: fileset_digest(v.paths, plan.roots.train_root, hasher)
-                                     for k, v in (("natural", train.natural), ("labelled", train.labelled)) if v is not None},
+            "training_data_sha256": {
+                k: fileset_digest(v.paths, plan.roots.train_root, hasher)
+                for k, v in (("natural", train.natural), ("labelled", train.labelled))
+                if v is not None
+            },
             "code": git_state(),
             "threshold": threshold,
             "threshold_source": source,
@@ -292,7 +312,10 @@ def score_cell(session: Session, spec: str, key: str) -> None:
         df["source_pred"] = [None if e is not None or s_ is None else str(s_) for s_, e in zip(sources, errors)]
     RunDir(plan.out).write_cell(spec, key, df, cost=m.record)
     n_err = sum(e is not None for e in errors)
-    log(f"[forensibench] {spec} / {key}: {len(images)} images scored in {m.record['wall_s']:.1f}s" + (f", {n_err} failed" if n_err else ""))
+    log(
+        f"[forensibench] {spec} / {key}: {len(images)} images scored in {m.record['wall_s']:.1f}s"
+        + (f", {n_err} failed" if n_err else "")
+    )
 
 
 def detector_cells(session: Session, spec: str, keys: list[str]) -> str | None:

@@ -21,6 +21,7 @@ The runner wraps every stage of every detector (``fit``, ``threshold``, ``score:
   (rows read from the on-disk feature cache). Features a detector reuses from an earlier detector
   cost it nothing here; they are counted where they were computed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,9 +29,10 @@ import resource
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 MIB = 1024.0 * 1024.0
 SAMPLE_INTERVAL_S = 0.02
@@ -87,8 +89,13 @@ def _feature_counters(runtime) -> dict[str, float]:
     store = getattr(runtime, "feature_store", None)
     if store is None:
         return {"passes": 0, "images": 0, "seconds": 0.0, "hits": 0, "cached": 0}
-    return {"passes": store.passes, "images": getattr(store, "images", 0), "seconds": getattr(store, "seconds", 0.0), "hits": getattr(store, "hits", 0),
-            "cached": getattr(store, "cached_images", 0)}
+    return {
+        "passes": store.passes,
+        "images": getattr(store, "images", 0),
+        "seconds": getattr(store, "seconds", 0.0),
+        "hits": getattr(store, "hits", 0),
+        "cached": getattr(store, "cached_images", 0),
+    }
 
 
 @dataclass
@@ -148,11 +155,24 @@ def measure(images: int = 0, runtime=None) -> Iterator[Stage]:
 
 
 # -- `forensibench table --cost` ----------------------------------------------------------------
-COST_COLUMNS = ["detector", "mean AP %", "sets", "fit s", "fit img/s", "threshold s", "score s", "score img/s",
-                "features s", "feature img/s", "peak RSS MiB", "max RSS growth MiB", "CUDA peak MiB"]
+COST_COLUMNS = [
+    "detector",
+    "mean AP %",
+    "sets",
+    "fit s",
+    "fit img/s",
+    "threshold s",
+    "score s",
+    "score img/s",
+    "features s",
+    "feature img/s",
+    "peak RSS MiB",
+    "max RSS growth MiB",
+    "CUDA peak MiB",
+]
 
 
-def cost_table(run: str | Path) -> "Any":
+def cost_table(run: str | Path) -> Any:
     """One row per detector of `run`: mean AP over its sets beside the cost of each stage.
 
     Scoring is summed over sets (seconds, images); features over every stage; the peaks are the
@@ -186,13 +206,23 @@ def cost_table(run: str | Path) -> "Any":
         fit = cost.get("fit", {})
         stages = list(cost.values())
         cuda = [v["cuda_peak_mb"] for v in stages if "cuda_peak_mb" in v]
-        rows.append([
-            spec, float(m["ap"].mean()) if len(m) else np.nan, len(m),
-            fit.get("wall_s", np.nan), rate([fit]) if fit.get("images") else np.nan, cost.get("threshold", {}).get("wall_s", np.nan),
-            total(score, "wall_s"), rate(score), total(feats, "wall_s") if feats else np.nan, rate(feats) if feats else np.nan,
-            max(v.get("rss_peak_mb", np.nan) for v in stages), max(v.get("rss_growth_mb", np.nan) for v in stages),
-            max(cuda) if cuda else np.nan,
-        ])
+        rows.append(
+            [
+                spec,
+                float(m["ap"].mean()) if len(m) else np.nan,
+                len(m),
+                fit.get("wall_s", np.nan),
+                rate([fit]) if fit.get("images") else np.nan,
+                cost.get("threshold", {}).get("wall_s", np.nan),
+                total(score, "wall_s"),
+                rate(score),
+                total(feats, "wall_s") if feats else np.nan,
+                rate(feats) if feats else np.nan,
+                max(v.get("rss_peak_mb", np.nan) for v in stages),
+                max(v.get("rss_growth_mb", np.nan) for v in stages),
+                max(cuda) if cuda else np.nan,
+            ]
+        )
     return pd.DataFrame(rows, columns=COST_COLUMNS)
 
 
@@ -203,11 +233,17 @@ def render_cost(df, fmt: str = "markdown") -> str:
 
     if fmt == "csv":
         return df.to_csv(index=False, float_format="%.2f")
-    body = [["" if isinstance(v, float) and np.isnan(v) else (f"{v:.2f}" if isinstance(v, float) else str(v)) for v in row]
-            for row in df.itertuples(index=False)]
-    text = tabulate(body, headers=list(df.columns), tablefmt="latex_booktabs" if fmt == "latex" else "github", disable_numparse=True)
-    note = ("mean AP over the run's sets; score: summed over sets; features: backbone passes of the shared feature store "
-            "(empty: none); RSS: the process's resident memory, peak over stages and largest growth within one stage (MiB)")
+    body = [
+        ["" if isinstance(v, float) and np.isnan(v) else (f"{v:.2f}" if isinstance(v, float) else str(v)) for v in row]
+        for row in df.itertuples(index=False)
+    ]
+    text = tabulate(
+        body, headers=list(df.columns), tablefmt="latex_booktabs" if fmt == "latex" else "github", disable_numparse=True
+    )
+    note = (
+        "mean AP over the run's sets; score: summed over sets; features: backbone passes of the shared feature store "
+        "(empty: none); RSS: the process's resident memory, peak over stages and largest growth within one stage (MiB)"
+    )
     if fmt == "latex":
         return f"% Compute cost\n{text}\n% {note}\n"
     return f"Compute cost\n\n{text}\n\n{note}\n"

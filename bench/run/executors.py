@@ -18,16 +18,17 @@ Both give the same files and metrics: cells are deterministic functions of the p
 fitted in one task is the one saved and reloaded in the next, and on CPU tasks use the driver's
 thread count (float rounding depends on it).
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from forensibench.run.cells import RunPlan, Session, detector_cells, fit_cell, score_cell
 from forensibench.core.errors import DetectorError
-
 from forensibench.features.runtime import Runtime
+from forensibench.run.cells import RunPlan, Session, detector_cells, fit_cell, score_cell
+
 EXECUTORS = ("local", "ray")
 
 
@@ -43,7 +44,9 @@ class DetectorJob:
 class LocalExecutor:
     name = "local"
 
-    def run(self, plan: RunPlan, jobs: list[DetectorJob], log: Callable[[str], None], runtime: Runtime | None = None) -> dict[str, str]:
+    def run(
+        self, plan: RunPlan, jobs: list[DetectorJob], log: Callable[[str], None], runtime: Runtime | None = None
+    ) -> dict[str, str]:
         """Run every job in this process (in `runtime`, when given); returns {spec: error} of failed detectors."""
         session = Session(plan, log, runtime)
         failed = {}
@@ -103,12 +106,16 @@ class RayExecutor:
     def __init__(self, address: str | None = None):
         self.address = address
 
-    def run(self, plan: RunPlan, jobs: list[DetectorJob], log: Callable[[str], None], runtime: Runtime | None = None) -> dict[str, str]:
+    def run(
+        self, plan: RunPlan, jobs: list[DetectorJob], log: Callable[[str], None], runtime: Runtime | None = None
+    ) -> dict[str, str]:
         """Run every job as Ray tasks (`runtime` is this process's: tasks make their own)."""
         try:
             import ray
         except ImportError:
-            raise DetectorError("--executor ray needs Ray: pip install 'forensibench[ray]' (or pip install ray)") from None
+            raise DetectorError(
+                "--executor ray needs Ray: pip install 'forensibench[ray]' (or pip install ray)"
+            ) from None
         started = not ray.is_initialized()
         if started:
             ray.init(address=self.address, include_dashboard=False, log_to_driver=True)
@@ -137,7 +144,6 @@ class RayExecutor:
                 failed.setdefault(spec, err)
         return failed
 
-
     @staticmethod
     def _resources(ray, plan: RunPlan) -> dict:
         """Per-task resources; refuses a request no node of the cluster can meet (it would wait forever)."""
@@ -149,8 +155,10 @@ class RayExecutor:
         options = {"num_cpus": cpus, "max_retries": 2}
         if cuda:
             if total.get("GPU", 0) < 1:
-                raise DetectorError(f"--device {plan.device} with --executor ray: the Ray cluster has no GPU "
-                                    f"(resources: {', '.join(f'{k}={v:g}' for k, v in sorted(total.items()) if '.' not in k)})")
+                raise DetectorError(
+                    f"--device {plan.device} with --executor ray: the Ray cluster has no GPU "
+                    f"(resources: {', '.join(f'{k}={v:g}' for k, v in sorted(total.items()) if '.' not in k)})"
+                )
             options["num_gpus"] = 1
         return options
 

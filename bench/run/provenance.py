@@ -1,5 +1,6 @@
 """What run.json records about the software (package versions, the code's git commit) and about the
 weights each detector loaded."""
+
 from __future__ import annotations
 
 import platform
@@ -10,8 +11,20 @@ from typing import Any
 
 from forensibench.core.paths import PROJECT_ROOT
 
-PACKAGES = ("forensibench", "torch", "torchvision", "open_clip_torch", "normflows", "anomalib", "timm",
-            "numpy", "pandas", "scikit-learn", "pillow", "pyarrow")
+PACKAGES = (
+    "forensibench",
+    "torch",
+    "torchvision",
+    "open_clip_torch",
+    "normflows",
+    "anomalib",
+    "timm",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "pillow",
+    "pyarrow",
+)
 
 
 def versions() -> dict[str, str | None]:

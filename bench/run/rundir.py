@@ -14,6 +14,7 @@
 Each file is written to a temporary name in the same folder and moved into place, so a killed run
 leaves either the old file or the new one, never half of one.
 """
+
 from __future__ import annotations
 
 import errno
@@ -21,8 +22,8 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 
@@ -135,7 +136,9 @@ class RunDir:
             holder = fh.read().strip() or "another process"
             fh.close()
             if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise RunDirError(f"another forensibench run ({holder}) is writing into {self.root}; wait for it or use another --out") from None
+                raise RunDirError(
+                    f"another forensibench run ({holder}) is writing into {self.root}; wait for it or use another --out"
+                ) from None
             raise
         fh.seek(0)
         fh.truncate()

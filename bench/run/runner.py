@@ -10,6 +10,7 @@ Backbone features go through an on-disk, content-addressed cache (`forensibench.
 `cache_dir` (default: `forensibench.core.paths.default_cache_dir()`), shared by every detector, run and
 process using that folder; ``cache=False`` keeps them in memory for this run only.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,25 +18,27 @@ import os
 import sys
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
 from forensibench import __version__
-from forensibench.run.cells import RunPlan, TrainingRoots
-from forensibench.data.checksums import fileset_digest
 from forensibench.api.detector import Detector
-from forensibench.run.executors import DetectorJob, make_executor
-from forensibench.metrics import METRIC_COLUMNS, cell_metrics
-from forensibench.core.paths import default_cache_dir
-from forensibench.data.perturb import cell_name, parse as perturb_ops, split_cell
-from forensibench.run.provenance import command_line, git_state, versions
 from forensibench.api.registry import create
-from forensibench.run.rundir import RunDir, RunDirError
 from forensibench.core.files import atomic_write_csv, atomic_write_json, atomic_write_parquet
+from forensibench.core.paths import default_cache_dir
+from forensibench.data.checksums import fileset_digest
+from forensibench.data.perturb import cell_name, split_cell
+from forensibench.data.perturb import parse as perturb_ops
 from forensibench.data.suites import Suite, SuiteError, load_suite
+from forensibench.metrics import METRIC_COLUMNS, cell_metrics
+from forensibench.run.cells import RunPlan, TrainingRoots
+from forensibench.run.executors import DetectorJob, make_executor
+from forensibench.run.provenance import command_line, git_state, versions
+from forensibench.run.rundir import RunDir, RunDirError
 
 
 @dataclass
@@ -113,12 +116,25 @@ def run(
     rd.lock()
     info: dict[str, Any] = {}
     try:
-        plan = RunPlan(out=rd.root, data_root=data_root, roots=TrainingRoots(Path(train_root) if train_root else data_root,
-                       Path(natural_train) if natural_train else None, Path(natural_val) if natural_val else None,
-                       Path(labelled_train) if labelled_train else None),
-                       seed=seed, test_sets={}, device=device, batch_size=batch_size, workers=workers, amp=amp, progress=progress,
-                       cache_dir=Path(cache_dir if cache_dir is not None else default_cache_dir()).absolute() if cache else None,
-                       threads=_torch_threads())
+        plan = RunPlan(
+            out=rd.root,
+            data_root=data_root,
+            roots=TrainingRoots(
+                Path(train_root) if train_root else data_root,
+                Path(natural_train) if natural_train else None,
+                Path(natural_val) if natural_val else None,
+                Path(labelled_train) if labelled_train else None,
+            ),
+            seed=seed,
+            test_sets={},
+            device=device,
+            batch_size=batch_size,
+            workers=workers,
+            amp=amp,
+            progress=progress,
+            cache_dir=Path(cache_dir if cache_dir is not None else default_cache_dir()).absolute() if cache else None,
+            threads=_torch_threads(),
+        )
         runtime = plan.runtime()  # this process's feature store: its file-hash memo names the sets by content
         config = {
             "suite": suite_obj.name,
@@ -133,7 +149,8 @@ def run(
             diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
             if diff:
                 raise RunDirError(
-                    f"{rd.root} holds a run with a different configuration ({', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in diff.items())}); "
+                    f"{rd.root} holds a run with a different configuration "
+                    f"({', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in diff.items())}); "
                     f"use another --out"
                 )
         records: dict[str, dict] = {}
@@ -142,19 +159,27 @@ def run(
             images, record = suite_obj.images(data_root, key, sampling)
             if len(images) == 0:
                 missing.append(key)
-                log(f"[forensibench] set {key!r}: no images under {data_root} (folders {suite_obj.set(key).real!r}, {suite_obj.set(key).fake!r}); skipped")
+                log(
+                    f"[forensibench] set {key!r}: no images under {data_root} (folders "
+                    f"{suite_obj.set(key).real!r}, {suite_obj.set(key).fake!r}); skipped"
+                )
                 continue
             # names the sampled files by content: two copies of the data that differ are told apart
             record["files_sha256"] = fileset_digest(images.paths, data_root, runtime.features.file_sha256)
             old_sha = ((previous or {}).get("sets") or {}).get(key, {}).get("files_sha256")
             if old_sha is not None and old_sha != record["files_sha256"]:
-                raise RunDirError(f"the images of set {key!r} under {data_root} differ from those {rd.root} was run on "
-                                  f"(files_sha256 {old_sha[:12]}... -> {record['files_sha256'][:12]}...); use another --out")
+                raise RunDirError(
+                    f"the images of set {key!r} under {data_root} differ from those {rd.root} was run on "
+                    f"(files_sha256 {old_sha[:12]}... -> {record['files_sha256'][:12]}...); use another --out"
+                )
             plan.test_sets[key], records[key] = images, record
             for op in perturbations:
                 plan.test_sets[cell_name(key, op)] = images.with_pre(op, seed=seed, name=cell_name(key, op))
         if not plan.test_sets:
-            raise SuiteError(f"no set of suite {suite_obj.name!r} has images under {data_root}; check --data-root (see `forensibench datasets verify`)")
+            raise SuiteError(
+                f"no set of suite {suite_obj.name!r} has images under {data_root}; check --data-root (see "
+                "`forensibench datasets verify`)"
+            )
 
         info = {
             "forensibench": __version__,
@@ -205,7 +230,9 @@ def run(
         return RunResult(rd.root, scores, metrics, info, failed)
     except KeyboardInterrupt:
         if info:  # say so in run.json; the committed cells stay, the same command resumes
-            atomic_write_json(rd.run_json, {**info, "status": "interrupted", "interrupted": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            atomic_write_json(
+                rd.run_json, {**info, "status": "interrupted", "interrupted": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            )
         raise
     finally:
         rd.unlock()
@@ -226,7 +253,9 @@ def _with_cell_costs(rd: RunDir, spec: str, rec: dict) -> dict:
     return rec
 
 
-def _collect(rd: RunDir, bootstrap: int, seed: int, order: list[str], set_order: list[str], cond_order: list[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _collect(
+    rd: RunDir, bootstrap: int, seed: int, order: list[str], set_order: list[str], cond_order: list[str] = ()
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Concatenate every committed cell into scores.parquet and compute metrics.csv from it.
 
     Rows follow the command's detector order (detectors only in earlier runs of the directory last)
@@ -249,10 +278,21 @@ def _collect(rd: RunDir, bootstrap: int, seed: int, order: list[str], set_order:
         thr = fit.get("threshold")
         cell_seed = seed ^ zlib.crc32(f"{spec}/{dataset}".encode())
         probability = fit.get("describe", {}).get("threshold") == "probability"  # the score is P(generated)
-        m = cell_metrics(df["label"].to_numpy(), df["score"].to_numpy(), thr, fit.get("threshold_source", ""), bootstrap, cell_seed,
-                         probability=probability)
+        m = cell_metrics(
+            df["label"].to_numpy(),
+            df["score"].to_numpy(),
+            thr,
+            fit.get("threshold_source", ""),
+            bootstrap,
+            cell_seed,
+            probability=probability,
+        )
         rows.append({"detector": spec, "dataset": dataset, **m})
-    scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["detector", "dataset", "path", "label", "score", "error"])
+    scores = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["detector", "dataset", "path", "label", "score", "error"])
+    )
     metrics = pd.DataFrame(rows, columns=["detector", "dataset", *METRIC_COLUMNS])
     atomic_write_parquet(rd.scores_path, scores)
     atomic_write_csv(rd.metrics_path, metrics)

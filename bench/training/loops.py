@@ -4,16 +4,17 @@
 (decoding failures are recorded, not raised) and honour the runtime's device, batch size and
 workers; `train_head` trains a small head on features already computed (e.g. by a FeatureStore).
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from forensibench.core.errors import DetectorError
-from forensibench.features.runtime import Runtime
 from forensibench.data.images import ImageSet, PreOp, iter_batches
 from forensibench.data.transforms import TransformSpec
+from forensibench.features.runtime import Runtime
 
 
 def optimisation_step(optimizer, loss, desc: str) -> float:
@@ -162,9 +163,17 @@ class EarlyStopping:
     Use as `train_classifier(..., on_epoch_end=stopper)`, then `stopper.restore()`.
     """
 
-    def __init__(self, model, optimizer, evaluate: Callable[[], float], patience: int = 5,
-                 deltas: tuple[float, float] = (0.001, 0.002), min_lr: float = 1e-6, drops: int | None = None,
-                 target: float | None = None):
+    def __init__(
+        self,
+        model,
+        optimizer,
+        evaluate: Callable[[], float],
+        patience: int = 5,
+        deltas: tuple[float, float] = (0.001, 0.002),
+        min_lr: float = 1e-6,
+        drops: int | None = None,
+        target: float | None = None,
+    ):
         self.model, self.optimizer, self.evaluate = model, optimizer, evaluate
         self.patience, self.deltas, self.min_lr, self.drops, self.target = patience, deltas, min_lr, drops, target
         self.best: float | None = None
@@ -203,7 +212,9 @@ class EarlyStopping:
             self.model.load_state_dict(self.best_state)
 
 
-def validation_accuracy(model, prob_fn: Callable, images: ImageSet, transform: TransformSpec, runtime: Runtime) -> float:
+def validation_accuracy(
+    model, prob_fn: Callable, images: ImageSet, transform: TransformSpec, runtime: Runtime
+) -> float:
     """Accuracy at 0.5 of `prob_fn(x) -> P(generated)` on labelled `images` (undecodable ones
     skipped), with `model` in eval mode."""
     model.eval()
@@ -214,12 +225,16 @@ def validation_accuracy(model, prob_fn: Callable, images: ImageSet, transform: T
     return float(((p[ok] > 0.5) == (images.labels[ok] == 1)).mean())
 
 
-def score_batches(fn: Callable, images: ImageSet, transform: TransformSpec, runtime: Runtime, desc: str = "score") -> np.ndarray:
+def score_batches(
+    fn: Callable, images: ImageSet, transform: TransformSpec, runtime: Runtime, desc: str = "score"
+) -> np.ndarray:
     """Apply `fn(x) -> tensor [B]` to every decodable image; NaN for the others."""
     import torch
 
     out = np.full(len(images), np.nan, dtype=np.float64)
     with torch.no_grad():
-        for idx, x in iter_batches(images, transform, runtime.batch_size, runtime.workers, progress=runtime.progress, desc=desc):
+        for idx, x in iter_batches(
+            images, transform, runtime.batch_size, runtime.workers, progress=runtime.progress, desc=desc
+        ):
             out[idx] = fn(x.to(runtime.device)).detach().float().cpu().numpy().reshape(-1)
     return out

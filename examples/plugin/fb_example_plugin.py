@@ -1,4 +1,5 @@
 """An example forensibench plugin: share of spectral energy at high frequencies (one-class)."""
+
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -3,17 +3,18 @@
 Each fits at toy size (`toy_params`) on a tiny synthetic tree; scores must have shape [n], be float
 and finite, be deterministic under a fixed seed, and survive a save/load round trip where supported.
 """
+
 import json
 
 import numpy as np
 import pytest
 
-from forensibench.report import tables
 from forensibench.api.detector import Detector, Training
 from forensibench.api.registry import available, create, get, toy_spec
-from forensibench.run.cells import TrainingRoots, seed_everything, train_data
 from forensibench.data.suites import load_suite
 from forensibench.data.transforms import TransformSpec
+from forensibench.report import tables
+from forensibench.run.cells import TrainingRoots, seed_everything, train_data
 
 
 def toy(name: str) -> Detector:

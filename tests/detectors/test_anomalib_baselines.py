@@ -3,6 +3,7 @@
 Fitting and scoring each of the ten at toy size is the conformance test's job
 (tests/test_conformance.py); these tests check what is particular to the anomalib adapter.
 """
+
 import json
 import os
 from pathlib import Path
@@ -10,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forensibench.core.errors import DetectorError
-from forensibench.features.runtime import Runtime
 from forensibench.api.detector import TrainData
 from forensibench.api.registry import RegistryError, create, get, toy_spec
+from forensibench.core.errors import DetectorError
 from forensibench.data.suites import load_suite
+from forensibench.features.runtime import Runtime
 
 TEN = ("padim", "cfa", "ganomaly", "dsr", "draem", "stfpm", "rd", "dfm", "fastflow", "cflow")
 PAPER_NAMES = ("PaDiM", "CFA", "GANomaly", "DSR", "DRAEM", "STFPM", "RD", "DFM", "FastFlow", "CFlow")
@@ -22,7 +23,9 @@ PAPER_NAMES = ("PaDiM", "CFA", "GANomaly", "DSR", "DRAEM", "STFPM", "RD", "DFM",
 
 def test_ten_detectors_map_to_table_one_anomaly_block():
     rows = [create(name).paper_rows() for name in TEN]
-    assert [(r[0].table, r[0].method, r[0].variant) for r in rows] == [("I", "Anomaly Detection", n) for n in PAPER_NAMES]
+    assert [(r[0].table, r[0].method, r[0].variant) for r in rows] == [
+        ("I", "Anomaly Detection", n) for n in PAPER_NAMES
+    ]
     for name in TEN:
         cls = get(name)
         assert cls.family == "anomaly" and cls.training.value == "natural" and cls.threshold == "validation"
@@ -74,7 +77,9 @@ def test_timm_weights_from_the_hugging_face_cache_and_from_a_spec_key(empty_cach
     sd_cache = _random_resnet18_file(cached, seed=1)
     det = create("padim:image_size=64")
     fe = det._build().model.feature_extractor.feature_extractor.state_dict()
-    assert torch.equal(fe["conv1.weight"], sd_cache["conv1.weight"]) and torch.equal(fe["layer3.1.bn2.running_var"], sd_cache["layer3.1.bn2.running_var"])
+    assert torch.equal(fe["conv1.weight"], sd_cache["conv1.weight"]) and torch.equal(
+        fe["layer3.1.bn2.running_var"], sd_cache["layer3.1.bn2.running_var"]
+    )
     (rec,) = det.provenance["weights"]
     assert rec["path"] == str(cached.resolve()) and len(rec["sha256"]) == 64
 
@@ -82,7 +87,10 @@ def test_timm_weights_from_the_hugging_face_cache_and_from_a_spec_key(empty_cach
     sd_own = _random_resnet18_file(own, seed=2)
     det = create(f"stfpm:image_size=64,weights={own}")
     model = det._build().model
-    teacher, student = model.teacher_model.feature_extractor.state_dict(), model.student_model.feature_extractor.state_dict()
+    teacher, student = (
+        model.teacher_model.feature_extractor.state_dict(),
+        model.student_model.feature_extractor.state_dict(),
+    )
     assert torch.equal(teacher["conv1.weight"], sd_own["conv1.weight"])
     assert not torch.equal(student["conv1.weight"], sd_own["conv1.weight"])  # STFPM's student starts random
     assert det.provenance["weights"][0]["path"] == str(own.resolve())
@@ -101,7 +109,9 @@ def test_torchvision_weights_from_torch_hub_cache(empty_caches):
     torch.save(sd, hub / "resnet18-f37072fd.pth")
     det = create("cfa:backbone=resnet18,image_size=64")
     fe = det._build().model.feature_extractor.state_dict()
-    assert torch.equal(fe["conv1.weight"], sd["conv1.weight"]) and torch.equal(fe["layer2.0.bn1.running_mean"], sd["layer2.0.bn1.running_mean"])
+    assert torch.equal(fe["conv1.weight"], sd["conv1.weight"]) and torch.equal(
+        fe["layer2.0.bn1.running_mean"], sd["layer2.0.bn1.running_mean"]
+    )
     assert det.provenance["weights"][0]["path"].endswith("resnet18-f37072fd.pth")
 
 
@@ -146,7 +156,11 @@ def test_draem_texture_source(empty_caches, tmp_path, monkeypatch):
         Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(dtd / f"banded_{i}.jpg")
     det = create(toy_spec("draem", dtd_dir=str(tmp_path / "dtd")))
     module = det._build()
-    assert sorted(p.name for p in module.augmenter.anomaly_source_paths) == ["banded_0.jpg", "banded_1.jpg", "banded_2.jpg"]
+    assert sorted(p.name for p in module.augmenter.anomaly_source_paths) == [
+        "banded_0.jpg",
+        "banded_1.jpg",
+        "banded_2.jpg",
+    ]
     assert det.provenance["anomaly_source"] == f"DTD at {tmp_path / 'dtd'}"
     with pytest.raises(DetectorError, match="holds no images"):
         create(toy_spec("draem", dtd_dir=str(cwd)))._build()
@@ -167,7 +181,9 @@ def test_scores_are_anomalibs_raw_scores(synth_root, tmp_path):
     folder = synth_root / "test" / "progan" / "airplane" / "1_fake"
     paths = list_images(folder)
     ours = det.score(ImageSet(paths))
-    engine = Engine(logger=False, default_root_dir=tmp_path / "engine", accelerator="cpu", devices=1, enable_progress_bar=False)
+    engine = Engine(
+        logger=False, default_root_dir=tmp_path / "engine", accelerator="cpu", devices=1, enable_progress_bar=False
+    )
     preds = engine.predict(model=det.module_, dataset=PredictDataset(folder, image_size=(64, 64)))
     theirs = {Path(p).name: float(s) for b in preds for p, s in zip(b.image_path, b.pred_score.reshape(-1))}
     np.testing.assert_allclose(ours, [theirs[p.name] for p in paths], rtol=1e-5)
@@ -193,7 +209,20 @@ def test_all_ten_fill_table_one_and_write_nothing_outside_the_run(synth_root, tm
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     run = tmp_path / "run"
-    args = ["run", "--suite", "cnnspot19", "--data-root", synth_root, "--out", run, "--max-per-class", "2", "--bootstrap", "10", "--quiet"]
+    args = [
+        "run",
+        "--suite",
+        "cnnspot19",
+        "--data-root",
+        synth_root,
+        "--out",
+        run,
+        "--max-per-class",
+        "2",
+        "--bootstrap",
+        "10",
+        "--quiet",
+    ]
     for name in TEN:
         args += ["--detector", toy_spec(name)]
     res = invoke(*args)

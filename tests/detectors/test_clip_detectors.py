@@ -1,21 +1,22 @@
 """UnivFD, Freq-mask, OnlyReal and the fine-tuned CLIP: authors' checkpoint layouts, shared backbone
 passes, training data, and the paper rows they fill."""
+
 from collections import OrderedDict
 
 import numpy as np
 import pytest
 import torch
 
-from forensibench.report import tables
-from forensibench.core.errors import DetectorError
-from forensibench.features.runtime import Runtime
 from forensibench.api.detector import Training
-from forensibench.features.backbones import BackboneSpec, load_backbone
 from forensibench.api.registry import create
-from forensibench.run.cells import TrainingRoots, seed_everything, train_data
-from forensibench.run.runner import run
+from forensibench.core.errors import DetectorError
 from forensibench.data.suites import load_suite
 from forensibench.data.transforms import univfd_test
+from forensibench.features.backbones import BackboneSpec, load_backbone
+from forensibench.features.runtime import Runtime
+from forensibench.report import tables
+from forensibench.run.cells import TrainingRoots, seed_everything, train_data
+from forensibench.run.runner import run
 
 TOY = "arch=tiny-random,epochs=2,views=1,load_size=0,batch_size=32"
 
@@ -39,8 +40,15 @@ def test_univfd_loads_the_released_fc_weights_layouts(progan, tmp_path):
     expect = 1 / (1 + np.exp(-(feats @ w.numpy().T[:, 0] + b.item())))
     layouts = {
         "fc_weights.pth": OrderedDict(weight=w, bias=b),  # UnivFD's released head
-        "model_epoch_best.pth": {"model": {"model.visual.proj": torch.zeros(3), "fc.weight": w, "fc.bias": b}, "total_steps": 7},  # their train.py
-        "freqmask_best.pth": {"epoch": 3, "model_state_dict": OrderedDict(weight=w, bias=b), "optimizer_state_dict": {"state": {}, "param_groups": []}},
+        "model_epoch_best.pth": {
+            "model": {"model.visual.proj": torch.zeros(3), "fc.weight": w, "fc.bias": b},
+            "total_steps": 7,
+        },  # their train.py
+        "freqmask_best.pth": {
+            "epoch": 3,
+            "model_state_dict": OrderedDict(weight=w, bias=b),
+            "optimizer_state_dict": {"state": {}, "param_groups": []},
+        },
     }
     for name, obj in layouts.items():
         torch.save(obj, tmp_path / name)
@@ -60,7 +68,10 @@ def test_freq_mask_and_onlyreal_heads_load_their_layout(progan, tmp_path):
     torch.save({"epoch": 1, "model_state_dict": OrderedDict(weight=w, bias=b)}, tmp_path / "fm.pth")
     torch.save(OrderedDict(weight=w, bias=b), tmp_path / "or.pth")
     expect = 1 / (1 + np.exp(-(tiny_features(progan).sum(1) * 0.01 + 0.3)))
-    for spec in (f"freq-mask:arch=tiny-random,weights={tmp_path / 'fm.pth'}", f"onlyreal:arch=tiny-random,weights={tmp_path / 'or.pth'}"):
+    for spec in (
+        f"freq-mask:arch=tiny-random,weights={tmp_path / 'fm.pth'}",
+        f"onlyreal:arch=tiny-random,weights={tmp_path / 'or.pth'}",
+    ):
         det = create(spec, Runtime(progress=False)).fit(train_data(create(spec), TrainingRoots(tmp_path), seed=0))
         np.testing.assert_allclose(det.score(progan), expect, rtol=1e-5, atol=1e-6)
 
@@ -83,9 +94,9 @@ def test_clip_detectors_share_one_backbone_pass_per_test_set(synth_root, progan)
 def test_training_parts(synth_root):
     uf, fm, orl = (create(f"{n}:{TOY}") for n in ("univfd", "freq-mask", "onlyreal"))
     lab = train_data(uf, TrainingRoots(synth_root), seed=0)
-    (images, pre), = uf.training_parts(lab)
+    ((images, pre),) = uf.training_parts(lab)
     assert pre == [] and images is lab.labelled
-    (images, pre), = fm.training_parts(lab)
+    ((images, pre),) = fm.training_parts(lab)
     assert [p.key for p in pre] == ["fm(band=all,ratio=0.15)"]  # first, on the full-resolution image
     nat = train_data(orl, TrainingRoots(synth_root), seed=0)
     assert orl.training is Training.NATURAL_PROXY and nat.labelled is None
@@ -108,10 +119,23 @@ def test_tables_fill_their_rows(synth_root, tmp_path):
     from forensibench.data.synth import synthesize
 
     specs = [f"{n}:{TOY}" for n in ("univfd", "freq-mask", "onlyreal")]
-    res = run("cnnspot19", synth_root, specs, tmp_path / "r", datasets=["progan", "ldm_200"], bootstrap=0, progress=False, log=lambda m: None)
+    res = run(
+        "cnnspot19",
+        synth_root,
+        specs,
+        tmp_path / "r",
+        datasets=["progan", "ldm_200"],
+        bootstrap=0,
+        progress=False,
+        log=lambda m: None,
+    )
     assert res.ok
     t1, _ = tables.build(res.out, "I")
-    assert [(m, v) for m, v in zip(t1["method"], t1["variant"])] == [("UnivFD", "LC †"), ("Freq-mask", "CLIP †"), ("OnlyReal", "- †")]
+    assert [(m, v) for m, v in zip(t1["method"], t1["variant"])] == [
+        ("UnivFD", "LC †"),
+        ("Freq-mask", "CLIP †"),
+        ("OnlyReal", "- †"),
+    ]
     assert t1[["progan", "ldm_200"]].notna().all().all()
     t2, _ = tables.build(res.out, "II")
     assert list(t2["method"]) == ["UnivFD", "OnlyReal", "not in the paper"]  # Table II has no Freq-mask row
@@ -121,7 +145,15 @@ def test_tables_fill_their_rows(synth_root, tmp_path):
     synthesize("diffusion4", d4, per_class=3, size=64, seed=0, with_training=False)
     w = tmp_path / "fc.pth"
     torch.save(OrderedDict(weight=torch.randn(1, 256) * 0.1, bias=torch.zeros(1)), w)
-    res5 = run("diffusion4", d4, [f"univfd:arch=tiny-random,weights={w}"], tmp_path / "r5", bootstrap=0, progress=False, log=lambda m: None)
+    res5 = run(
+        "diffusion4",
+        d4,
+        [f"univfd:arch=tiny-random,weights={w}"],
+        tmp_path / "r5",
+        bootstrap=0,
+        progress=False,
+        log=lambda m: None,
+    )
     t5, _ = tables.build(res5.out, "V")
     assert list(t5["method"]) == ["UnivFD"] and t5[["dalle3", "deepfloyd", "realvisxl4", "sd15"]].notna().all().all()
 
@@ -154,7 +186,9 @@ def test_clip_finetune_loss_is_clips_own_when_captions_differ():
     assert det._loss(model, tokens)(model, x, y2).item() == pytest.approx(ref.item(), rel=1e-5)
     classes = create("clip-finetune:arch=tiny-random,loss=classes")._loss(model, tokens)(model, x, y)
     all_txt = F.normalize(model.encode_text(tokens), dim=-1)
-    assert classes.item() == pytest.approx(F.cross_entropy(model.logit_scale.exp() * img @ all_txt.T, y).item(), rel=1e-5)
+    assert classes.item() == pytest.approx(
+        F.cross_entropy(model.logit_scale.exp() * img @ all_txt.T, y).item(), rel=1e-5
+    )
 
 
 def test_clip_finetune_loads_a_fine_tuned_clip_state_dict(progan, tmp_path):
@@ -166,8 +200,12 @@ def test_clip_finetune_loads_a_fine_tuned_clip_state_dict(progan, tmp_path):
     torch.manual_seed(5)
     with torch.no_grad():
         model.visual.proj.add_(0.05 * torch.randn_like(model.visual.proj))  # "fine-tuned"
-    torch.save({"epoch": 11, "model_state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, tmp_path / "ft.pt")
-    det = create(f"clip-finetune:arch=tiny-random,weights={tmp_path / 'ft.pt'},classes=progan+ldm", Runtime(progress=False))
+    torch.save(
+        {"epoch": 11, "model_state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, tmp_path / "ft.pt"
+    )
+    det = create(
+        f"clip-finetune:arch=tiny-random,weights={tmp_path / 'ft.pt'},classes=progan+ldm", Runtime(progress=False)
+    )
     assert det.training is Training.NONE
     scores, sources = det.fit(train_data(det, TrainingRoots(tmp_path), seed=0)).attribute(progan)
     from forensibench.features.backbones import encode_batches
@@ -191,7 +229,9 @@ def test_clip_finetune_loads_a_fine_tuned_clip_state_dict(progan, tmp_path):
 
 
 def test_clip_finetune_linear_head_variant(synth_root, progan, tmp_path):
-    det = create("clip-finetune:arch=tiny-random,epochs=1,batch_size=16,head=linear,head_epochs=3", Runtime(progress=False))
+    det = create(
+        "clip-finetune:arch=tiny-random,epochs=1,batch_size=16,head=linear,head_epochs=3", Runtime(progress=False)
+    )
     seed_everything(0)
     det.fit(train_data(det, TrainingRoots(synth_root), seed=0))
     assert det.source_classes() == ["real", "progan"]  # progan-train's generator, from its manifest

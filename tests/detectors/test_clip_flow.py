@@ -1,5 +1,6 @@
 """CLIP-Flow: Eq. 8 against normflows and an autograd Jacobian, the loss, bounded P-mode training,
 paper rows, shared feature passes, the seeded training crop."""
+
 import math
 
 import numpy as np
@@ -7,10 +8,10 @@ import pytest
 import torch
 
 from forensibench.api import registry
-from forensibench.features.runtime import Runtime
 from forensibench.api.detector import TrainData
-from forensibench.detectors.clip_flow import build_flow, clip_flow_loss, clip_flow_model, eq8_score, to_base, train_flow
 from forensibench.api.registry import RegistryError
+from forensibench.detectors.clip_flow import build_flow, clip_flow_loss, clip_flow_model, eq8_score, to_base, train_flow
+from forensibench.features.runtime import Runtime
 
 
 def random_flow(dim=5, depth=3, hidden=8, clamp=1.5, seed=0, spread=0.5):
@@ -101,7 +102,9 @@ def test_n_mode_raises_the_naturals_likelihood_and_is_seeded():
     def fit(seed):
         torch.manual_seed(seed)
         model = clip_flow_model(32, dr=16, depth=2, hidden=16)
-        losses = train_flow(model, [_features(128, 32, 1)], None, epochs=5, batch_size=32, lr=1e-2, margin=1.0, seed=seed)
+        losses = train_flow(
+            model, [_features(128, 32, 1)], None, epochs=5, batch_size=32, lr=1e-2, margin=1.0, seed=seed
+        )
         return model, losses
 
     model, losses = fit(0)
@@ -150,8 +153,8 @@ def test_invalid_specs_are_refused(spec, message):
 
 
 def test_modes_share_backbone_passes(synth_root):
-    from forensibench.run.runner import TrainingRoots
     from forensibench.data.suites import load_suite
+    from forensibench.run.runner import TrainingRoots
 
     rt = Runtime(progress=False)
     toy = "backbone=tiny-random,depth=2,hidden=16,epochs=1,batch_size=8"
@@ -183,7 +186,10 @@ def test_seeded_resized_crop_is_a_deterministic_window():
     top, left = op.window(image_rng(0, 12345, op.key))
     full = F.resize(torch.from_numpy(img).permute(2, 0, 1), [64, 64], antialias=True).permute(1, 2, 0).numpy()
     assert (a == full[top : top + 48, left : left + 48]).all()
-    windows = {SeededResizedCrop(64, 48, view=v).window(image_rng(0, 12345, SeededResizedCrop(64, 48, view=v).key)) for v in range(8)}
+    windows = {
+        SeededResizedCrop(64, 48, view=v).window(image_rng(0, 12345, SeededResizedCrop(64, 48, view=v).key))
+        for v in range(8)
+    }
     assert len(windows) > 1  # views are independent windows
 
 

@@ -1,15 +1,16 @@
 """CLIP-Flow through `forensibench run`: three modes, every proxy setting of Tables III-IV, a DR sweep,
 the validation threshold, `table` III/IV and `figure` 3/4, on a tiny synthetic tree."""
+
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from forensibench.report import figures
 from forensibench.api import registry
-from forensibench.metrics import best_threshold
 from forensibench.data.proxies import VALIDATION_PROXY
+from forensibench.metrics import best_threshold
+from forensibench.report import figures
 from forensibench.run.runner import TrainingRoots, run
 
 TOY = "backbone=tiny-random,depth=2,hidden=16,epochs=2,batch_size=8"
@@ -37,7 +38,20 @@ def cf_run(synth_root, tmp_path_factory):
     from forensibench.cli import main
 
     out = tmp_path_factory.mktemp("cf") / "run"
-    args = ["run", "--suite", "cnnspot19", "--data-root", str(synth_root), "--datasets", SETS, "--out", str(out), "--bootstrap", "0", "--quiet"]
+    args = [
+        "run",
+        "--suite",
+        "cnnspot19",
+        "--data-root",
+        str(synth_root),
+        "--datasets",
+        SETS,
+        "--out",
+        str(out),
+        "--bootstrap",
+        "0",
+        "--quiet",
+    ]
     for spec in SPECS:
         args += ["--detector", spec]
     res = CliRunner().invoke(main, args, catch_exceptions=False)
@@ -83,10 +97,25 @@ def test_figures_3_and_4(cf_run, invoke, tmp_path):
     png = cf_run / "figures" / "fig3.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = figures.histogram_data(cf_run)
-    modes = [json.loads((cf_run / "run.json").read_text())["detectors"][d]["describe"]["params"]["mode"] for d in data["detector"].cat.categories]
+    modes = [
+        json.loads((cf_run / "run.json").read_text())["detectors"][d]["describe"]["params"]["mode"]
+        for d in data["detector"].cat.categories
+    ]
     assert modes == ["P", "N+P", "N"]  # the Table I rows only, in the paper's order
     assert list(data["dataset"].cat.categories) == ["progan", "stargan", "guided", "ldm_200"]
-    res = invoke("figure", "--run", cf_run, "--fig", "3", "--datasets", "progan", "--detector", f"clip-flow:mode=P,{TOY}", "--out", tmp_path / "p.png")
+    res = invoke(
+        "figure",
+        "--run",
+        cf_run,
+        "--fig",
+        "3",
+        "--datasets",
+        "progan",
+        "--detector",
+        f"clip-flow:mode=P,{TOY}",
+        "--out",
+        tmp_path / "p.png",
+    )
     assert res.exit_code == 0 and (tmp_path / "p.png").is_file()
     res = invoke("figure", "--run", cf_run, "--fig", "3", "--datasets", "dalle")
     assert res.exit_code == 2 and "no scores for dalle" in res.output
@@ -97,6 +126,7 @@ def test_figures_3_and_4(cf_run, invoke, tmp_path):
     sweep = figures.dr_sweep(cf_run)
     default = sweep[sweep["group"] == sweep.loc[sweep["dr"].isna(), "group"].iloc[0]]
     assert default["dr"].tolist()[:2] == [32.0, 128.0] and np.isnan(default["dr"].iloc[2])
+
     # parameters recorded at fit = DR (in x dr + dr) + 2 coupling blocks (MLP ceil(C/2) -> 16 -> 2 floor(C/2))
     def by_hand(c, dr):
         mlp = (c + 1) // 2 * 16 + 16 + 16 * 2 * (c // 2) + 2 * (c // 2)
@@ -107,15 +137,23 @@ def test_figures_3_and_4(cf_run, invoke, tmp_path):
     spec = registry.canonical(f"clip-flow:dr=32,{TOY}")
     assert default["map"].iloc[0] == pytest.approx(m.loc[m["detector"] == spec, "ap"].mean())
     # Fig. 4 draws the sweep only, not the proxy and band variants that sit at the default DR alone
-    assert len(sweep) == len(SPECS) and figures.dr_sweep(cf_run, swept=True)["detector"].tolist() == default["detector"].tolist()
+    assert (
+        len(sweep) == len(SPECS)
+        and figures.dr_sweep(cf_run, swept=True)["detector"].tolist() == default["detector"].tolist()
+    )
 
 
 def test_threshold_is_the_validation_split_and_ignores_test_labels(synth_root, tmp_path, label_swapped_copy):
     spec = f"clip-flow:mode=P,{TOY}"
     # training and validation images from one place for both runs: pre-operations draw their
     # randomness per (seed, absolute path), so the same files must be used to get the same model
-    quiet = {"bootstrap": 0, "progress": False, "log": lambda m: None,
-             "natural_train": synth_root / "lsun/train", "natural_val": synth_root / "lsun/val"}
+    quiet = {
+        "bootstrap": 0,
+        "progress": False,
+        "log": lambda m: None,
+        "natural_train": synth_root / "lsun/train",
+        "natural_val": synth_root / "lsun/val",
+    }
     res = run("cnnspot19", synth_root, [spec], tmp_path / "a", datasets=["progan"], **quiet)
     thr = res.metrics["threshold"].iloc[0]
     # recompute: the saved detector's scores of held-out naturals vs their band-stopped copies

@@ -1,5 +1,6 @@
 """Supervised reference detectors: their authors' checkpoint formats, their scores against
 independent computations (torchvision, scikit-image, diffusers, numpy), and details of each."""
+
 import json
 import shutil
 
@@ -10,12 +11,12 @@ import torchvision
 from PIL import Image
 from torchvision import transforms as T
 
-from forensibench.core.errors import DetectorError
-from forensibench.features.runtime import Runtime
 from forensibench.api.detector import TrainData, Training
-from forensibench.data.images import ImageSet
 from forensibench.api.registry import create
+from forensibench.core.errors import DetectorError
+from forensibench.data.images import ImageSet
 from forensibench.data.suites import load_suite
+from forensibench.features.runtime import Runtime
 
 IMAGENET = T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
@@ -56,7 +57,11 @@ def cnndetection_checkpoint(folder):
     """A file in CNNDetection's checkpoint format, random tensors; returns (path, state dict)."""
     state = _fresh_state(lambda: torchvision.models.resnet50(num_classes=1), 0)
     state["fc.weight"] = torch.randn(1, 2048) * 0.01
-    ckpt = {"model": state, "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4, "betas": (0.9, 0.999), "params": [0]}]}, "total_steps": 1234}
+    ckpt = {
+        "model": state,
+        "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4, "betas": (0.9, 0.999), "params": [0]}]},
+        "total_steps": 1234,
+    }
     path = folder / "blur_jpg_prob0.5.pth"
     torch.save(ckpt, path)
     return path, state
@@ -95,7 +100,16 @@ def patchforensics_checkpoint(folder):
     """A file in patch-forensics' checkpoint format (resnet50_layer1), random tensors."""
     state = _resnet50_layer1_state(1)
     path = folder / "bestval_net_D.pth"
-    torch.save({"state_dict": state, "optimizer": {"state": {}, "param_groups": []}, "epoch": 12, "best_val_metric": 0.9, "best_val_ep": 10}, path)
+    torch.save(
+        {
+            "state_dict": state,
+            "optimizer": {"state": {}, "param_groups": []},
+            "epoch": 12,
+            "best_val_metric": 0.9,
+            "best_val_ep": 10,
+        },
+        path,
+    )
     return path, state
 
 
@@ -106,7 +120,14 @@ def test_patchforensics_resnet_checkpoint_and_mean_patch_probability(images, tmp
     r = torchvision.models.resnet50()
     r.load_state_dict({**r.state_dict(), **{k: v for k, v in state.items() if not k.startswith("convout")}})
     r.eval()
-    tf = T.Compose([T.Resize(32, interpolation=T.InterpolationMode.LANCZOS), T.CenterCrop(32), T.ToTensor(), T.Normalize([0.5] * 3, [0.5] * 3)])
+    tf = T.Compose(
+        [
+            T.Resize(32, interpolation=T.InterpolationMode.LANCZOS),
+            T.CenterCrop(32),
+            T.ToTensor(),
+            T.Normalize([0.5] * 3, [0.5] * 3),
+        ]
+    )
     x = torch.stack([tf(_pil(p)) for p in images.paths])
     with torch.no_grad():
         feat = r.layer1(r.maxpool(r.relu(r.bn1(r.conv1(x)))))
@@ -122,8 +143,15 @@ def _xception_block2_layout():
     shapes = {"conv1.weight": (32, 3, 3, 3), "conv2.weight": (64, 32, 3, 3)}
 
     def bn(prefix, c):
-        shapes.update({f"{prefix}.weight": (c,), f"{prefix}.bias": (c,), f"{prefix}.running_mean": (c,),
-                       f"{prefix}.running_var": (c,), f"{prefix}.num_batches_tracked": ()})
+        shapes.update(
+            {
+                f"{prefix}.weight": (c,),
+                f"{prefix}.bias": (c,),
+                f"{prefix}.running_mean": (c,),
+                f"{prefix}.running_var": (c,),
+                f"{prefix}.num_batches_tracked": (),
+            }
+        )
 
     def sep(prefix, cin, cout):
         shapes.update({f"{prefix}.conv1.weight": (cin, 1, 3, 3), f"{prefix}.pointwise.weight": (cout, cin, 1, 1)})
@@ -282,7 +310,9 @@ def test_dire_precomputed_mirror_and_missing_files(synth_root, images, tmp_path)
     ref.eval()
     for extra in ("", f",image_root={synth_root}"):
         fresh = ImageSet(images.paths, images.labels)  # its own failure record
-        det = _detector(f"dire:recon=precomputed,dire_root={dire_root},weights={ckpt},arch=resnet18,resize=0,crop=32{extra}")
+        det = _detector(
+            f"dire:recon=precomputed,dire_root={dire_root},weights={ckpt},arch=resnet18,resize=0,crop=32{extra}"
+        )
         got = det.score(fresh)
         tf = T.Compose([T.CenterCrop(32), T.ToTensor(), IMAGENET])
         mirrored = [dire_root / p.split(str(synth_root) + "/")[1] for p in fresh.paths[:3]]
@@ -295,17 +325,26 @@ def test_dire_precomputed_mirror_and_missing_files(synth_root, images, tmp_path)
 
 
 def test_dire_ddim_reconstructor_writes_and_reuses_its_cache(images, tmp_path):
-    det = create("dire:recon=ddim,model=tiny-random,steps=2,image_size=32,cache_dir=" + str(tmp_path / "c"), Runtime(progress=False))
+    det = create(
+        "dire:recon=ddim,model=tiny-random,steps=2,image_size=32,cache_dir=" + str(tmp_path / "c"),
+        Runtime(progress=False),
+    )
     dire = det.dire_images(images)
     files = [tmp_path / "c" / p for p in dire.paths]
     assert all(f.is_file() for f in files)
     arr = np.asarray(Image.open(dire.paths[0]))
     assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8 and arr.max() > 0
     mtimes = [f.stat().st_mtime_ns for f in files]
-    again = create("dire:recon=ddim,model=tiny-random,steps=2,image_size=32,cache_dir=" + str(tmp_path / "c"), Runtime(progress=False))
+    again = create(
+        "dire:recon=ddim,model=tiny-random,steps=2,image_size=32,cache_dir=" + str(tmp_path / "c"),
+        Runtime(progress=False),
+    )
     assert again.dire_images(images).paths == dire.paths
     assert [f.stat().st_mtime_ns for f in files] == mtimes  # reused, not recomputed
-    other = create("dire:recon=ddim,model=tiny-random,steps=3,image_size=32,cache_dir=" + str(tmp_path / "c"), Runtime(progress=False))
+    other = create(
+        "dire:recon=ddim,model=tiny-random,steps=3,image_size=32,cache_dir=" + str(tmp_path / "c"),
+        Runtime(progress=False),
+    )
     assert other.dire_images(images).paths[0] != dire.paths[0]  # another reconstructor, another key
     assert "random init" in json.dumps(det.describe()["provenance"])
 
@@ -313,7 +352,9 @@ def test_dire_ddim_reconstructor_writes_and_reuses_its_cache(images, tmp_path):
 def test_cnnspot_clip_backbone_is_fine_tuned(synth_root):
     from forensibench.run.cells import TrainingRoots, seed_everything, train_data
 
-    det = create("cnnspot:backbone=tiny-random,resize=224,epochs=1,val_fraction=0,batch_size=16", Runtime(progress=False))
+    det = create(
+        "cnnspot:backbone=tiny-random,resize=224,epochs=1,val_fraction=0,batch_size=16", Runtime(progress=False)
+    )
     train = train_data(det, TrainingRoots(synth_root), 0)
     train.labelled = train.labelled.subset(np.r_[0:8, -8:0])
     seed_everything(0)
@@ -323,7 +364,10 @@ def test_cnnspot_clip_backbone_is_fine_tuned(synth_root):
     changed = [k for k, v in before.state_dict().items() if k.startswith("backbone.") and not torch.equal(v, after[k])]
     assert len(changed) > 10  # the image tower itself was trained, not only the head
     assert "random init" in det.describe()["provenance"]["weights"]
-    assert [(r.table, r.variant) for r in det.paper_rows()] == [("I", "ViT:CLIP (B+J 0.5)"), ("II", "ViT:CLIP (B+J 0.5)")]
+    assert [(r.table, r.variant) for r in det.paper_rows()] == [
+        ("I", "ViT:CLIP (B+J 0.5)"),
+        ("II", "ViT:CLIP (B+J 0.5)"),
+    ]
     assert det.transform().mean[0] == pytest.approx(0.48145466)  # CLIP normalisation
     with pytest.raises(Exception, match="224"):
         create("cnnspot:backbone=clip-vit,crop=32")
@@ -382,8 +426,20 @@ def supervised_run(synth_root, tmp_path_factory):
         f"dire:recon=precomputed,dire_root={dire_root},weights={dire_checkpoint(ck)},arch=resnet18,resize=0,crop=32",
     ]
     out = tmp_path_factory.mktemp("sup") / "run"
-    args = ["run", "--suite", "cnnspot19", "--data-root", str(synth_root), "--datasets", "progan,ldm_200", "--out", str(out),
-            "--bootstrap", "20", "--quiet"]
+    args = [
+        "run",
+        "--suite",
+        "cnnspot19",
+        "--data-root",
+        str(synth_root),
+        "--datasets",
+        "progan,ldm_200",
+        "--out",
+        str(out),
+        "--bootstrap",
+        "20",
+        "--quiet",
+    ]
     for spec in specs:
         args += ["--detector", spec]
     res = CliRunner().invoke(main, args, catch_exceptions=False)
@@ -397,18 +453,28 @@ def test_tables_fill_the_supervised_rows(supervised_run, invoke):
     import pandas as pd
 
     from forensibench.api import registry
-
     from forensibench.report import tables
+
     out, specs = supervised_run
     csv = pd.read_csv(io.StringIO(invoke("table", "--run", out, "--table", "I", "--format", "csv").output))
     assert list(zip(csv["method"], csv["variant"])) == [
-        ("CNNSpot", "Blur+JPEG (0.5)"), ("PatchForensics", "ResNet50-Layer1"), ("Co-Occur", "-"), ("FreqSpec", "CycleGAN"), ("DIRE", "-")]
+        ("CNNSpot", "Blur+JPEG (0.5)"),
+        ("PatchForensics", "ResNet50-Layer1"),
+        ("Co-Occur", "-"),
+        ("FreqSpec", "CycleGAN"),
+        ("DIRE", "-"),
+    ]
     assert csv[["progan", "ldm_200"]].notna().all().all()
     assert "DIRE" in invoke("table", "--run", out, "--table", "I").output
     df, _ = tables.build(out, "II")
     assert list(zip(df["method"], df["variant"])) == [
-        ("CNNSpot", "Blur+JPEG (0.5)"), ("CNNSpot", "Oracle (B+J 0.5)"), ("PatchForensics", "ResNet50-Layer1"),
-        ("Co-Occur", "-"), ("FreqSpec", "CycleGAN"), ("DIRE", "-")]
+        ("CNNSpot", "Blur+JPEG (0.5)"),
+        ("CNNSpot", "Oracle (B+J 0.5)"),
+        ("PatchForensics", "ResNet50-Layer1"),
+        ("Co-Occur", "-"),
+        ("FreqSpec", "CycleGAN"),
+        ("DIRE", "-"),
+    ]
     m = pd.read_csv(out / "metrics.csv").set_index(["detector", "dataset"])
     spec = registry.canonical(specs[0])
     for k in ("progan", "ldm_200"):

@@ -1,4 +1,5 @@
 """Bad input: a clear error or a recorded per-file failure, and nothing already computed is lost."""
+
 import errno
 import json
 import os
@@ -11,10 +12,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from forensibench.run import rundir
 from forensibench.core.errors import DetectorError
+from forensibench.data.synth import ARTIFACTS, generated_image, natural_image
+from forensibench.run import rundir
 from forensibench.run.runner import run
-from forensibench.data.synth import generated_image, natural_image, ARTIFACTS
 
 FREQSPEC = "freqspec:arch=resnet18,pretrained=false,crop=64,epochs=1"
 
@@ -61,7 +62,7 @@ def make_bad_tree(root):
     (real / "truncated.jpg").write_bytes((real / "truncated.jpg").read_bytes()[:200])
     Image.fromarray(nat).save(real / "png_named.jpg", format="PNG")
     Image.fromarray(nat).convert("CMYK").save(real / "cmyk.jpg")
-    Image.fromarray((nat[..., 0].astype(np.uint16) * 257)).save(real / "sixteen.png")
+    Image.fromarray(nat[..., 0].astype(np.uint16) * 257).save(real / "sixteen.png")
     Image.fromarray(nat).convert("L").save(real / "gray.png")
     Image.fromarray(nat).convert("RGBA").save(real / "rgba.png")
     Image.fromarray(nat[:1, :1]).save(real / "one.png")
@@ -71,7 +72,9 @@ def make_bad_tree(root):
     os.symlink("..", real / "up")  # a directory loop: not followed
     Image.fromarray(nat).save(os.fsdecode(os.fsencode(str(real)) + b"/caf\xe9-latin1.png"))  # non-UTF-8 name
     for i in range(6):
-        Image.fromarray(generated_image(np.random.default_rng(i), 64, ARTIFACTS["progan"], "progan")).save(fake / f"{i}.png")
+        Image.fromarray(generated_image(np.random.default_rng(i), 64, ARTIFACTS["progan"], "progan")).save(
+            fake / f"{i}.png"
+        )
     (root / "bad.yaml").write_text(MANIFEST)
 
 
@@ -79,8 +82,16 @@ def make_bad_tree(root):
 def bad_run(tmp_path_factory, synth_root):
     root = tmp_path_factory.mktemp("bad")
     make_bad_tree(root)
-    res = run(str(root / "bad.yaml"), root, [FREQSPEC], root / "run", labelled_train=synth_root / "train/progan",
-              bootstrap=0, progress=False, log=lambda m: None)
+    res = run(
+        str(root / "bad.yaml"),
+        root,
+        [FREQSPEC],
+        root / "run",
+        labelled_train=synth_root / "train/progan",
+        bootstrap=0,
+        progress=False,
+        log=lambda m: None,
+    )
     return root, res
 
 
@@ -110,8 +121,22 @@ def test_every_bad_file_is_recorded_and_the_rest_scored(bad_run):
 
 def test_cli_exit_status_on_bad_tree(bad_run, synth_root, invoke):
     root, _ = bad_run
-    res = invoke("run", "--suite", root / "bad.yaml", "--data-root", root, "--detector", FREQSPEC, "--out", root / "run",
-                 "--labelled-train", synth_root / "train/progan", "--bootstrap", "0", "--quiet")
+    res = invoke(
+        "run",
+        "--suite",
+        root / "bad.yaml",
+        "--data-root",
+        root,
+        "--detector",
+        FREQSPEC,
+        "--out",
+        root / "run",
+        "--labelled-train",
+        synth_root / "train/progan",
+        "--bootstrap",
+        "0",
+        "--quiet",
+    )
     assert res.exit_code == 0, res.output  # per-file failures are recorded; the run itself succeeded
     assert "failed images" in res.output
 
@@ -122,7 +147,7 @@ def test_a_second_run_into_the_same_directory_is_refused(bad_run):
         f"""
         import time
         from forensibench.run.rundir import RunDir
-        rd = RunDir({str(root / 'run')!r}); rd.lock(); print('locked', flush=True); time.sleep(30)
+        rd = RunDir({str(root / "run")!r}); rd.lock(); print('locked', flush=True); time.sleep(30)
         """
     )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -162,9 +187,29 @@ def test_corrupt_checkpoint_is_one_clear_error(tmp_path):
 
 def test_no_set_with_images_is_a_clear_error(tmp_path, invoke):
     (tmp_path / "bad.yaml").write_text(MANIFEST)
-    res = invoke("run", "--suite", tmp_path / "bad.yaml", "--data-root", tmp_path, "--detector", FREQSPEC, "--out", tmp_path / "r")
+    res = invoke(
+        "run",
+        "--suite",
+        tmp_path / "bad.yaml",
+        "--data-root",
+        tmp_path,
+        "--detector",
+        FREQSPEC,
+        "--out",
+        tmp_path / "r",
+    )
     assert res.exit_code == 2 and "no set of suite 'bad' has images" in res.output
-    res = invoke("run", "--suite", "cnnspot19", "--data-root", tmp_path / "nowhere", "--detector", FREQSPEC, "--out", tmp_path / "r")
+    res = invoke(
+        "run",
+        "--suite",
+        "cnnspot19",
+        "--data-root",
+        tmp_path / "nowhere",
+        "--detector",
+        FREQSPEC,
+        "--out",
+        tmp_path / "r",
+    )
     assert res.exit_code == 2 and "does not exist" in res.output
 
 

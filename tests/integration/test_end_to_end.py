@@ -1,4 +1,5 @@
 """`forensibench run` -> `table` on a synthetic tree, resume, failures, thresholds, errors."""
+
 import hashlib
 import json
 import shutil
@@ -11,13 +12,13 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from forensibench.api import registry
-from forensibench.report import tables
 from forensibench.api.detector import Detector, PaperRow, Training
 from forensibench.data.images import iter_batches
-from forensibench.metrics import best_threshold
 from forensibench.data.proxies import VALIDATION_PROXY
-from forensibench.run.runner import run
 from forensibench.data.transforms import TransformSpec
+from forensibench.metrics import best_threshold
+from forensibench.report import tables
+from forensibench.run.runner import run
 
 FREQSPEC = "freqspec:arch=resnet18,pretrained=false,crop=64,epochs=1"
 
@@ -29,7 +30,20 @@ def cli_run(synth_root, tmp_path_factory):
     from forensibench.cli import main
 
     out = tmp_path_factory.mktemp("run") / "r"
-    args = ["run", "--suite", "cnnspot19", "--data-root", str(synth_root), "--detector", FREQSPEC, "--out", str(out), "--bootstrap", "50", "--quiet"]
+    args = [
+        "run",
+        "--suite",
+        "cnnspot19",
+        "--data-root",
+        str(synth_root),
+        "--detector",
+        FREQSPEC,
+        "--out",
+        str(out),
+        "--bootstrap",
+        "50",
+        "--quiet",
+    ]
     res = CliRunner().invoke(main, args, catch_exceptions=False)
     return out, res, args
 
@@ -43,9 +57,31 @@ def test_run_writes_scores_metrics_and_run_json(cli_run, synth_root):
     assert set(scores["detector"]) == {registry.canonical(FREQSPEC)}
     assert scores["path"].iloc[0].startswith("test/progan/")
     m = pd.read_csv(out / "metrics.csv")
-    expected_cols = ["detector", "dataset", "n_real", "n_fake", "n_failed", "ap", "auroc", "acc", "real_acc", "fake_acc",
-                     "threshold", "threshold_source", "oracle_acc", "ap_lo", "ap_hi", "acc_lo", "acc_hi",
-                     "tpr_at_1fpr", "tpr_at_5fpr", "fpr_at_95tpr", "ece", "brier", "calibration"]
+    expected_cols = [
+        "detector",
+        "dataset",
+        "n_real",
+        "n_fake",
+        "n_failed",
+        "ap",
+        "auroc",
+        "acc",
+        "real_acc",
+        "fake_acc",
+        "threshold",
+        "threshold_source",
+        "oracle_acc",
+        "ap_lo",
+        "ap_hi",
+        "acc_lo",
+        "acc_hi",
+        "tpr_at_1fpr",
+        "tpr_at_5fpr",
+        "fpr_at_95tpr",
+        "ece",
+        "brier",
+        "calibration",
+    ]
     assert list(m.columns) == expected_cols
     # AP recomputed independently from scores.parquet
     for ds, g in scores.groupby("dataset"):
@@ -59,7 +95,9 @@ def test_run_writes_scores_metrics_and_run_json(cli_run, synth_root):
     det = info["detectors"][registry.canonical(FREQSPEC)]
     assert det["describe"]["params"]["epochs"] == 1 and "random init" in json.dumps(det["describe"]["provenance"])
     assert "fit" in det["cost"] and "score:progan" in det["cost"] and det["cost"]["fit"]["images"] == 2 * 24
-    assert det["weights"] == ["random init (pretrained=false)"] and [Path(f["path"]).name for f in det["fitted_state"]] == ["detector.json", "state.pt"]
+    assert det["weights"] == ["random init (pretrained=false)"] and [
+        Path(f["path"]).name for f in det["fitted_state"]
+    ] == ["detector.json", "state.pt"]
     state = next(f for f in det["fitted_state"] if f["path"].endswith("state.pt"))
     assert state["sha256"] == hashlib.sha256(Path(state["path"]).read_bytes()).hexdigest()
     assert info["sets"]["progan"]["used_real"] == 4 and "torch" in info["versions"]
@@ -86,14 +124,39 @@ def test_rerun_skips_finished_cells_with_identical_metrics(cli_run, invoke):
 
 def test_changed_configuration_is_refused(cli_run, synth_root, invoke):
     out, _, _ = cli_run
-    res = invoke("run", "--suite", "cnnspot19", "--data-root", synth_root, "--detector", FREQSPEC, "--out", out, "--seed", "3", "--quiet")
+    res = invoke(
+        "run",
+        "--suite",
+        "cnnspot19",
+        "--data-root",
+        synth_root,
+        "--detector",
+        FREQSPEC,
+        "--out",
+        out,
+        "--seed",
+        "3",
+        "--quiet",
+    )
     assert res.exit_code == 2 and "different configuration" in res.output
 
 
 def test_unknown_detector_and_key_exit_2(synth_root, tmp_path, invoke):
-    res = invoke("run", "--suite", "cnnspot19", "--data-root", synth_root, "--detector", "freqspek", "--out", tmp_path / "x")
+    res = invoke(
+        "run", "--suite", "cnnspot19", "--data-root", synth_root, "--detector", "freqspek", "--out", tmp_path / "x"
+    )
     assert res.exit_code == 2 and "Did you mean 'freqspec'" in res.output
-    res = invoke("run", "--suite", "cnnspot19", "--data-root", synth_root, "--detector", "freqspec:epoch=2", "--out", tmp_path / "x")
+    res = invoke(
+        "run",
+        "--suite",
+        "cnnspot19",
+        "--data-root",
+        synth_root,
+        "--detector",
+        "freqspec:epoch=2",
+        "--out",
+        tmp_path / "x",
+    )
     assert res.exit_code == 2 and "epochs=20" in res.output
     res = invoke("run", "--suite", "nope", "--data-root", synth_root, "--detector", "freqspec", "--out", tmp_path / "x")
     assert res.exit_code == 2 and "unknown suite" in res.output
@@ -106,7 +169,16 @@ def test_undecodable_images_are_recorded_not_fatal(synth_root, tmp_path):
     bad = root / "test/progan/airplane/0_real/00000.png"
     bad.write_bytes(b"")
     (root / "test/progan/bicycle/1_fake/00001.png").write_bytes(b"GIF89a not really")
-    res = run("cnnspot19", root, [FREQSPEC], tmp_path / "r", datasets=["progan", "dalle"], bootstrap=0, progress=False, log=lambda m: None)
+    res = run(
+        "cnnspot19",
+        root,
+        [FREQSPEC],
+        tmp_path / "r",
+        datasets=["progan", "dalle"],
+        bootstrap=0,
+        progress=False,
+        log=lambda m: None,
+    )
     s = res.scores
     failed = s[s["error"].notna()]
     assert set(failed["path"]) == {"test/progan/airplane/0_real/00000.png", "test/progan/bicycle/1_fake/00001.png"}
@@ -161,7 +233,16 @@ def one_class():
 
 def test_validation_threshold_never_sees_test_labels(one_class, synth_root, tmp_path, label_swapped_copy):
     _MeanColour.seen_labels.clear()
-    res = run("cnnspot19", synth_root, ["test-mean-colour"], tmp_path / "a", datasets=["progan", "stargan"], bootstrap=0, progress=False, log=lambda m: None)
+    res = run(
+        "cnnspot19",
+        synth_root,
+        ["test-mean-colour"],
+        tmp_path / "a",
+        datasets=["progan", "stargan"],
+        bootstrap=0,
+        progress=False,
+        log=lambda m: None,
+    )
     assert all(s == {-1} for s in _MeanColour.seen_labels)  # score() never gets labels
     fit = json.loads(next((tmp_path / "a" / "cells").glob("*/fit.json")).read_text())
     # the threshold is the best split of held-out naturals vs their band-stopped proxies
@@ -177,7 +258,16 @@ def test_validation_threshold_never_sees_test_labels(one_class, synth_root, tmp_
     assert fit["threshold_source"].startswith("validation")
     # permuting the test labels (swapping the class folders of a copy) leaves the threshold unchanged
     root = label_swapped_copy(synth_root)
-    res2 = run("cnnspot19", root, ["test-mean-colour"], tmp_path / "b", datasets=["progan"], bootstrap=0, progress=False, log=lambda m: None)
+    res2 = run(
+        "cnnspot19",
+        root,
+        ["test-mean-colour"],
+        tmp_path / "b",
+        datasets=["progan"],
+        bootstrap=0,
+        progress=False,
+        log=lambda m: None,
+    )
     assert res2.metrics["threshold"].iloc[0] == pytest.approx(res.metrics["threshold"].iloc[0])
     a = res.metrics.set_index("dataset").loc["progan"]
     b = res2.metrics.set_index("dataset").loc["progan"]
@@ -186,13 +276,24 @@ def test_validation_threshold_never_sees_test_labels(one_class, synth_root, tmp_
 
 def test_paper_row_mapping_and_compare_reported(one_class, synth_root, tmp_path):
     out = tmp_path / "r"
-    run("cnnspot19", synth_root, ["test-mean-colour", FREQSPEC], out, datasets=["progan", "cyclegan"], bootstrap=0, progress=False, log=lambda m: None)
+    run(
+        "cnnspot19",
+        synth_root,
+        ["test-mean-colour", FREQSPEC],
+        out,
+        datasets=["progan", "cyclegan"],
+        bootstrap=0,
+        progress=False,
+        log=lambda m: None,
+    )
     df, notes = tables.build(out, "I", compare=True)
     ours = df[df["method"] == "Ours"].iloc[0]
     assert ours["variant"] == "P"
     paper = tables.reported("I").set_index(["method", "variant"]).loc[("Ours", "P")]
     assert ours["progan Δ"] == pytest.approx(ours["progan"] - paper["progan"])
-    assert ours["mean Δ"] == pytest.approx(np.mean([ours["progan"], ours["cyclegan"]]) - np.mean([paper["progan"], paper["cyclegan"]]))
+    assert ours["mean Δ"] == pytest.approx(
+        np.mean([ours["progan"], ours["cyclegan"]]) - np.mean([paper["progan"], paper["cyclegan"]])
+    )
     assert df.iloc[-1]["method"] == "not in the paper"
     assert any("absent from the run" in n for n in notes)
     # Table III has no row for either detector: nothing to show but the header

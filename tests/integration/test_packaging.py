@@ -1,4 +1,5 @@
 """One import root; datasets/ and results/ are data, never packages."""
+
 import importlib.util
 import subprocess
 import sys
@@ -22,7 +23,13 @@ def test_import_datasets_stays_hugging_face(tmp_path):
     (site / "datasets").mkdir(parents=True)
     (site / "datasets" / "__init__.py").write_text("HF = True\n")
     code = "import datasets; print(datasets.HF)"
-    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, env={"PYTHONPATH": str(site), "PATH": ""})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(site), "PATH": ""},
+    )
     assert out.stdout.strip() == "True", out.stderr
 
 
@@ -31,8 +38,15 @@ def test_datasets_and_results_are_not_packages():
         assert not (PROJECT_ROOT / name / "__init__.py").exists()
     # outside the repository (as an installed user sees it), neither name resolves to our folders
     out = subprocess.run(
-        [sys.executable, "-c", "import importlib.util as u; print([getattr(u.find_spec(n), 'origin', None) for n in ('datasets', 'results')])"],
-        cwd="/", capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import importlib.util as u; print([getattr(u.find_spec(n), 'origin', None) for n in ('datasets', "
+            "'results')])",
+        ],
+        cwd="/",
+        capture_output=True,
+        text=True,
     )
     assert str(PROJECT_ROOT) not in out.stdout
 
@@ -48,17 +62,23 @@ def test_console_script_and_version():
 
 def test_non_editable_install_finds_its_data_files(tmp_path):
     """A wheel install (no source checkout) reads manifests and reported tables from <prefix>/share."""
-    import venv
-
     import shutil
+    import venv
 
     # build from a copy: setuptools writes forensibench.egg-info into the source folder, which would
     # shadow the editable install's entry points for the rest of the session
     src = tmp_path / "src"
-    shutil.copytree(PROJECT_ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", ".ci-venv", "*.egg-info", "__pycache__", "build"))
+    shutil.copytree(
+        PROJECT_ROOT,
+        src,
+        ignore=shutil.ignore_patterns(".git", ".venv", ".ci-venv", "*.egg-info", "__pycache__", "build"),
+    )
     wheels = tmp_path / "wheels"
-    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(src)],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(src)],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
@@ -68,10 +88,27 @@ def test_non_editable_install_finds_its_data_files(tmp_path):
     (site / "_deps.pth").write_text("\n".join(deps) + "\n")
     py = env_dir / "bin" / "python"
     # --ignore-installed: without it pip would uninstall the editable install of the test environment
-    res = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", "--prefix", str(env_dir), str(next(wheels.glob("*.whl")))],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--ignore-installed",
+            "--prefix",
+            str(env_dir),
+            str(next(wheels.glob("*.whl"))),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
-    code = "import forensibench.core.paths as p, forensibench.data.suites as s, forensibench.report.tables as t; print(p.project_dir('datasets')); print(len(s.load_suite('cnnspot19').sets), len(t.reported('I')))"
+    code = (
+        "import forensibench.core.paths as p, forensibench.data.suites as s, forensibench.report.tables as t; "
+        "print(p.project_dir('datasets')); print(len(s.load_suite('cnnspot19').sets), len(t.reported('I')))"
+    )
     out = subprocess.run([str(py), "-c", code], cwd=tmp_path, capture_output=True, text=True, env={"PATH": ""})
     assert out.returncode == 0, out.stderr
     lines = out.stdout.split()

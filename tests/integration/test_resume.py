@@ -2,6 +2,7 @@
 
 Also: the Ray executor on a local Ray instance gives the metrics of the local executor.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,14 +18,31 @@ import pytest
 from forensibench.api.registry import canonical
 from forensibench.run.runner import run
 
-DETECTORS = ["univfd:arch=tiny-random,epochs=3,views=2,load_size=0", "onlyreal:arch=tiny-random,epochs=3,views=1,load_size=0"]
+DETECTORS = [
+    "univfd:arch=tiny-random,epochs=3,views=2,load_size=0",
+    "onlyreal:arch=tiny-random,epochs=3,views=1,load_size=0",
+]
 DATASETS = ["progan", "stargan", "dalle", "ldm_200"]
 BOOTSTRAP = 50
 
 
 def _args(synth_root, out):
-    args = ["run", "--suite", "cnnspot19", "--data-root", str(synth_root), "--out", str(out), "--datasets", ",".join(DATASETS),
-            "--bootstrap", str(BOOTSTRAP), "--workers", "0", "--quiet"]
+    args = [
+        "run",
+        "--suite",
+        "cnnspot19",
+        "--data-root",
+        str(synth_root),
+        "--out",
+        str(out),
+        "--datasets",
+        ",".join(DATASETS),
+        "--bootstrap",
+        str(BOOTSTRAP),
+        "--workers",
+        "0",
+        "--quiet",
+    ]
     for d in DETECTORS:
         args += ["--detector", d]
     return args
@@ -38,8 +56,17 @@ def _metrics(out) -> pd.DataFrame:
 def uninterrupted(synth_root, tmp_path_factory):
     """The reference: the same grid, never interrupted, with a feature cache of its own."""
     out = tmp_path_factory.mktemp("ref") / "run"
-    run("cnnspot19", synth_root, DETECTORS, out, datasets=DATASETS, bootstrap=BOOTSTRAP, progress=False, log=lambda m: None,
-        cache_dir=out.parent / "cache")
+    run(
+        "cnnspot19",
+        synth_root,
+        DETECTORS,
+        out,
+        datasets=DATASETS,
+        bootstrap=BOOTSTRAP,
+        progress=False,
+        log=lambda m: None,
+        cache_dir=out.parent / "cache",
+    )
     return _metrics(out)
 
 
@@ -48,8 +75,13 @@ def uninterrupted(synth_root, tmp_path_factory):
 def test_kill_and_resume_gives_the_uninterrupted_metrics(sig, synth_root, tmp_path, uninterrupted, invoke, monkeypatch):
     out, cache = tmp_path / "run", tmp_path / "cache"
     env = {**os.environ, "FORENSIBENCH_CACHE_DIR": str(cache)}
-    proc = subprocess.Popen([sys.executable, "-m", "forensibench.cli", *_args(synth_root, out)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "forensibench.cli", *_args(synth_root, out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # kill it once the first cell is committed: the grid is then partly done
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None and not list((out / "cells").glob("*/*.parquet")):
@@ -85,8 +117,18 @@ def local_ray():
 @pytest.mark.slow
 def test_ray_executor_gives_the_local_metrics(local_ray, synth_root, tmp_path, uninterrupted, monkeypatch):
     out = tmp_path / "ray"
-    res = run("cnnspot19", synth_root, DETECTORS, out, datasets=DATASETS, bootstrap=BOOTSTRAP, progress=False, log=lambda m: None,
-              cache_dir=tmp_path / "cache", executor="ray")
+    res = run(
+        "cnnspot19",
+        synth_root,
+        DETECTORS,
+        out,
+        datasets=DATASETS,
+        bootstrap=BOOTSTRAP,
+        progress=False,
+        log=lambda m: None,
+        cache_dir=tmp_path / "cache",
+        executor="ray",
+    )
     assert res.ok and res.info["executor"] == "ray"
     pd.testing.assert_frame_equal(_metrics(out), uninterrupted, check_exact=True)
     # the same run-directory layout as a local run: a fit record and a cost per cell, a saved model
@@ -100,8 +142,18 @@ def test_ray_executor_gives_the_local_metrics(local_ray, synth_root, tmp_path, u
 
     monkeypatch.setattr(UnivFD, "supports_save", False)  # in this process only: the job says "one task"
     out2 = tmp_path / "ray-one-task"
-    res2 = run("cnnspot19", synth_root, DETECTORS[:1], out2, datasets=DATASETS, bootstrap=BOOTSTRAP, progress=False, log=lambda m: None,
-               cache_dir=tmp_path / "cache", executor="ray")
+    res2 = run(
+        "cnnspot19",
+        synth_root,
+        DETECTORS[:1],
+        out2,
+        datasets=DATASETS,
+        bootstrap=BOOTSTRAP,
+        progress=False,
+        log=lambda m: None,
+        cache_dir=tmp_path / "cache",
+        executor="ray",
+    )
     assert res2.ok
     first = uninterrupted[uninterrupted["detector"] == canonical(DETECTORS[0])].reset_index(drop=True)
     pd.testing.assert_frame_equal(_metrics(out2), first, check_exact=True)

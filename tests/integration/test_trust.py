@@ -1,4 +1,5 @@
 """What a run records for a reviewer: cost per stage, weights and data provenance, new metrics in tables."""
+
 import hashlib
 import json
 import os
@@ -11,14 +12,14 @@ import pandas as pd
 import pytest
 
 from forensibench.api import registry
+from forensibench.api.detector import Detector, Training
+from forensibench.data.transforms import clip_flow_test
+from forensibench.features.backbones import BackboneSpec
+from forensibench.features.weights import weight_record
 from forensibench.report import tables
 from forensibench.run.cost import cost_table
-from forensibench.api.detector import Detector, Training
-from forensibench.features.backbones import BackboneSpec
 from forensibench.run.provenance import weights_loaded
 from forensibench.run.runner import run
-from forensibench.data.transforms import clip_flow_test
-from forensibench.features.weights import weight_record
 
 MIB = 2**20
 
@@ -46,7 +47,9 @@ def _measure_in_fresh_process(mib: int, high_water: bool) -> dict:
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", _MEASURE_FRESH.format(mib=mib, high_water=high_water)], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE_FRESH.format(mib=mib, high_water=high_water)], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -69,7 +72,12 @@ def test_weights_loaded_collects_every_weight_record(tmp_path):
     f.write_bytes(b"weights")
     rec = weight_record(f)
     assert rec["sha256"] == hashlib.sha256(b"weights").hexdigest()
-    prov = {"backbone": "ViT-L-14", "weights": rec, "head": {"weights": "random init (pretrained=false)"}, "again": [rec]}
+    prov = {
+        "backbone": "ViT-L-14",
+        "weights": rec,
+        "head": {"weights": "random init (pretrained=false)"},
+        "again": [rec],
+    }
     # one entry per file, with the context it was loaded in; the same record twice is listed once
     assert weights_loaded(prov) == [{"backbone": "ViT-L-14", **rec}, "random init (pretrained=false)"]
     assert weights_loaded({}) == []
@@ -93,7 +101,9 @@ class _ClipProb(Detector):
         return clip_flow_test()
 
     def fit(self, train):
-        self.provenance.update(self.runtime.features.backbone(BackboneSpec("tiny-random"), self.runtime.device).provenance)
+        self.provenance.update(
+            self.runtime.features.backbone(BackboneSpec("tiny-random"), self.runtime.device).provenance
+        )
         return self
 
     def _feature(self, images):
@@ -121,8 +131,17 @@ def trust_run(synth_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("trust") / "r"
     specs = ["test-clip-prob", "test-clip-prob:scale=2", "test-clip-raw"]
     # a fresh feature cache: the test counts backbone passes
-    res = run("cnnspot19", synth_root, specs, out, datasets=["progan", "dalle"], bootstrap=0, progress=False, log=lambda m: None,
-              cache_dir=out.parent / "cache")
+    res = run(
+        "cnnspot19",
+        synth_root,
+        specs,
+        out,
+        datasets=["progan", "dalle"],
+        bootstrap=0,
+        progress=False,
+        log=lambda m: None,
+        cache_dir=out.parent / "cache",
+    )
     yield out, res, [registry.canonical(s) for s in specs]
     registry.unregister(_ClipProb.name)
     registry.unregister(_ClipRaw.name)
@@ -136,16 +155,28 @@ def test_cost_records_every_stage_and_the_shared_feature_passes(trust_run, synth
         assert set(cost[spec]) == {"fit", "threshold", "score:progan", "score:dalle"}
         for stage in cost[spec].values():
             assert stage["wall_s"] >= 0 and stage["rss_peak_mb"] >= stage["rss_start_mb"] > 0
-    n = {k: len(res.scores[(res.scores["dataset"] == k) & (res.scores["detector"] == prob)]) for k in ("progan", "dalle")}
+    n = {
+        k: len(res.scores[(res.scores["dataset"] == k) & (res.scores["detector"] == prob)]) for k in ("progan", "dalle")
+    }
     assert cost[prob]["score:progan"]["images"] == n["progan"] == 8
     # the first detector ran the backbone; the second reused its features (a cache hit, no pass)
-    assert cost[prob]["score:progan"]["features"] == {**cost[prob]["score:progan"]["features"], "passes": 1, "images": 8, "cache_hits": 0}
-    assert cost[prob2]["score:progan"]["features"]["passes"] == 0 and cost[prob2]["score:progan"]["features"]["cache_hits"] == 1
+    assert cost[prob]["score:progan"]["features"] == {
+        **cost[prob]["score:progan"]["features"],
+        "passes": 1,
+        "images": 8,
+        "cache_hits": 0,
+    }
+    assert (
+        cost[prob2]["score:progan"]["features"]["passes"] == 0
+        and cost[prob2]["score:progan"]["features"]["cache_hits"] == 1
+    )
     # the raw-score detector's threshold stage scored the held-out naturals and their proxies
     n_val = len(list((synth_root / "lsun/val").rglob("*.png")))
     assert cost[raw]["threshold"]["images"] == 2 * n_val
     assert cost[raw]["threshold"]["features"]["passes"] == 2 and cost[prob]["threshold"]["images"] == 0
-    fit_json = json.loads(next(p for p in (out / "cells").glob("*/fit.json") if json.loads(p.read_text())["detector"] == prob).read_text())
+    fit_json = json.loads(
+        next(p for p in (out / "cells").glob("*/fit.json") if json.loads(p.read_text())["detector"] == prob).read_text()
+    )
     assert fit_json["cost"] == cost[prob]
 
 
@@ -206,9 +237,20 @@ def test_changed_data_is_refused_on_resume(trust_run, synth_root, tmp_path):
     root = tmp_path / "data"
     shutil.copytree(synth_root, root, symlinks=True)
     out = tmp_path / "r"
-    run("cnnspot19", root, ["test-clip-prob"], out, datasets=["progan"], bootstrap=0, progress=False, log=lambda m: None)
+    run(
+        "cnnspot19", root, ["test-clip-prob"], out, datasets=["progan"], bootstrap=0, progress=False, log=lambda m: None
+    )
     f = next((root / "test/progan").rglob("*.png"))
     f.write_bytes(f.read_bytes() + b"\0")  # same name, different content
     os.utime(f)
     with pytest.raises(Exception, match="differ from those"):
-        run("cnnspot19", root, ["test-clip-prob"], out, datasets=["progan"], bootstrap=0, progress=False, log=lambda m: None)
+        run(
+            "cnnspot19",
+            root,
+            ["test-clip-prob"],
+            out,
+            datasets=["progan"],
+            bootstrap=0,
+            progress=False,
+            log=lambda m: None,
+        )

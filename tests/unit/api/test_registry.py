@@ -1,4 +1,5 @@
 """Registry: specs, parameters, unknown names, duplicates, lazy imports."""
+
 import subprocess
 import sys
 import textwrap
@@ -97,8 +98,13 @@ def _fake_dist(site, dist, entry):
 def test_duplicate_entry_point_names_are_an_error(tmp_path):
     _fake_dist(tmp_path, "plugin_a", "dup = plugin_a:A")
     _fake_dist(tmp_path, "plugin_b", "dup = plugin_b:B")
-    code = "from forensibench.api import registry\ntry:\n    registry.available()\nexcept registry.RegistryError as e:\n    print('ERR', e)\n"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path), "PATH": ""})
+    code = (
+        "from forensibench.api import registry\ntry:\n    registry.available()\n"
+        "except registry.RegistryError as e:\n    print('ERR', e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path), "PATH": ""}
+    )
     assert "ERR detector name 'dup' is registered twice" in out.stdout, out.stderr
     assert "plugin_a" in out.stdout and "plugin_b" in out.stdout
 
@@ -109,7 +115,8 @@ def test_listing_imports_no_detector_module_and_describe_no_heavy_library():
         import sys
         from forensibench.api import registry
         names = registry.available()
-        assert not [m for m in sys.modules if m.startswith('forensibench.detectors.')], 'available() imported a detector'
+        imported = [m for m in sys.modules if m.startswith('forensibench.detectors.')]
+        assert not imported, 'available() imported a detector'
         registry.describe_all()
         heavy = [m for m in ('anomalib', 'lightning', 'open_clip', 'torch') if m in sys.modules]
         print('HEAVY', heavy)

@@ -1,4 +1,5 @@
 """Shortcut audit: JPEG quality estimation, per-file metadata, the shortcut score, the CLI."""
+
 import dataclasses
 import json
 
@@ -65,9 +66,19 @@ def test_file_metadata_reads_headers(tmp_path):
 
 def _meta(**cols):
     n = len(next(iter(cols.values())))
-    base = {"format": ["PNG"] * n, "mode": ["RGB"] * n, "width": [64] * n, "height": [64] * n, "bytes": [1000] * n,
-            "exif": [False] * n, "icc": [False] * n, "jpeg_quality": [np.nan] * n, "jpeg_standard_tables": [None] * n,
-            "jpeg_subsampling": [""] * n, "error": [None] * n}
+    base = {
+        "format": ["PNG"] * n,
+        "mode": ["RGB"] * n,
+        "width": [64] * n,
+        "height": [64] * n,
+        "bytes": [1000] * n,
+        "exif": [False] * n,
+        "icc": [False] * n,
+        "jpeg_quality": [np.nan] * n,
+        "jpeg_standard_tables": [None] * n,
+        "jpeg_subsampling": [""] * n,
+        "error": [None] * n,
+    }
     base.update(cols)
     df = pd.DataFrame(base)
     df["aspect"] = df["width"] / df["height"]
@@ -126,8 +137,22 @@ def test_format_biased_tree_is_flagged_and_clean_tree_is_not(trees):
 
 def test_audit_cli_writes_csv_and_json(trees, tmp_path, invoke):
     out_csv, out_json, per_file = tmp_path / "a.csv", tmp_path / "a.json", tmp_path / "files.csv"
-    res = invoke("datasets", "audit", "--suite", "cnnspot19", "--data-root", trees / "biased", "--datasets", AUDIT_SETS,
-                 "--out", out_csv, "--out", out_json, "--per-file", per_file)
+    res = invoke(
+        "datasets",
+        "audit",
+        "--suite",
+        "cnnspot19",
+        "--data-root",
+        trees / "biased",
+        "--datasets",
+        AUDIT_SETS,
+        "--out",
+        out_csv,
+        "--out",
+        out_json,
+        "--per-file",
+        per_file,
+    )
     assert res.exit_code == 0, res.output
     assert "FLAGGED" in res.output and "JPEG 100%" in res.output and "PNG 100%" in res.output
     body = json.loads(out_json.read_text())
@@ -136,9 +161,25 @@ def test_audit_cli_writes_csv_and_json(trees, tmp_path, invoke):
     assert list(df["set"]) == AUDIT_SETS.split(",") and df["flagged"].all()
     assert {"real_formats", "fake_formats", "shortcut_ap", "real_exif_share"} <= set(df.columns)
     assert len(pd.read_csv(per_file)) == 3 * 12
-    res = invoke("datasets", "audit", "--suite", "cnnspot19", "--data-root", trees / "biased", "--datasets", "progan", "--strict")
+    res = invoke(
+        "datasets", "audit", "--suite", "cnnspot19", "--data-root", trees / "biased", "--datasets", "progan", "--strict"
+    )
     assert res.exit_code == 1
-    res = invoke("datasets", "audit", "--suite", "cnnspot19", "--data-root", trees / "clean", "--datasets", "progan", "--strict", "--threshold", "0.9")
+    res = invoke(
+        "datasets",
+        "audit",
+        "--suite",
+        "cnnspot19",
+        "--data-root",
+        trees / "clean",
+        "--datasets",
+        "progan",
+        "--strict",
+        "--threshold",
+        "0.9",
+    )
     assert res.exit_code == 0 and "no set flagged" in res.output
-    res = invoke("datasets", "audit", "--suite", "cnnspot19", "--data-root", trees / "clean", "--out", tmp_path / "a.txt")
+    res = invoke(
+        "datasets", "audit", "--suite", "cnnspot19", "--data-root", trees / "clean", "--out", tmp_path / "a.txt"
+    )
     assert res.exit_code == 2 and ".csv or .json" in res.output

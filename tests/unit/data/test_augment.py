@@ -1,4 +1,5 @@
 """Training augmentations (blur/JPEG, resize, crop/flip) against hand computations; seeded views."""
+
 import os
 from io import BytesIO
 
@@ -6,7 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from forensibench.data.augment import BlurJpeg, RandomCropFlip, ResizeShorter, augmented_views, gaussian_blur, jpeg_roundtrip, view_seed
+from forensibench.data.augment import (
+    BlurJpeg,
+    RandomCropFlip,
+    ResizeShorter,
+    augmented_views,
+    gaussian_blur,
+    jpeg_roundtrip,
+    view_seed,
+)
 from forensibench.data.images import content_seed, image_rng
 
 
@@ -45,7 +54,9 @@ def test_gaussian_blur_matches_the_written_out_filter(img, sigma):
 def test_jpeg_roundtrip_is_a_library_encode_decode(img):
     buf = BytesIO()
     Image.fromarray(img).save(buf, format="jpeg", quality=47)
-    np.testing.assert_array_equal(jpeg_roundtrip(img, 47, "pil"), np.asarray(Image.open(BytesIO(buf.getvalue())).convert("RGB")))
+    np.testing.assert_array_equal(
+        jpeg_roundtrip(img, 47, "pil"), np.asarray(Image.open(BytesIO(buf.getvalue())).convert("RGB"))
+    )
     cv2 = pytest.importorskip("cv2")
     ok, enc = cv2.imencode(".jpg", np.ascontiguousarray(img[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 47])
     np.testing.assert_array_equal(jpeg_roundtrip(img, 47, "cv2"), cv2.imdecode(enc, 1)[:, :, ::-1])
@@ -98,7 +109,9 @@ def test_random_crop_flip_takes_the_drawn_window(img):
         y, x = int(rng.integers(0, 300 - 224 + 1)), int(rng.integers(0, 260 - 224 + 1))
         flip = rng.random() < 0.5
         expect = big[y : y + 224, x : x + 224]
-        np.testing.assert_array_equal(RandomCropFlip(224)(big, np.random.default_rng(seed)), expect[:, ::-1] if flip else expect)
+        np.testing.assert_array_equal(
+            RandomCropFlip(224)(big, np.random.default_rng(seed)), expect[:, ::-1] if flip else expect
+        )
     small = RandomCropFlip(224, flip_prob=0.0)(img, np.random.default_rng(0))  # 37 x 41: zero-padded, centred
     assert small.shape == (224, 224, 3)
     top, left = (224 - 37) // 2, (224 - 41) // 2
@@ -128,18 +141,21 @@ def test_augmented_views_are_seeded_per_image_and_view(synth_root):
 
 
 def test_augmented_views_are_cached_by_the_feature_store(synth_root):
-    from forensibench.features.runtime import Runtime
-    from forensibench.features.backbones import BackboneSpec
-    from forensibench.features.store import FeatureStore
     from forensibench.data.suites import load_suite
     from forensibench.data.transforms import univfd_test
+    from forensibench.features.backbones import BackboneSpec
+    from forensibench.features.runtime import Runtime
+    from forensibench.features.store import FeatureStore
 
     images, _ = load_suite("cnnspot19").images(synth_root, "stargan")
     views = augmented_views(images, [BlurJpeg(0.5, 0.5), RandomCropFlip(224)], 2, seed=0)
     store, rt = FeatureStore(), Runtime(progress=False)
     first = [store.features(v, BackboneSpec("tiny-random"), univfd_test(), rt)[0] for v in views]
     assert store.passes == 2
-    again = [store.features(v, BackboneSpec("tiny-random"), univfd_test(), rt)[0] for v in augmented_views(images, [BlurJpeg(0.5, 0.5), RandomCropFlip(224)], 2, seed=0)]
+    again = [
+        store.features(v, BackboneSpec("tiny-random"), univfd_test(), rt)[0]
+        for v in augmented_views(images, [BlurJpeg(0.5, 0.5), RandomCropFlip(224)], 2, seed=0)
+    ]
     assert store.passes == 2 and all(a is b for a, b in zip(first, again))
     assert not np.allclose(first[0], first[1])
 

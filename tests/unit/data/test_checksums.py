@@ -1,4 +1,5 @@
 """`datasets hash` / `datasets verify --checksums`: SHA-256 per file, added / missing / changed files."""
+
 import hashlib
 import os
 import shutil

@@ -1,4 +1,5 @@
 """Decoding: colour modes by hand, failures recorded with a reason, pre-operations."""
+
 import numpy as np
 import pytest
 from PIL import Image

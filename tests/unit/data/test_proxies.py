@@ -1,4 +1,5 @@
 """The validation band-stop, checked on hand-made spectra."""
+
 import numpy as np
 
 from forensibench.data.proxies import BandStop, apply_spectral_mask, radial_frequency
@@ -50,7 +51,12 @@ def test_frequency_mask_bands_and_counts():
     from forensibench.data.proxies import FrequencyMask
 
     rng = np.random.default_rng(0)
-    for band, rows, cols in (("low", (0, 16), (0, 16)), ("mid", (16, 48), (16, 48)), ("high", (48, 64), (48, 64)), ("all", (0, 64), (0, 64))):
+    for band, rows, cols in (
+        ("low", (0, 16), (0, 16)),
+        ("mid", (16, 48), (16, 48)),
+        ("high", (48, 64), (48, 64)),
+        ("all", (0, 64), (0, 64)),
+    ):
         keep = FrequencyMask(band, 0.1).mask(64, 64, rng)
         area = (rows[1] - rows[0]) * (cols[1] - cols[0])
         masked = np.argwhere(keep == 0)
@@ -166,7 +172,11 @@ def test_phase_mask_keeps_amplitude_and_zeroes_phase():
         assert (out[..., ch] == np.clip(np.round(expect), 0, 255)).all()
     # The real part symmetrises the spectrum: at a masked position k whose mirror -k is kept,
     # the output's coefficient is (|F(k)| + F(k)) / 2 (amplitude kept only where the phase was ~0).
-    G = np.fft.fft2(np.fft.ifft2(np.where(masked, np.abs(np.fft.fft2(img[..., 0].astype(float))), np.fft.fft2(img[..., 0].astype(float)))).real)
+    G = np.fft.fft2(
+        np.fft.ifft2(
+            np.where(masked, np.abs(np.fft.fft2(img[..., 0].astype(float))), np.fft.fft2(img[..., 0].astype(float)))
+        ).real
+    )
     F0 = np.fft.fft2(img[..., 0].astype(float))
     ky, kx = np.argwhere(masked & (np.arange(32)[:, None] > 0))[0]
     assert np.isclose(G[ky, kx], (np.abs(F0[ky, kx]) + F0[ky, kx]) / 2)

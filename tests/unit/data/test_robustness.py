@@ -1,4 +1,5 @@
 """The robustness grid: perturbations by hand, perturbed cells, `table --robustness`."""
+
 import io
 
 import numpy as np
@@ -46,10 +47,26 @@ def test_perturbations_by_hand():
 
 def test_run_with_perturbations_and_the_grid(synth_root, tmp_path, invoke):
     out = tmp_path / "run"
-    res = run("cnnspot19", synth_root, [FREQSPEC], out, datasets=["progan", "stargan"], perturb=["jpeg=50", "blur=2"],
-              bootstrap=0, progress=False, log=lambda m: None)
+    res = run(
+        "cnnspot19",
+        synth_root,
+        [FREQSPEC],
+        out,
+        datasets=["progan", "stargan"],
+        perturb=["jpeg=50", "blur=2"],
+        bootstrap=0,
+        progress=False,
+        log=lambda m: None,
+    )
     m = res.metrics
-    assert list(m["dataset"]) == ["progan", "progan@jpeg=50", "progan@blur=2", "stargan", "stargan@jpeg=50", "stargan@blur=2"]
+    assert list(m["dataset"]) == [
+        "progan",
+        "progan@jpeg=50",
+        "progan@blur=2",
+        "stargan",
+        "stargan@jpeg=50",
+        "stargan@blur=2",
+    ]
     assert res.info["perturbations"] == ["jpeg=50", "blur=2"] and set(res.info["sets"]) == {"progan", "stargan"}
     s = res.scores.set_index(["dataset", "path"])["score"]
     assert not np.allclose(s.loc["progan"].to_numpy(), s.loc["progan@jpeg=50"].to_numpy())
@@ -66,4 +83,19 @@ def test_run_with_perturbations_and_the_grid(synth_root, tmp_path, invoke):
     # Table I still shows the clean sets only
     t1 = invoke("table", "--run", out, "--table", "I").output
     assert "jpeg" not in t1
-    assert invoke("run", "--suite", "cnnspot19", "--data-root", synth_root, "--detector", FREQSPEC, "--out", tmp_path / "x", "--perturb", "gamma=2").exit_code == 2
+    assert (
+        invoke(
+            "run",
+            "--suite",
+            "cnnspot19",
+            "--data-root",
+            synth_root,
+            "--detector",
+            FREQSPEC,
+            "--out",
+            tmp_path / "x",
+            "--perturb",
+            "gamma=2",
+        ).exit_code
+        == 2
+    )

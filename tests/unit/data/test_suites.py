@@ -1,13 +1,33 @@
 """Manifests vs the paper's tables and vs synthesised trees; sampling; verify."""
+
 import numpy as np
 import pytest
 
-from forensibench.report import tables
 from forensibench.data.suites import Sampling, SuiteError, load_suite, suite_names, verify
 from forensibench.data.synth import synthesize
+from forensibench.report import tables
 
-TABLE_I_ORDER = ["progan", "cyclegan", "biggan", "stylegan", "gaugan", "stargan", "deepfake", "sitd", "san", "crn",
-                 "imle", "guided", "ldm_200", "ldm_200_cfg", "ldm_100", "glide_100_27", "glide_50_27", "glide_100_10", "dalle"]
+TABLE_I_ORDER = [
+    "progan",
+    "cyclegan",
+    "biggan",
+    "stylegan",
+    "gaugan",
+    "stargan",
+    "deepfake",
+    "sitd",
+    "san",
+    "crn",
+    "imle",
+    "guided",
+    "ldm_200",
+    "ldm_200_cfg",
+    "ldm_100",
+    "glide_100_27",
+    "glide_50_27",
+    "glide_100_10",
+    "dalle",
+]
 
 
 def test_suites_exist():
@@ -41,7 +61,9 @@ def test_synth_tree_matches_manifest(synth_root):
         assert all(r["found"] == per_class and r["unreadable"] == 0 for r in rows), rows
     # category sets spread their images over the category folders
     assert (synth_root / "test/progan/airplane/0_real").is_dir()
-    assert (synth_root / "test/cyclegan/zebra/1_fake").is_dir() or len(list((synth_root / "test/cyclegan").iterdir())) == 4
+    assert (synth_root / "test/cyclegan/zebra/1_fake").is_dir() or len(
+        list((synth_root / "test/cyclegan").iterdir())
+    ) == 4
 
 
 def test_sampling_caps_and_small_set_fallback(tmp_path):
@@ -94,5 +116,7 @@ def test_upconv_fakes_carry_a_nyquist_peak():
         return (p[n, :].sum() + p[:, n].sum()) / p.sum()
 
     reals = [nyquist_share(natural_image(np.random.default_rng(i), 64)) for i in range(10)]
-    fakes = [nyquist_share(generated_image(np.random.default_rng(i), 64, ARTIFACTS["progan"], "progan")) for i in range(10)]
+    fakes = [
+        nyquist_share(generated_image(np.random.default_rng(i), 64, ARTIFACTS["progan"], "progan")) for i in range(10)
+    ]
     assert np.median(fakes) > 5 * np.median(reals)

@@ -1,4 +1,5 @@
 """The on-disk feature cache: content addressing, failures, two processes, `forensibench cache`."""
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,11 @@ import pytest
 from PIL import Image
 
 from forensibench.data.augment import ResizeShorter
-from forensibench.features.runtime import Runtime
-from forensibench.features.backbones import BackboneSpec, encode_batches, load_backbone
-from forensibench.features.store import FeatureStore
 from forensibench.data.images import ImageSet
 from forensibench.data.transforms import clip_flow_test, univfd_test
+from forensibench.features.backbones import BackboneSpec, encode_batches, load_backbone
+from forensibench.features.runtime import Runtime
+from forensibench.features.store import FeatureStore
 
 TINY = BackboneSpec("tiny-random")
 
@@ -174,8 +175,12 @@ def test_two_processes_share_one_cache(tmp_path):
     cache, go = tmp_path / "cache", tmp_path / "go"
     script = tmp_path / "worker.py"
     script.write_text(_WORKER)
-    procs = [subprocess.Popen([sys.executable, str(script), str(cache), tag, str(go), *paths], stdout=subprocess.PIPE, text=True)
-             for tag in ("a", "b")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(cache), tag, str(go), *paths], stdout=subprocess.PIPE, text=True
+        )
+        for tag in ("a", "b")
+    ]
     deadline = time.time() + 120
     while not all(Path(f"{go}.{t}.ready").exists() for t in "ab") and time.time() < deadline:
         time.sleep(0.05)

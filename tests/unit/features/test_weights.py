@@ -1,16 +1,17 @@
 """Backbones and weights: tiny random CLIP by name, shared passes, clear offline errors."""
+
 import time
 
 import numpy as np
 import pytest
 
-from forensibench.core.errors import DetectorError
-from forensibench.features.runtime import Runtime
-from forensibench.features.backbones import BackboneSpec, load_backbone
-from forensibench.features.store import FeatureStore
 from forensibench.api.registry import create
+from forensibench.core.errors import DetectorError
 from forensibench.data.suites import load_suite
 from forensibench.data.transforms import clip_flow_test
+from forensibench.features.backbones import BackboneSpec, load_backbone
+from forensibench.features.runtime import Runtime
+from forensibench.features.store import FeatureStore
 
 
 def test_openai_vit_l14_absent_fails_fast_with_one_sentence(empty_caches):
@@ -18,7 +19,11 @@ def test_openai_vit_l14_absent_fails_fast_with_one_sentence(empty_caches):
     with pytest.raises(DetectorError) as exc:
         load_backbone(BackboneSpec("ViT-L-14", "openai"))
     msg = str(exc.value)
-    assert "ViT-L-14/openai" in msg and "open_clip_pytorch_model.bin" in msg and "timm/vit_large_patch14_clip_224.openai" in msg
+    assert (
+        "ViT-L-14/openai" in msg
+        and "open_clip_pytorch_model.bin" in msg
+        and "timm/vit_large_patch14_clip_224.openai" in msg
+    )
     assert "pretrained=/path/to/checkpoint" in msg
     assert time.time() - t0 < 20  # no network retries
 

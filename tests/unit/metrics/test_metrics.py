@@ -1,4 +1,5 @@
 """Metrics against independent computations on hand-made score vectors."""
+
 import numpy as np
 import pytest
 
@@ -190,7 +191,7 @@ def test_ece_matches_hand_binning_and_sklearn_calibration_curve(seed):
 
     rng = np.random.default_rng(seed)
     p = rng.beta(0.7, 0.7, 400)
-    y = (rng.random(400) < p ** 1.7).astype(int)  # miscalibrated on purpose
+    y = (rng.random(400) < p**1.7).astype(int)  # miscalibrated on purpose
     ece = M.expected_calibration_error(y, p)
     assert ece == pytest.approx(ece_by_hand(y, p), abs=1e-12)
     frac_pos, mean_prob = calibration_curve(y, p, n_bins=15, strategy="uniform")  # non-empty bins only

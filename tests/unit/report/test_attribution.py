@@ -1,5 +1,6 @@
 """Seed 000 end to end: clip-finetune trained on generator-labelled sets, `source_pred` in the run,
 `forensibench table --attribution` against counts recomputed from scores.parquet."""
+
 import json
 
 import numpy as np
@@ -35,17 +36,36 @@ def train_tree(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def attr_run(synth_root, train_tree, tmp_path_factory):
+    import torch
     from click.testing import CliRunner
 
     from forensibench.cli import main
 
-    import torch
-
     spec = f"clip-finetune:arch=tiny-random,epochs=2,batch_size=16,train_suite={train_tree / 'generators.yaml'}"
     out = tmp_path_factory.mktemp("attr") / "run"
-    torch.save({"weight": torch.zeros(1, 256), "bias": torch.zeros(1)}, out.parent / "fc.pth")  # a detector that does not attribute
-    args = ["run", "--suite", "cnnspot19", "--data-root", synth_root, "--datasets", SETS, "--train-root", train_tree,
-            "--detector", spec, "--detector", f"univfd:arch=tiny-random,weights={out.parent / 'fc.pth'}", "--out", out, "--bootstrap", "0", "--quiet"]
+    torch.save(
+        {"weight": torch.zeros(1, 256), "bias": torch.zeros(1)}, out.parent / "fc.pth"
+    )  # a detector that does not attribute
+    args = [
+        "run",
+        "--suite",
+        "cnnspot19",
+        "--data-root",
+        synth_root,
+        "--datasets",
+        SETS,
+        "--train-root",
+        train_tree,
+        "--detector",
+        spec,
+        "--detector",
+        f"univfd:arch=tiny-random,weights={out.parent / 'fc.pth'}",
+        "--out",
+        out,
+        "--bootstrap",
+        "0",
+        "--quiet",
+    ]
     res = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     return out
@@ -77,7 +97,13 @@ def test_attribution_table_matches_a_recount(attr_run, invoke):
     ft = scores[scores["detector"].str.startswith("clip-finetune")]
     real = ft[ft["label"] == 0].drop_duplicates("path")  # LAION reals are shared by two sets
     fake = ft[ft["label"] == 1]
-    truth = {"progan": "progan", "deepfake": "deepfake", "ldm_200": "ldm_200", "glide_100_27": "glide_100_27", "stargan": "stargan"}
+    truth = {
+        "progan": "progan",
+        "deepfake": "deepfake",
+        "ldm_200": "ldm_200",
+        "glide_100_27": "glide_100_27",
+        "stargan": "stargan",
+    }
     (a,) = attribution(attr_run)
     assert a.detector.endswith("†")
     for source, rows in [("real", real)] + [(t, fake[fake["dataset"] == ds]) for ds, t in truth.items()]:
@@ -102,14 +128,29 @@ def test_attribution_table_matches_a_recount(attr_run, invoke):
 
 
 def test_attribution_needs_an_attributing_detector(attr_run, invoke):
-    res = invoke("table", "--attribution", "--run", attr_run, "--detector", f"univfd:arch=tiny-random,weights={attr_run.parent / 'fc.pth'}")
+    res = invoke(
+        "table",
+        "--attribution",
+        "--run",
+        attr_run,
+        "--detector",
+        f"univfd:arch=tiny-random,weights={attr_run.parent / 'fc.pth'}",
+    )
     assert res.exit_code == 2 and "no predicted sources from detector" in res.output
 
 
 def test_training_on_the_test_images_is_refused(synth_root, tmp_path):
     manifest = tmp_path / "same.yaml"
     manifest.write_text(MANIFEST)
-    res = run("cnnspot19", synth_root, [f"clip-finetune:arch=tiny-random,epochs=1,train_suite={manifest}"], tmp_path / "r",
-              datasets=["progan"], bootstrap=0, progress=False, log=lambda m: None)
+    res = run(
+        "cnnspot19",
+        synth_root,
+        [f"clip-finetune:arch=tiny-random,epochs=1,train_suite={manifest}"],
+        tmp_path / "r",
+        datasets=["progan"],
+        bootstrap=0,
+        progress=False,
+        log=lambda m: None,
+    )
     (err,) = res.failed.values()
     assert "training images are also test images" in err and "--train-root" in err

@@ -1,4 +1,5 @@
 """`forensibench check`: a 1-point AP drop fails, a drop within tolerance or within the interval passes."""
+
 import pandas as pd
 
 from forensibench.report.check import compare, read_baseline, write_baseline
@@ -6,11 +7,40 @@ from forensibench.report.check import compare, read_baseline, write_baseline
 
 def metrics(ap_progan=90.0, lo=85.0, hi=95.0, extra=True):
     rows = [
-        {"detector": "d1", "dataset": "progan", "ap": ap_progan, "ap_lo": lo, "ap_hi": hi, "acc": 80.0, "acc_lo": 75.0, "acc_hi": 85.0},
-        {"detector": "d1", "dataset": "dalle", "ap": 70.0, "ap_lo": 60.0, "ap_hi": 80.0, "acc": 60.0, "acc_lo": 55.0, "acc_hi": 65.0},
+        {
+            "detector": "d1",
+            "dataset": "progan",
+            "ap": ap_progan,
+            "ap_lo": lo,
+            "ap_hi": hi,
+            "acc": 80.0,
+            "acc_lo": 75.0,
+            "acc_hi": 85.0,
+        },
+        {
+            "detector": "d1",
+            "dataset": "dalle",
+            "ap": 70.0,
+            "ap_lo": 60.0,
+            "ap_hi": 80.0,
+            "acc": 60.0,
+            "acc_lo": 55.0,
+            "acc_hi": 65.0,
+        },
     ]
     if extra:
-        rows.append({"detector": "d2", "dataset": "progan", "ap": 50.0, "ap_lo": 40.0, "ap_hi": 60.0, "acc": 50.0, "acc_lo": 45.0, "acc_hi": 55.0})
+        rows.append(
+            {
+                "detector": "d2",
+                "dataset": "progan",
+                "ap": 50.0,
+                "ap_lo": 40.0,
+                "ap_hi": 60.0,
+                "acc": 50.0,
+                "acc_lo": 45.0,
+                "acc_hi": 55.0,
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -1,4 +1,5 @@
 """`forensibench report`: a self-contained page whose numbers are the run's, checked in a real browser."""
+
 import base64
 import re
 import shutil
@@ -11,7 +12,10 @@ import pytest
 from forensibench.report import tables
 from forensibench.run.runner import run
 
-DETECTORS = ["clip-flow:backbone=tiny-random,mode=N+P,epochs=2", "freqspec:arch=resnet18,pretrained=false,crop=64,epochs=1"]
+DETECTORS = [
+    "clip-flow:backbone=tiny-random,mode=N+P,epochs=2",
+    "freqspec:arch=resnet18,pretrained=false,crop=64,epochs=1",
+]
 
 
 class _Page(HTMLParser):
@@ -40,13 +44,24 @@ class _Page(HTMLParser):
 @pytest.fixture(scope="module")
 def report(synth_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    run("cnnspot19", synth_root, DETECTORS, out / "run", datasets=["progan", "stargan", "guided", "ldm_200"], perturb=["jpeg=75"],
-        bootstrap=0, progress=False, log=lambda m: None)
+    run(
+        "cnnspot19",
+        synth_root,
+        DETECTORS,
+        out / "run",
+        datasets=["progan", "stargan", "guided", "ldm_200"],
+        perturb=["jpeg=75"],
+        bootstrap=0,
+        progress=False,
+        log=lambda m: None,
+    )
     from click.testing import CliRunner
 
     from forensibench.cli import main
 
-    res = CliRunner().invoke(main, ["report", "--run", str(out / "run"), "--out", str(out / "report.html")], catch_exceptions=False)
+    res = CliRunner().invoke(
+        main, ["report", "--run", str(out / "run"), "--out", str(out / "report.html")], catch_exceptions=False
+    )
     assert res.exit_code == 0, res.output
     return out / "run", out / "report.html"
 
@@ -60,7 +75,15 @@ def test_report_is_self_contained_with_the_runs_numbers(report):
     assert len(page.imgs) >= 2 and all(src.startswith("data:image/png;base64,") for src in page.imgs)
     for src in page.imgs:  # real PNGs
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
-    for section in ("Summary", "Table I: AP", "Table II: accuracy", "Table III", "Table IV", "Robustness grid", "Run metadata"):
+    for section in (
+        "Summary",
+        "Table I: AP",
+        "Table II: accuracy",
+        "Table III",
+        "Table IV",
+        "Robustness grid",
+        "Run metadata",
+    ):
         assert section in text, section
     assert "synthetic replica" in text and "randomly initialised" in text
     # the cells are the run's numbers and their deltas to the paper
@@ -80,18 +103,36 @@ def _chromium():
 def test_report_renders_in_headless_chromium(report, tmp_path):
     browser = _chromium()
     if browser is None:
-        pytest.skip("Chromium is not installed: the browser check of the report is skipped (apt-get install chromium to run it)")
+        pytest.skip(
+            "Chromium is not installed: the browser check of the report is skipped (apt-get install chromium to run it)"
+        )
     _, page_path = report
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
     shot = tmp_path / "shot.png"
-    res = subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1400,1800", page_path.as_uri()],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [browser, *flags, f"--screenshot={shot}", "--window-size=1400,1800", page_path.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     console = [line for line in res.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not console, console  # the page logs nothing: no errors
     from PIL import Image
 
     img = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert img.shape == (1800, 1400) and img.std() > 10  # not a blank page
-    dom = subprocess.run([browser, *flags, "--dump-dom", page_path.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", page_path.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
     assert len(re.findall(r"<table", dom)) >= 6 and "Table I: AP" in dom  # the browser built the tables

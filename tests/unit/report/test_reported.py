@@ -1,4 +1,5 @@
 """Every number of the paper's Tables I-V: shapes, recomputed means, round trip through `table`."""
+
 import io
 
 import numpy as np
@@ -57,7 +58,9 @@ def test_identical_rows_across_tables():
     three = tables.reported("III").set_index("variant").loc["FM"]
     four = tables.reported("IV").set_index("variant").loc["Low"]
     keys = tables.dataset_keys("I")
-    assert (one[keys].to_numpy() == three[keys].to_numpy()).all() and (three[keys].to_numpy() == four[keys].to_numpy()).all()
+    assert (one[keys].to_numpy() == three[keys].to_numpy()).all() and (
+        three[keys].to_numpy() == four[keys].to_numpy()
+    ).all()
 
 
 @pytest.mark.parametrize("table", list(tables.TABLES))

@@ -1,13 +1,15 @@
-"""Training loops: blur+JPEG draw statistics, `aug=` names, per-epoch reseeding, held-out splits, CNNDetection's early stopping."""
+"""Training loops: blur+JPEG draw statistics, `aug=` names, per-epoch reseeding, held-out splits,
+CNNDetection's early stopping."""
+
 import numpy as np
 import pytest
 
-from forensibench.data.augment import BlurJpeg, augmentation
 from forensibench.core.errors import DetectorError
-from forensibench.features.runtime import Runtime
+from forensibench.data.augment import BlurJpeg, augmentation
 from forensibench.data.images import ImageSet
-from forensibench.training.loops import EarlyStopping, split_validation, train_classifier
 from forensibench.data.transforms import TransformSpec
+from forensibench.features.runtime import Runtime
+from forensibench.training.loops import EarlyStopping, split_validation, train_classifier
 
 
 def test_blur_jpeg_draws_follow_cnndetection():
@@ -74,8 +76,17 @@ def test_train_classifier_reseeds_the_augmentation_every_epoch(tmp_path):
         rec = _Recorder()
         model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 1))
         opt = torch.optim.SGD(model.parameters(), lr=0.0)
-        train_classifier(model, images, TransformSpec(), Runtime(seed=seed, progress=False), 2, opt,
-                         lambda m, x, y: m(x).sum() * 0.0, 3, augment=rec)
+        train_classifier(
+            model,
+            images,
+            TransformSpec(),
+            Runtime(seed=seed, progress=False),
+            2,
+            opt,
+            lambda m, x, y: m(x).sum() * 0.0,
+            3,
+            augment=rec,
+        )
         return sorted(rec.seen[:6]), sorted(rec.seen[6:])
 
     e0, e1 = train(0)
