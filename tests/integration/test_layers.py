@@ -5,11 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import importlinter  # noqa: F401  (the test extra installs import-linter: a missing one fails here)
+import importlinter.cli  # the test extra installs import-linter: missing, this fails
 
 from forensibench.core.paths import PROJECT_ROOT
 
-LINT_IMPORTS = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
+LINT_IMPORTS = f"import sys; from {importlinter.cli.__name__} import lint_imports_command as c; sys.exit(c())"
 
 
 def _installed_tree(tmp_path: Path) -> Path:
