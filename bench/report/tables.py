@@ -188,7 +188,10 @@ def build(
     keys = dataset_keys(t.id)
     present = [k for k in keys if k in set(metrics["dataset"])]
     if not present:
-        raise TableError(f"run {run} has no set of Table {t.id} (suite {t.suite}: {', '.join(keys)})")
+        raise TableError(
+            f"run {run} has no set of Table {t.id} (suite {t.suite}: {', '.join(keys)}); "
+            f"`table --run {run} --suite SUITE` prints the table of any suite"
+        )
     rep = reported(t.id)
     by_det = {spec: g.set_index("dataset") for spec, g in metrics.groupby("detector", sort=False)}
     records: list[dict] = []
@@ -223,6 +226,12 @@ def build(
     missing = [k for k in keys if k not in present]
     if missing:
         notes.append(f"sets absent from the run: {', '.join(missing)}; means are over the {len(present)} sets present")
+    run_suite = (json.loads((Path(run) / "run.json").read_text()).get("config") or {}).get("suite")
+    if run_suite not in (None, t.suite):
+        notes.append(
+            f"the run was made on suite {run_suite}, not {t.suite}: its sets are matched by key, their images and "
+            f"sampling may differ (`--suite {run_suite}` prints the run's own table)"
+        )
     if metric != t.metric:
         notes.append(
             f"metric: {METRIC_NAMES.get(metric, metric)} (the paper's Table {t.id} reports {METRIC_NAMES[t.metric]})"

@@ -1,16 +1,15 @@
-"""Every newer suite end to end: a synthetic replica in the benchmark's own layout -> `datasets verify`
--> a toy detector trained as the suite's protocol trains -> `suite_table`, each cell recomputed with
-scikit-learn from scores.parquet."""
+"""Every newer suite end to end, through the command line: `datasets synth` (a replica in the
+benchmark's own layout) -> `datasets verify` -> `run` (a toy detector trained as the suite's protocol
+trains) -> `table --suite`, each cell recomputed with scikit-learn from scores.parquet."""
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, average_precision_score
 
-from forensibench.data.suites import load_suite, verify
-from forensibench.data.synth import synthesize
+from forensibench.data.suites import load_suite, suite_names, verify
+from forensibench.report import tables
 from forensibench.report.tables import TableError, render_suite_table, suite_table
-from forensibench.run.runner import run
 
 TOY = "freqspec:arch=resnet18,pretrained=false,crop=32,epochs=1"
 PER_CLASS = 3
@@ -62,7 +61,21 @@ LAYOUT = {
 def test_replica_run_and_table(name, tmp_path, invoke):
     suite = load_suite(name)
     root, out = tmp_path / "data", tmp_path / "run"
-    synthesize(name, root, per_class=PER_CLASS, size=32, train_per_class=12)
+    res = invoke(
+        "datasets",
+        "synth",
+        "--suite",
+        name,
+        "--out",
+        root,
+        "--per-class",
+        PER_CLASS,
+        "--size",
+        32,
+        "--train-per-class",
+        12,
+    )
+    assert res.exit_code == 0, res.output
     for rel in LAYOUT[name]:
         assert (root / rel).is_file(), rel
     rows = verify(suite, root)
@@ -72,8 +85,23 @@ def test_replica_run_and_table(name, tmp_path, invoke):
 
     train = suite.protocol.train_suite
     spec = TOY + (f",train_suite={train}" if train and train != "progan-train" else "")
-    result = run(name, root, [spec], out, bootstrap=0, progress=False, log=lambda _: None)
-    assert not result.failed, result.failed
+    res = invoke(
+        "run",
+        "--suite",
+        name,
+        "--data-root",
+        root,
+        "--detector",
+        spec,
+        "--out",
+        out,
+        "--bootstrap",
+        0,
+        "--workers",
+        0,
+        "--quiet",
+    )
+    assert res.exit_code == 0, res.output
     df, notes, suite_, metric = suite_table(out)
     assert suite_.name == name and metric == suite.protocol.metric
     assert list(df.columns) == ["detector", *suite.keys(), "mean"] and len(df) == 1
@@ -95,7 +123,25 @@ def test_replica_run_and_table(name, tmp_path, invoke):
         assert row[key] == pytest.approx(expected, abs=1e-6), key
     assert row["mean"] == pytest.approx(np.mean([row[k] for k in suite.keys()]))
 
-    text = render_suite_table(df, suite_, metric, "markdown", notes)
-    assert all(s.column in text for s in suite.sets) and "Mean" in text
+    res = invoke("table", "--run", out, "--suite", name)
+    assert res.exit_code == 0 and res.output == render_suite_table(df, suite_, metric, "markdown", notes)
+    assert all(s.column in res.output for s in suite.sets) and "| Mean" in res.output
     with pytest.raises(TableError, match="was made on suite"):
         suite_table(out, "cnnspot19")
+    # Table I of the paper is cnnspot19's: a run of another suite is refused, pointing at --suite, or,
+    # where keys coincide (aigcdetect's GAN sets), shown with a note saying so
+    res = invoke("table", "--run", out)
+    if set(suite.keys()) & set(tables.dataset_keys("I")):
+        assert res.exit_code == 0 and f"the run was made on suite {name}, not cnnspot19" in res.output
+    else:
+        assert res.exit_code != 0 and "--suite SUITE" in res.output
+
+
+def test_datasets_list_shows_every_suite_with_its_source(invoke):
+    res = invoke("datasets", "list")
+    assert res.exit_code == 0
+    lines = res.output.splitlines()
+    for name in suite_names():
+        i = next(j for j, line in enumerate(lines) if line.split()[0] == name)
+        assert lines[i + 1].strip().startswith("source:"), (name, lines[i + 1])
+    assert "protocol: trains on genimage-sdv14-train; reports accuracy (%)" in res.output
