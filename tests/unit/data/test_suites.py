@@ -163,3 +163,17 @@ def test_protocol_block_is_checked(tmp_path):
         p.write_text(yaml.safe_dump({**base, "protocol": bad}))
         with pytest.raises(SuiteError, match=msg):
             load_suite(p)
+
+
+def test_verify_decodes_a_shared_real_folder_once(tmp_path, monkeypatch):
+    # Synthbuster's 1000 RAISE reals (DRCT-2M's 5000 COCO reals) are the reals of every set: verify
+    # reports them per set but must decode each file once, not once per set.
+    import forensibench.data.images as images
+
+    synthesize("synthbuster", tmp_path, per_class=2, size=32, with_training=False)
+    calls = []
+    real_load = images.load_rgb
+    monkeypatch.setattr(images, "load_rgb", lambda p, *a, **k: calls.append(p) or real_load(p, *a, **k))
+    rows = verify(load_suite("synthbuster"), tmp_path)
+    assert len(rows) == 18 and all(r["found"] == 2 and r["unreadable"] == 0 for r in rows)
+    assert len(calls) == len(set(calls)) == 2 + 9 * 2
