@@ -282,6 +282,7 @@ def verify(suite: Suite, data_root: str | Path, check_decode: bool = True) -> li
 
     root = Path(data_root)
     rows = []
+    decode_error: dict[Path, str | None] = {}  # a folder shared by many sets (Synthbuster's reals) is decoded once
     for sdef in suite.sets:
         for cls, expected in (("real", sdef.expected_real), ("fake", sdef.expected_fake)):
             folder = sdef.folder(cls)
@@ -292,10 +293,14 @@ def verify(suite: Suite, data_root: str | Path, check_decode: bool = True) -> li
             unreadable = []
             if check_decode:
                 for f in files:
-                    try:
-                        load_rgb(f)
-                    except ImageDecodeError as exc:
-                        unreadable.append(f"{f.relative_to(root)}: {exc}")
+                    if f not in decode_error:
+                        try:
+                            load_rgb(f)
+                            decode_error[f] = None
+                        except ImageDecodeError as exc:
+                            decode_error[f] = str(exc)
+                    if decode_error[f] is not None:
+                        unreadable.append(f"{f.relative_to(root)}: {decode_error[f]}")
             if not present:
                 status = "MISSING"
             elif not files:
