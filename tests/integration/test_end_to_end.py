@@ -114,6 +114,24 @@ def test_table_from_the_run(cli_run, invoke):
     assert res.exit_code == 2 and "has no set of Table V" in res.output
 
 
+def test_suite_table_of_an_old_suite(cli_run, invoke):
+    import io
+
+    out, _, _ = cli_run
+    res = invoke("table", "--run", out, "--suite", "cnnspot19", "--format", "csv")
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(io.StringIO(res.output))
+    from forensibench.data.suites import load_suite
+
+    keys = load_suite("cnnspot19").keys()
+    assert list(df.columns) == ["detector", *keys, "mean"] and len(df) == 1
+    ap = pd.read_csv(out / "metrics.csv").set_index("dataset")["ap"]
+    np.testing.assert_allclose(df.loc[0, keys].to_numpy(float), ap[keys].to_numpy(), atol=0.005)  # 2 decimals
+    assert df.loc[0, "mean"] == pytest.approx(ap[keys].mean(), abs=0.005)
+    res = invoke("table", "--run", out, "--suite", "genimage")
+    assert res.exit_code == 2 and "was made on suite 'cnnspot19', not 'genimage'" in res.output
+
+
 def test_rerun_skips_finished_cells_with_identical_metrics(cli_run, invoke):
     out, _, args = cli_run
     before = pd.read_csv(out / "metrics.csv")
