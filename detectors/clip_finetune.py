@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forensibench.api.detector import Detector, TrainData, Training
+from forensibench.api.detector import Detector, TrainData, Training, load_state, save_state
+from forensibench.api.paper import PaperDetector
 from forensibench.core.errors import DetectorError
 from forensibench.data.images import ImageSet, iter_batches
 from forensibench.data.transforms import CLIP_MEAN, CLIP_STD, TransformSpec
@@ -110,7 +111,7 @@ class ClipFinetuneParams:
             raise ValueError(f"fake_caption={self.fake_caption!r} needs a {{}} where the generator's name goes")
 
 
-class ClipFinetune(Detector):
+class ClipFinetune(PaperDetector, Detector):
     name = "clip-finetune"
     family = "supervised"
     training = Training.SUPERVISED
@@ -322,12 +323,12 @@ class ClipFinetune(Detector):
         state = {"model": self.model_.state_dict(), "classes": list(self.classes_), "names": list(self.names_)}
         if self.head_ is not None:
             state["head"] = self.head_.state_dict()
-        self._save_state(directory, state)
+        save_state(self, directory, state)
 
     def load(self, directory) -> ClipFinetune:
         import torch
 
-        state = self._load_state(directory)
+        state = load_state(self, directory)
         self._build()
         self._set_model_state(state["model"], f"fitted state in {directory}")
         self.classes_, self.names_ = list(state["classes"]), list(state["names"])

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.api.detector import Detector, TrainData, Training, load_state, save_state
+from forensibench.api.paper import PaperDetector, PaperRow
 from forensibench.core.errors import DetectorError
 from forensibench.data.augment import augmentation
 from forensibench.data.images import ImageSet
@@ -105,7 +106,7 @@ class CNNSpotParams:
             raise ValueError(f"val_fraction={self.val_fraction}: expected 0 <= val_fraction < 1")
 
 
-class CNNSpot(Detector):
+class CNNSpot(PaperDetector, Detector):
     name = "cnnspot"
     family = "supervised"
     training = Training.SUPERVISED
@@ -255,11 +256,11 @@ class CNNSpot(Detector):
 
     def save(self, directory) -> None:
         # The same layout as CNNDetection's checkpoints: `weights=<dir>/state.pt` reloads it.
-        self._save_state(directory, {"model": self.model_.state_dict()})
+        save_state(self, directory, {"model": self.model_.state_dict()})
 
     def load(self, directory) -> CNNSpot:
         model, _ = self._build(pretrained=False)
-        model.load_state_dict(self._load_state(directory)["model"])
+        model.load_state_dict(load_state(self, directory)["model"])
         self.model_ = model.to(self.runtime.device).eval()
         self.provenance.setdefault("weights", f"fitted state loaded from {directory}")
         return self

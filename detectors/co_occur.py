@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.api.detector import Detector, TrainData, Training, save_state
+from forensibench.api.paper import PaperDetector, PaperRow
 from forensibench.core.errors import DetectorError
 from forensibench.data.images import ImageSet
 from forensibench.data.transforms import TransformSpec
@@ -115,7 +116,7 @@ class CoOccurParams:
             raise ValueError(f"levels={self.levels}: expected a multiple of 8 between 8 and 256")
 
 
-class CoOccur(Detector):
+class CoOccur(PaperDetector, Detector):
     name = "co-occur"
     family = "supervised"
     training = Training.SUPERVISED
@@ -187,7 +188,7 @@ class CoOccur(Detector):
         return self
 
     def save(self, directory) -> None:
-        self._save_state(directory, {"model": self.model_.state_dict()})
+        save_state(self, directory, {"model": self.model_.state_dict()})
 
     def load(self, directory) -> CoOccur:
         from pathlib import Path

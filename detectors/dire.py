@@ -40,7 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.api.detector import Detector, TrainData, Training
+from forensibench.api.paper import PaperDetector, PaperRow
 from forensibench.core.errors import DetectorError
 from forensibench.core.files import file_sha256
 from forensibench.data.images import ImageSet, iter_batches
@@ -219,7 +220,7 @@ class DIREParams:
             raise ValueError(f"steps={self.steps}: expected at least 1")
 
 
-class DIRE(Detector):
+class DIRE(PaperDetector, Detector):
     name = "dire"
     family = "supervised"
     training = Training.SUPERVISED

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.api.detector import Detector, TrainData, Training, load_state, save_state
+from forensibench.api.paper import PaperDetector, PaperRow
 from forensibench.core.errors import DetectorError
 from forensibench.data.images import ImageSet
 from forensibench.data.transforms import TransformSpec
@@ -70,7 +71,7 @@ class FreqSpecParams:
             raise ValueError(f"arch={self.arch!r}: expected one of {', '.join(ARCHS)}")
 
 
-class FreqSpec(Detector):
+class FreqSpec(PaperDetector, Detector):
     name = "freqspec"
     family = "supervised"
     training = Training.SUPERVISED
@@ -159,7 +160,7 @@ class FreqSpec(Detector):
         return score_batches(self._prob_fake, images, self.transform(), self.runtime, desc=f"{self.name} {images.name}")
 
     def save(self, directory) -> None:
-        self._save_state(directory, {"model": self.model_.state_dict()})
+        save_state(self, directory, {"model": self.model_.state_dict()})
 
     def load(self, directory) -> FreqSpec:
         import torch
@@ -167,7 +168,7 @@ class FreqSpec(Detector):
 
         model = getattr(torchvision.models, self.params.arch)(weights=None)
         model.fc = torch.nn.Linear(model.fc.in_features, 2)
-        model.load_state_dict(self._load_state(directory)["model"])
+        model.load_state_dict(load_state(self, directory)["model"])
         self.model_ = model.to(self.runtime.device).eval()
         self.provenance.setdefault("weights", f"fitted state loaded from {directory}")
         return self

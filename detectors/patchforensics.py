@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.api.detector import Detector, TrainData, Training, load_state, save_state
+from forensibench.api.paper import PaperDetector, PaperRow
 from forensibench.core.errors import DetectorError
 from forensibench.data.images import ImageSet
 from forensibench.data.transforms import TransformSpec
@@ -139,7 +140,7 @@ class PatchForensicsParams:
             raise ValueError(f"val_fraction={self.val_fraction}: expected 0 <= val_fraction < 1")
 
 
-class PatchForensics(Detector):
+class PatchForensics(PaperDetector, Detector):
     name = "patchforensics"
     family = "supervised"
     training = Training.SUPERVISED
@@ -271,11 +272,11 @@ class PatchForensics(Detector):
 
     def save(self, directory) -> None:
         # Their layout: `weights=<dir>/state.pt` reloads it.
-        self._save_state(directory, {"state_dict": self.model_.state_dict()})
+        save_state(self, directory, {"state_dict": self.model_.state_dict()})
 
     def load(self, directory) -> PatchForensics:
         model = patch_network(self.params.arch)
-        model.load_state_dict(self._load_state(directory)["state_dict"])
+        model.load_state_dict(load_state(self, directory)["state_dict"])
         self.model_ = model.to(self.runtime.device).eval()
         self.provenance.setdefault("weights", f"fitted state loaded from {directory}")
         return self
