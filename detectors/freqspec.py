@@ -86,16 +86,18 @@ class FreqSpec(PaperDetector, TorchClassifier):
     def transform(self, train: bool = False) -> TransformSpec:
         return TransformSpec(crop=self.params.crop, crop_mode="random" if train else "center")
 
-    def _network(self, pretrained: bool):
-        """(ResNet `arch` with a 2-way head, what run.json records as its weights)."""
+    def _build(self, pretrained: bool | None = None):
+        """(ResNet `arch` with a 2-way head, what run.json records as its weights); ImageNet weights
+        when `pretrained` (default: the `pretrained` parameter)."""
         import torch
 
+        pretrained = self.params.pretrained if pretrained is None else pretrained
         model, what = torchvision_backbone(self.params.arch, pretrained)
         model.fc = torch.nn.Linear(model.fc.in_features, 2)
         return model, what
 
     def build_model(self):
-        return self._network(pretrained=False)[0]
+        return self._build(pretrained=False)[0]
 
     def probability(self, x):
         import torch
@@ -108,7 +110,7 @@ class FreqSpec(PaperDetector, TorchClassifier):
         p = self.params
         if p.weights:
             return self._load_autogan(p.weights)
-        model, self.provenance["weights"] = self._network(p.pretrained)
+        model, self.provenance["weights"] = self._build()
         self.model_ = model.to(self.runtime.device)
         opt = torch.optim.SGD(self.model_.parameters(), lr=p.lr, momentum=0.9, dampening=0.9, weight_decay=1e-4)
         ce = torch.nn.CrossEntropyLoss()
