@@ -23,6 +23,9 @@ Notebook use::
 
 from __future__ import annotations
 
+import sys
+import types
+
 from forensibench import compat
 
 __version__ = "0.2.0"
@@ -48,3 +51,21 @@ def __getattr__(name: str):
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'forensibench' has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """`fb.run` is the function, although the run layer is the subpackage `forensibench.run`.
+
+    Importing a submodule binds it as an attribute of its parent, so the first import of
+    `forensibench.run.*` would hide the lazy `fb.run` behind the subpackage (a second `fb.run(...)`
+    in a notebook raised "'module' object is not callable"). This package keeps its lazy names: the
+    subpackage stays in sys.modules and is imported as ``from forensibench.run import runner``.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

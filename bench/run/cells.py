@@ -15,10 +15,10 @@ Training data (see `TrainingRoots`): one-class detectors get natural images from
 ``<train-root>/lsun/train`` (the `lsun-train` layout), supervised detectors real/fake images from
 ``<train-root>/train/progan`` (the `progan-train` layout), and thresholds of one-class detectors come
 from ``<train-root>/lsun/val``; ``--train-root`` defaults to the data root, and each folder can be
-given explicitly. A supervised detector's `labelled_suite()` may name any suite or manifest: every
-set of it is read under the training root and each generated image carries its set's generator
-(`TrainData.generators`), which is how attributing detectors learn the sources. Training images
-that are also test images are refused.
+given explicitly. A supervised detector's `labelled_suite` (`forensibench.api.paper`) may name any
+suite or manifest: every set of it is read under the training root and each generated image carries
+its set's generator (`TrainData.generators`), which is how attributing detectors learn the sources.
+Training images that are also test images are refused.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from forensibench.api.detector import Detector, TrainData, Training
+from forensibench.api.paper import labelled_suite
 from forensibench.api.registry import create
 from forensibench.core.errors import DetectorError
 from forensibench.core.files import display_path
@@ -132,7 +133,7 @@ def train_data(
             )
         train.sources["natural"] = f"{where}: {len(train.natural)} images"
     elif det.training is Training.SUPERVISED:
-        train.labelled, where, train.generators, train.generator_names = roots.labelled(det.labelled_suite())
+        train.labelled, where, train.generators, train.generator_names = roots.labelled(labelled_suite(det))
         if train.labelled is None:
             raise DetectorError(
                 f"{det.spec} trains on real and generated images, and none were found at {where}; "

@@ -12,7 +12,8 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from forensibench.api import registry
-from forensibench.api.detector import Detector, PaperRow, Training
+from forensibench.api.detector import Detector, Training
+from forensibench.api.paper import PaperRow
 from forensibench.data.images import iter_batches
 from forensibench.data.proxies import VALIDATION_PROXY
 from forensibench.data.transforms import TransformSpec
