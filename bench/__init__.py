@@ -5,7 +5,7 @@ The data flows one way, and the package is laid out in layers that import only d
 
     cli        the command line: one function per command, over the layers below
     report     tables, figures, the HTML report, attribution, regression checks, the demo
-    run        the plan and its cells (fit, threshold, score), executors, the run directory
+    engine     runs: the plan and its cells (fit, threshold, score), executors, the run directory
     detectors  the built-in detectors (forensibench.detectors; plugins sit here too)
     training   training loops shared by detectors that train a torch model
     api        the detector interface, spec strings, the registry
@@ -23,9 +23,6 @@ Notebook use::
 
 from __future__ import annotations
 
-import sys
-import types
-
 from forensibench import compat
 
 __version__ = "0.2.0"
@@ -40,7 +37,7 @@ _LAZY = {
     "TrainData": "forensibench.api.detector",
     "ImageSet": "forensibench.data.images",
     "load_suite": "forensibench.data.suites",
-    "run": "forensibench.run.runner",
+    "run": "forensibench.engine.runner",
 }
 
 
@@ -51,21 +48,3 @@ def __getattr__(name: str):
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'forensibench' has no attribute {name!r}")
-
-
-class _Package(types.ModuleType):
-    """`fb.run` is the function, although the run layer is the subpackage `forensibench.run`.
-
-    Importing a submodule binds it as an attribute of its parent, so the first import of
-    `forensibench.run.*` would hide the lazy `fb.run` behind the subpackage (a second `fb.run(...)`
-    in a notebook raised "'module' object is not callable"). This package keeps its lazy names: the
-    subpackage stays in sys.modules and is imported as ``from forensibench.run import runner``.
-    """
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if name in _LAZY and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

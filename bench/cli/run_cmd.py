@@ -151,7 +151,7 @@ def run_command(
 ) -> None:
     """Fit every detector on the training data it declares and score every set of SUITE."""
     from forensibench.data.images import default_workers
-    from forensibench.run.runner import run
+    from forensibench.engine.runner import run
 
     if ray_address and executor != "ray":
         raise click.UsageError("--ray-address needs --executor ray")

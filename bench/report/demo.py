@@ -27,8 +27,8 @@ def demo(
     bootstrap: int = 200,
 ) -> Path:
     from forensibench.data.synth import synthesize
+    from forensibench.engine.runner import run
     from forensibench.report.tables import build, render
-    from forensibench.run.runner import run
 
     out = Path(out)
     t0 = time.time()

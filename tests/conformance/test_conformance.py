@@ -16,8 +16,8 @@ from forensibench.api.paper import paper_rows
 from forensibench.api.registry import available, create, get, toy_spec
 from forensibench.data.suites import load_suite
 from forensibench.data.transforms import TransformSpec
+from forensibench.engine.cells import TrainingRoots, seed_everything, train_data
 from forensibench.report import tables
-from forensibench.run.cells import TrainingRoots, seed_everything, train_data
 
 
 def toy(name: str) -> Detector:

@@ -17,9 +17,9 @@ from forensibench.api.paper import PaperRow
 from forensibench.data.images import iter_batches
 from forensibench.data.proxies import VALIDATION_PROXY
 from forensibench.data.transforms import TransformSpec
+from forensibench.engine.runner import run
 from forensibench.metrics import best_threshold
 from forensibench.report import tables
-from forensibench.run.runner import run
 
 FREQSPEC = "freqspec:arch=resnet18,pretrained=false,crop=64,epochs=1"
 
@@ -91,7 +91,7 @@ def test_run_writes_scores_metrics_and_run_json(cli_run, synth_root):
         acc = 100 * ((g["score"] > 0.5) == (g["label"] == 1)).mean()
         assert m.set_index("dataset").loc[ds, "acc"] == pytest.approx(acc)
     assert (m["threshold"] == 0.5).all()
-    info = json.loads((out / "run.json").read_text())
+    info = json.loads((out / "engine.json").read_text())
     assert info["status"] == "finished" and info["config"]["suite"] == "cnnspot19"
     det = info["detectors"][registry.canonical(FREQSPEC)]
     assert det["describe"]["params"]["epochs"] == 1 and "random init" in json.dumps(det["describe"]["provenance"])
@@ -265,7 +265,7 @@ def test_validation_threshold_never_sees_test_labels(one_class, synth_root, tmp_
     assert all(s == {-1} for s in _MeanColour.seen_labels)  # score() never gets labels
     fit = json.loads(next((tmp_path / "a" / "cells").glob("*/fit.json")).read_text())
     # the threshold is the best split of held-out naturals vs their band-stopped proxies
-    from forensibench.run.runner import TrainingRoots
+    from forensibench.engine.runner import TrainingRoots
 
     det = registry.create("test-mean-colour")
     train = TrainingRoots(synth_root).natural()[0]

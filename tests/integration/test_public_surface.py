@@ -73,8 +73,8 @@ def record() -> dict:
 
 def run_files(data_root: Path, out: Path) -> tuple[list[str], str]:
     """The files of a run folder (folder slugs as {slug}) after a toy run of RUN_DETECTOR, and the slug."""
-    from forensibench.run.rundir import slug
-    from forensibench.run.runner import run
+    from forensibench.engine.rundir import slug
+    from forensibench.engine.runner import run
 
     res = run("cnnspot19", data_root, [RUN_DETECTOR], out, datasets=["progan", "ldm_200"], bootstrap=0, progress=False)
     assert not res.failed, res.failed
@@ -96,7 +96,7 @@ def test_the_top_level_names_resolve():
     import forensibench as fb
     from forensibench.api import detector, registry
     from forensibench.data import images, suites
-    from forensibench.run import runner
+    from forensibench.engine import runner
 
     assert (fb.run, fb.create, fb.available, fb.register) == (
         runner.run,

@@ -8,7 +8,7 @@ commits atomically (the parquet file last), so a killed run loses at most the ce
 Cells are functions of a picklable `RunPlan` (everything the run decided: folders, image sets,
 seed, runtime settings) and a `Session` (what one process keeps between cells: the `Runtime`, so
 one feature store and its loaded backbones, and the detectors it fitted). The local executor runs
-every cell in one session; the Ray executor (`forensibench.run.executors`) runs cells as Ray tasks,
+every cell in one session; the Ray executor (`forensibench.engine.executors`) runs cells as Ray tasks,
 each in a session of its own, and a scoring cell then loads the fitted detector from ``models/``.
 
 Training data (see `TrainingRoots`): one-class detectors get natural images from
@@ -42,12 +42,12 @@ from forensibench.data.checksums import fileset_digest
 from forensibench.data.images import ImageSet, list_images
 from forensibench.data.proxies import VALIDATION_PROXY
 from forensibench.data.suites import load_suite
+from forensibench.engine.cost import measure
+from forensibench.engine.provenance import git_state, weights_loaded
+from forensibench.engine.rundir import RunDir
 from forensibench.features.runtime import Runtime
 from forensibench.features.weights import weight_record
 from forensibench.metrics import best_threshold
-from forensibench.run.cost import measure
-from forensibench.run.provenance import git_state, weights_loaded
-from forensibench.run.rundir import RunDir
 
 
 def seed_everything(seed: int) -> None:
@@ -237,7 +237,7 @@ def fit_cell(session: Session, spec: str) -> tuple[Detector, dict]:
         train = train_data(det, plan.roots, plan.seed, plan.test_paths)
         log(f"[forensibench] {spec}: fitting on {', '.join(train.sources.values()) or 'nothing (weights)'}")
         seed_everything(plan.seed)
-        cost: dict[str, dict] = {}  # stage -> forensibench.run.cost record
+        cost: dict[str, dict] = {}  # stage -> forensibench.engine.cost record
         with measure(len(train.natural or train.labelled or ()), det.runtime) as m:
             det.fit(train)
         cost["fit"] = m.record
