@@ -71,7 +71,7 @@ def test_every_mode_and_proxy_setting_runs(cf_run):
     for spec, rec in info["detectors"].items():
         d = rec["describe"]
         assert d["threshold"] == "validation" and "random init" in json.dumps(d["provenance"])
-        assert "seededcrop(resize256sq-bilinear,crop224" in d["train_augmentation"]
+        assert "seededcrop(resize256sq-pil-bilinear,crop224" in d["train_augmentation"]
     rec = info["detectors"][registry.canonical(f"clip-flow:mode=P,{TOY}")]["describe"]
     assert rec["resolved"] == {"ratio": 1.0, "epochs": 2} and "fm(band=low,ratio=1)" in rec["train_augmentation"]
 
