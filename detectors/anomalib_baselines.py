@@ -223,8 +223,10 @@ class AnomalibDetector(PaperDetector, Detector):
         return [PaperRow("I", "Anomaly Detection", self.paper_name)]
 
     def transform(self, train: bool = False) -> TransformSpec:
-        # Resized here (antialiased bilinear); the model's pre-processor then normalises as anomalib does.
-        return TransformSpec(resize=self.params.image_size)
+        # As anomalib 2.x: float32 in [0, 1] (read_image), then its models' Resize (bilinear, antialias)
+        # on the float tensor, per image (datamodule _update_augmentations); the pre-processor then
+        # normalises (its own Resize is the identity at this size).
+        return TransformSpec(resize=self.params.image_size, backend="tensor")
 
     # -- building -----------------------------------------------------------------------------
     def _model_kwargs(self, cls) -> dict[str, Any]:
