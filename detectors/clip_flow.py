@@ -36,7 +36,7 @@ import numpy as np
 from forensibench.api.detector import Detector, PaperRow, TrainData, Training
 from forensibench.core.errors import DetectorError
 from forensibench.data.images import ImageSet
-from forensibench.data.proxies import BANDS, PROXIES, make_proxy
+from forensibench.data.proxies import BANDS, OVERFLOWS, PROXIES, make_proxy
 from forensibench.data.transforms import SeededResizedCrop, TransformSpec, clip_flow_test, clip_normalise
 from forensibench.training.loops import optimisation_step
 
@@ -71,6 +71,10 @@ class CLIPFlowParams:
     ratio: float | None = field(
         default=None, metadata={"help": "fraction of the band masked by fm/fm-phase; none: 1.0 in P, 0.1 in N+P"}
     )
+    overflow: str | None = field(
+        default=None,
+        metadata={"help": "fm/fm-phase to 8 bits: wrap (FreqMask's astype(uint8), the paper's) or clip; none: wrap"},
+    )
     epochs: int | None = field(default=None, metadata={"help": "training epochs; none: 30 in P, 10 in N+P and N"})
     batch_size: int = field(default=128, metadata={"help": "training images per step (N+P: and their proxies)"})
     lr: float = field(default=1e-4, metadata={"help": "Adam learning rate"})
@@ -93,10 +97,18 @@ class CLIPFlowParams:
         if self.ratio is not None and not 0.0 < self.ratio <= 1.0:
             raise ValueError(f"ratio={self.ratio}: expected a fraction in (0, 1]")
         masking = self.proxy in ("fm", "fm-phase")
-        if self.mode == "N" and (self.proxy != "fm" or self.band != "low" or self.ratio is not None):
-            raise ValueError("mode=N trains on naturals only: proxy, band and ratio do not apply")
+        if self.overflow is not None and self.overflow not in OVERFLOWS:
+            raise ValueError(f"overflow={self.overflow!r}: expected one of {', '.join(OVERFLOWS)}")
+        if self.mode == "N" and (
+            self.proxy != "fm" or self.band != "low" or self.ratio is not None or self.overflow is not None
+        ):
+            raise ValueError("mode=N trains on naturals only: proxy, band, ratio and overflow do not apply")
         if not masking and (self.band != "low" or self.ratio is not None):
             raise ValueError(f"band and ratio apply to proxy=fm|fm-phase, not proxy={self.proxy}")
+        if not masking and self.overflow is not None:
+            raise ValueError(
+                f"overflow applies to proxy=fm|fm-phase (the spatial proxies clip), not proxy={self.proxy}"
+            )
         for key in ("batch_size", "depth", "hidden", "views"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}={getattr(self, key)}: expected a positive integer")
@@ -110,6 +122,10 @@ class CLIPFlowParams:
     @property
     def resolved_ratio(self) -> float:
         return self.ratio if self.ratio is not None else PAPER_RATIO.get(self.mode, 0.1)
+
+    @property
+    def resolved_overflow(self) -> str:
+        return self.overflow or "wrap"
 
     @property
     def resolved_epochs(self) -> int:
@@ -301,7 +317,7 @@ class CLIPFlow(Detector):
 
     def proxy_op(self):
         p = self.params
-        return make_proxy(p.proxy, p.band, p.resolved_ratio)
+        return make_proxy(p.proxy, p.band, p.resolved_ratio, p.resolved_overflow)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
@@ -310,7 +326,12 @@ class CLIPFlow(Detector):
             f"per image and view: {self.proxy_op().key + ' (proxy, full resolution), then ' if p.mode != 'N' else ''}"
             f"{SeededResizedCrop().key.replace('view0', f'views 0..{p.views - 1}')}, seeded per image"
         )
-        d["resolved"] = {"ratio": p.resolved_ratio if p.mode != "N" else None, "epochs": p.resolved_epochs}
+        masking = p.mode != "N" and p.proxy in ("fm", "fm-phase")
+        d["resolved"] = {
+            "ratio": p.resolved_ratio if p.mode != "N" else None,
+            "overflow": p.resolved_overflow if masking else None,
+            "epochs": p.resolved_epochs,
+        }
         return d
 
     # -- features ---------------------------------------------------------------------------

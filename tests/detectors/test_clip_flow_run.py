@@ -73,7 +73,8 @@ def test_every_mode_and_proxy_setting_runs(cf_run):
         assert d["threshold"] == "validation" and "random init" in json.dumps(d["provenance"])
         assert "seededcrop(resize256sq-bilinear,crop224" in d["train_augmentation"]
     rec = info["detectors"][registry.canonical(f"clip-flow:mode=P,{TOY}")]["describe"]
-    assert rec["resolved"] == {"ratio": 1.0, "epochs": 2} and "fm(band=low,ratio=1)" in rec["train_augmentation"]
+    assert rec["resolved"] == {"ratio": 1.0, "overflow": "wrap", "epochs": 2}
+    assert "fm(band=low,ratio=1,overflow=wrap)" in rec["train_augmentation"]
 
 
 def test_tables_iii_and_iv_regenerate(cf_run, invoke):
