@@ -11,6 +11,12 @@ Every detector is a subclass of `Detector`:
 * detectors that also name the source of an image (`attributes = True`) implement
   `attribute(images) -> (scores, sources)` and `source_classes()`; the runner then writes each
   image's predicted source (`source_pred`) next to its score.
+* optional, after `fit`: `training_log_`, a list with one dict per finished epoch (column name ->
+  number, the same keys in every record; kept up to date while training, so it survives an error):
+  the runner writes it to ``RUN/models/<slug>/training.csv`` (`forensibench figure --fig training`);
+* optional, for detectors that make proxy images: `proxy_op()`, the pre-operation that makes them;
+  a runner that fixes a validation threshold then also scores the held-out naturals' proxies
+  (``RUN/cells/<slug>/validation.parquet``; Fig. 3 draws them).
 
 Detectors never read folders or write results: they receive `ImageSet`s and return arrays.
 """
@@ -68,6 +74,8 @@ class TrainData:
     generated images (the set key of a suite whose sets are generators; "generated" when unknown).
     `generator_names`: a readable name for each generator key (the suite's column title).
     `sources`: where each came from, recorded in run.json.
+    `validation`: held-out natural images (label 0), the folder the validation threshold uses, for
+    detectors with ``threshold = "validation"`` to monitor training (never test images); may be None.
     """
 
     natural: ImageSet | None = None
@@ -76,6 +84,7 @@ class TrainData:
     sources: dict[str, str] = field(default_factory=dict)
     generators: np.ndarray | None = None
     generator_names: dict[str, str] = field(default_factory=dict)
+    validation: ImageSet | None = None
 
 
 @dataclass
