@@ -266,11 +266,21 @@ LOG_COLUMNS = (
 )
 
 
+def _ranked(scores) -> np.ndarray:
+    """Scores with +-inf replaced by the largest float64, so that ranks and quantiles survive an
+    overflowing flow (scikit-learn refuses inf)."""
+    big = np.finfo(np.float64).max
+    return np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=np.nan, posinf=big, neginf=-big)
+
+
 def _score_stats(prefix: str, scores) -> dict[str, float]:
+    """Mean and `QUANTILES` of `scores` as {prefix_mean, prefix_q05, ...}; NaN when there are none,
+    +-inf where scores overflowed."""
     s = np.asarray(scores, dtype=np.float64) if scores is not None else np.zeros(0)
     if len(s) == 0:
         return {f"{prefix}_{k}": float("nan") for k in ("mean", "q05", "q50", "q95")}
-    q = np.quantile(s, QUANTILES)
+    big = np.finfo(np.float64).max
+    q = np.where(np.abs(qs := np.quantile(_ranked(s), QUANTILES)) >= big, np.sign(qs) * np.inf, qs)
     return {
         f"{prefix}_mean": float(s.mean()),
         **{f"{prefix}_q{round(100 * a):02d}": float(v) for a, v in zip(QUANTILES, q)},
@@ -278,13 +288,15 @@ def _score_stats(prefix: str, scores) -> dict[str, float]:
 
 
 def _ap(natural, proxy) -> float:
-    """AP (%) of proxies (positives) against naturals, NaN when either is missing."""
+    """AP (%) of proxies (positives) against naturals; NaN when either is missing or a score is NaN."""
     from forensibench.metrics import average_precision
 
     if natural is None or proxy is None or len(natural) == 0 or len(proxy) == 0:
         return float("nan")
-    labels = np.r_[np.zeros(len(natural)), np.ones(len(proxy))]
-    return 100.0 * average_precision(labels, np.r_[natural, proxy])
+    scores = _ranked(np.r_[natural, proxy])
+    if np.isnan(scores).any():
+        return float("nan")
+    return 100.0 * average_precision(np.r_[np.zeros(len(natural)), np.ones(len(proxy))], scores)
 
 
 def _score_all(model, feats, device: str):
