@@ -244,3 +244,23 @@ def test_a_diverging_run_fails_with_its_sentence_and_keeps_its_training_log(synt
     log = load_training_log(tmp_path / "r", spec)
     assert log["epoch"].tolist() == list(range(1, failed_at)) and failed_at > 1
     assert np.isfinite(log["loss"]).all() and RunDir(tmp_path / "r").read_fit(spec) is None
+
+
+def test_fig3_draws_the_held_out_proxies_and_the_training_figure(cf_run, tmp_path):
+    from forensibench.run.rundir import load_validation_scores
+
+    data = figures.histogram_data(cf_run)
+    for det in data["detector"].cat.categories:
+        val = load_validation_scores(cf_run, det)
+        want = np.sort(val.loc[val["kind"] == "proxy", "score"].to_numpy())
+        for ds in data["dataset"].cat.categories:
+            cell = data[(data["detector"] == det) & (data["dataset"] == ds)]
+            assert np.array_equal(np.sort(cell.loc[cell["kind"] == "proxy", "score"].to_numpy()), want)
+            assert set(cell["kind"]) == {"natural", "generated", "proxy"}
+    logs = figures.training_data(cf_run)
+    assert list(logs["detector"].cat.categories) == [registry.canonical(s) for s in SPECS]
+    assert (logs.groupby("detector", observed=True).size() == 2).all()
+    png = figures.training_figure(cf_run, tmp_path / "t.png", detectors=[registry.canonical(SPECS[1])])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(figures.TableError, match="no training log"):
+        figures.training_data(cf_run, ["cnnspot"])
