@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.api.paper_diff import Choice
 from forensibench.core.errors import DetectorError
 from forensibench.data.augment import view_seed
 from forensibench.data.images import ImageSet
@@ -57,6 +58,94 @@ TABLE_III = {
     "jitter": "Color jitter",
 }
 TABLE_IV = {"low": "Low", "mid": "Mid", "high": "High"}
+
+
+# Paper vs ours, per parameter and per choice that is no parameter (`forensibench list --paper-diff
+# clip-flow`). "ours" is the Params default unless given; "unstated": the paper leaves it open.
+PAPER_DIFF = (
+    Choice("mode", "N, P and N+P (Table I); N+P is the best", "same", "mode=N|P|N+P"),
+    Choice("backbone", "CLIP ViT-L/14 image encoder (Sec. IV-A)", "same", "open_clip's ViT-L-14, run with QuickGELU"),
+    Choice("pretrained", "pre-trained CLIP [5] (OpenAI's)", "same"),
+    Choice("dr", "a linear layer to 128 dimensions (Eq. 1, Fig. 4)", "same", "Linear(768, 128) with bias, trained"),
+    Choice("l2norm", "L2 normalisation after DR (Eq. 1; 93.41 vs 95.56 mAP without)", "same"),
+    Choice("proxy", "random frequency masking [8] (Sec. III-B); Table III: five others", "same"),
+    Choice("band", "the low part of the spectrum (Sec. IV-A); Table IV: mid, high", "same", "[8]'s quadrants"),
+    Choice(
+        "ratio", "1.0 in P mode, 0.1 in N+P (Sec. IV-A)", "same", "", f"P {PAPER_RATIO['P']}, N+P {PAPER_RATIO['N+P']}"
+    ),
+    Choice(
+        "overflow",
+        "not stated; [8]'s code converts with astype(np.uint8), which wraps",
+        "unstated",
+        "wrap, as [8]'s mask.py (chandlerbing65nm/FakeImageDetection); overflow=clip rounds and clips",
+        "wrap",
+    ),
+    Choice(
+        "epochs", "P mode 30, N+P mode 10 (Sec. IV-A)", "same", "", f"P {PAPER_EPOCHS['P']}, N+P {PAPER_EPOCHS['N+P']}"
+    ),
+    Choice("epochs (N mode)", "not stated", "unstated", "as N+P's", f"{PAPER_EPOCHS['N']}"),
+    Choice(
+        "batch_size",
+        "128 (Sec. IV-A)",
+        "same",
+        "in N+P a step holds 128 naturals and their 128 proxies; the paper may mean 128 images of both kinds",
+    ),
+    Choice("lr", "Adam, 1e-4 (Sec. IV-A)", "same"),
+    Choice(
+        "depth",
+        "not stated: 'affine coupling layer [29]'",
+        "unstated",
+        "as CFlow [11], whose C-normalised loss the paper adopts",
+    ),
+    Choice("hidden", "not stated", "unstated", "one hidden layer per coupling MLP, as CFlow's subnets"),
+    Choice(
+        "clamp", "not stated", "unstated", "log-scales soft-clamped to clamp*tanh(s/clamp), CFlow's; bounds log|det J|"
+    ),
+    Choice(
+        "margin",
+        "none: Eq. 6 minimises the proxies' likelihood without bound (Fig. 3: proxies 'at very high values')",
+        "same",
+        "margin=m opts in to the hinge relu(m - score) on proxies; a non-finite loss stops with an error",
+        "the exact Eq. 6",
+    ),
+    Choice(
+        "views",
+        "images 'randomly cropped to 224x224' during training: a new crop (and mask) each epoch",
+        "same",
+        "views=k cycles k cached views instead (faster, less augmentation)",
+        "a fresh view per epoch, cached",
+    ),
+    Choice(
+        "Eq. 7",
+        "printed with the two terms' signs swapped with respect to Eq. 6, Eq. 8 and the text",
+        "differs",
+        "we minimise Eq. 6 / C (Eqs. 4-5 and Sec. III-D agree with it); Eq. 7 as printed inverts the training",
+        "Eq. 6 / C",
+    ),
+    Choice(
+        "flow layout",
+        "affine coupling layers [29], base N(0, I); nothing on permutations or initialisation",
+        "unstated",
+        "normflows AffineCouplingBlock + a fixed random permutation per block, last layer at zero (identity start)",
+        "depth x (coupling block + fixed random permutation)",
+    ),
+    Choice(
+        "proxy resolution",
+        "not stated",
+        "unstated",
+        "proxies are made on the full-resolution image, before the resize and crop, as [8] masks before its transforms",
+        "full resolution",
+    ),
+    Choice(
+        "threshold rule",
+        "'a threshold based on a synthetic validation set': held-out LSUN naturals vs copies masked in the "
+        "band (30, 100) (Sec. IV-A)",
+        "unstated",
+        "the accuracy-maximising split of held-out naturals vs BandStop(30, 100) copies (radius in cycles per "
+        "image); the rule and the band's shape are our reading",
+        "best split, BandStop(30, 100)",
+    ),
+)
 
 
 @dataclass
@@ -409,6 +498,7 @@ class CLIPFlow(Detector):
     toy_params = {"backbone": "tiny-random", "depth": 2, "hidden": 32, "epochs": 3, "batch_size": 16}
     demo_variants = ({"mode": "N"}, {"mode": "P"}, {"mode": "N+P"})
     supports_save = True
+    paper_diff = PAPER_DIFF
 
     def paper_rows(self) -> list[PaperRow]:
         p = self.params

@@ -269,6 +269,10 @@ def training_data(run: str | Path, detectors: list[str] | None = None) -> pd.Dat
     """Every training.csv of the run, stacked: a `detector` column, then the logged columns (one
     row per epoch). `detectors` default: every detector of the run that logged its training."""
     descs = _detectors(run)
+    if detectors:
+        from forensibench.api.registry import canonical
+
+        detectors = [d if d in descs else canonical(d) for d in detectors]
     frames = []
     for spec in detectors or list(descs):
         log = load_training_log(run, spec)

@@ -246,7 +246,7 @@ def test_a_diverging_run_fails_with_its_sentence_and_keeps_its_training_log(synt
     assert np.isfinite(log["loss"]).all() and RunDir(tmp_path / "r").read_fit(spec) is None
 
 
-def test_fig3_draws_the_held_out_proxies_and_the_training_figure(cf_run, tmp_path):
+def test_fig3_draws_the_held_out_proxies_and_the_training_figure(cf_run, tmp_path, invoke):
     from forensibench.run.rundir import load_validation_scores
 
     data = figures.histogram_data(cf_run)
@@ -264,3 +264,19 @@ def test_fig3_draws_the_held_out_proxies_and_the_training_figure(cf_run, tmp_pat
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(figures.TableError, match="no training log"):
         figures.training_data(cf_run, ["cnnspot"])
+    res = invoke("figure", "--run", cf_run, "--fig", "training")
+    assert res.exit_code == 0, res.output
+    assert (cf_run / "figures" / "training.png").read_bytes()[:4] == b"\x89PNG"
+    res = invoke(
+        "figure",
+        "--run",
+        cf_run,
+        "--fig",
+        "training",
+        "--detector",
+        f"clip-flow:{TOY},mode=P",
+        "--out",
+        tmp_path / "p.png",
+    )
+    assert res.exit_code == 0 and (tmp_path / "p.png").is_file()
+    assert invoke("figure", "--run", cf_run, "--fig", "training", "--datasets", "progan").exit_code == 2
