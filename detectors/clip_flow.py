@@ -484,7 +484,8 @@ def _divergence(desc: str, value: float, epoch: int, epochs: int, margin: float 
         )
     else:
         remedy = "train with a lower lr or fewer epochs"
-    return f"{desc}: the loss became {value} at epoch {epoch} of {epochs}; {remedy} (finished epochs are in the log)"
+    kept = "the finished epochs are kept in the training log, training.csv"
+    return f"{desc}: the loss became {value} at epoch {epoch} of {epochs}; {remedy} ({kept})"
 
 
 # -- the detector -------------------------------------------------------------------------------
@@ -637,7 +638,7 @@ class CLIPFlow(Detector):
             seed=train.seed,
             device=self.runtime.device,
             progress=self.runtime.progress,
-            desc=f"{self.spec}",
+            desc=f"{self.name} {p.mode} mode",
             validation=val,
             log=self.training_log_,
         )
