@@ -19,6 +19,12 @@ feature store). Optional capabilities, off by default:
   and read the files run folders hold: detector.json + state.pt);
 * `attributes = True` with `attribute(images) -> (scores, sources)` and `source_classes()`: the
   runner then writes each image's predicted source (`source_pred`) next to its score.
+* `training_log_`, after `fit`: a list with one dict per finished epoch (column name -> number,
+  the same keys in every record; kept up to date while training, so it survives an error): the
+  runner writes it to ``RUN/models/<slug>/training.csv`` (`forensibench figure --fig training`);
+* `proxy_op()`, for detectors that make proxy images: the pre-operation that makes them; a runner
+  that fixes a validation threshold then also records the held-out naturals' proxies' scores
+  (Fig. 3 draws them).
 
 Detectors never read folders or write results: they receive `ImageSet`s and return arrays. The
 built-in detectors also declare the paper hooks of `forensibench.api.paper` (`PaperDetector`).
@@ -67,6 +73,8 @@ class TrainData:
     generated images (the set key of a suite whose sets are generators; "generated" when unknown).
     `generator_names`: a readable name for each generator key (the suite's column title).
     `sources`: where each came from, recorded in run.json.
+    `validation`: held-out natural images (label 0), the folder the validation threshold uses, for
+    detectors with ``threshold = "validation"`` to monitor training (never test images); may be None.
     """
 
     natural: ImageSet | None = None
@@ -75,6 +83,7 @@ class TrainData:
     sources: dict[str, str] = field(default_factory=dict)
     generators: np.ndarray | None = None
     generator_names: dict[str, str] = field(default_factory=dict)
+    validation: ImageSet | None = None
 
 
 @dataclass

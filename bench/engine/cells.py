@@ -14,11 +14,17 @@ each in a session of its own, and a scoring cell then loads the fitted detector 
 Training data (see `TrainingRoots`): one-class detectors get natural images from
 ``<train-root>/lsun/train`` (the `lsun-train` layout), supervised detectors real/fake images from
 ``<train-root>/train/progan`` (the `progan-train` layout), and thresholds of one-class detectors come
-from ``<train-root>/lsun/val``; ``--train-root`` defaults to the data root, and each folder can be
-given explicitly. A supervised detector's `labelled_suite` (`forensibench.api.paper`) may name any
-suite or manifest: every set of it is read under the training root and each generated image carries
-its set's generator (`TrainData.generators`), which is how attributing detectors learn the sources.
-Training images that are also test images are refused.
+from ``<train-root>/lsun/val`` (also handed to their `fit` as `TrainData.validation`, to monitor
+training); ``--train-root`` defaults to the data root, and each folder can be given explicitly.
+A supervised detector's `labelled_suite` (`forensibench.api.paper`) may name any suite or manifest:
+every set of it is read under the training root and each generated image carries its set's generator
+(`TrainData.generators`), which is how attributing detectors learn the sources. Training images
+that are also test images are refused, and so are validation images that are also training or
+test images.
+
+After `fit`, a detector's `training_log_` (one record per epoch) is written to
+``models/<slug>/training.csv``, also when training stops with an error; the scores behind a
+validation threshold go to ``cells/<slug>/validation.csv``.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from forensibench.api.detector import Detector, TrainData, Training
 from forensibench.api.paper import labelled_suite
 from forensibench.api.registry import create
 from forensibench.core.errors import DetectorError
-from forensibench.core.files import display_path
+from forensibench.core.files import atomic_write_csv, display_path
 from forensibench.data.checksums import fileset_digest
 from forensibench.data.images import ImageSet, list_images
 from forensibench.data.proxies import VALIDATION_PROXY
@@ -122,7 +128,9 @@ def _natural_set(explicit: Path | None, train_root: Path, suite_name: str) -> tu
 def train_data(
     det: Detector, roots: TrainingRoots, seed: int, test_paths: set[str] | frozenset[str] | None = None
 ) -> TrainData:
-    """The training data `det` declares; refuses training images that are also test images."""
+    """The training data `det` declares, and the held-out naturals of a validation threshold
+    (`TrainData.validation`, when the folder has images); refuses training or validation images
+    that are also test images, and validation images that are also training images."""
     train = TrainData(seed=seed)
     if det.training.needs_natural:
         train.natural, where = roots.natural()
@@ -144,6 +152,10 @@ def train_data(
         train.sources["labelled"] = (
             f"{where}: {len(train.labelled) - n_fake} real, {n_fake} generated ({', '.join(gens)})"
         )
+    if det.threshold == "validation":
+        train.validation, where = roots.validation()  # None: the threshold step says what is missing
+        if train.validation is not None:
+            train.sources["validation"] = f"{where}: {len(train.validation)} images"
     if test_paths:
         for part in (train.natural, train.labelled):
             shared = [p for p in (part.paths if part is not None else []) if os.path.abspath(p) in test_paths]
@@ -152,10 +164,27 @@ def train_data(
                     f"{det.spec}: {len(shared)} training images are also test images (e.g. {shared[0]}); "
                     f"train on another copy: --train-root ROOT, --natural-train DIR or --labelled-train DIR"
                 )
+    if train.validation is not None:
+        trained = {
+            os.path.abspath(p) for part in (train.natural, train.labelled) if part is not None for p in part.paths
+        }
+        for other, what in ((test_paths or frozenset(), "test"), (trained, "training")):
+            shared = [p for p in train.validation.paths if os.path.abspath(p) in other]
+            if shared:
+                raise DetectorError(
+                    f"{det.spec}: {len(shared)} held-out validation images are also {what} images (e.g. {shared[0]}); "
+                    f"hold out other images: --natural-val DIR or --train-root ROOT"
+                )
     return train
 
 
-def _validation_threshold(det: Detector, roots: TrainingRoots) -> tuple[float, str, int]:
+def _validation_threshold(
+    det: Detector, roots: TrainingRoots, seed: int, out: Path | None = None
+) -> tuple[float, str, int]:
+    """(threshold, where it came from, images scored): the best split of held-out naturals vs their
+    band-stopped copies. With `out` (validation.csv), their scores are written there, with those of
+    the naturals' own proxies for detectors that make them (`proxy_op`, seeded with `seed`: the
+    images `fit` monitored)."""
     val, where = roots.validation()
     if val is None:
         raise DetectorError(
@@ -169,7 +198,13 @@ def _validation_threshold(det: Detector, roots: TrainingRoots) -> tuple[float, s
     labels = np.concatenate([np.zeros(ok_n.sum()), np.ones(ok_p.sum())])
     thr = best_threshold(labels, np.concatenate([s_nat[ok_n], s_prox[ok_p]]))
     source = f"validation: {int(ok_n.sum())} held-out naturals ({where}) vs their {VALIDATION_PROXY.key} proxies"
-    return thr, source, len(val) + len(proxies)
+    scored = {"natural": s_nat, "threshold_proxy": s_prox}
+    if callable(getattr(det, "proxy_op", None)):
+        scored["proxy"] = det.score(val.with_pre(det.proxy_op(), seed, name="validation-proxies").without_labels())
+    if out is not None:
+        rows = [pd.DataFrame({"path": val.paths, "kind": kind, "score": s}) for kind, s in scored.items()]
+        atomic_write_csv(out, pd.concat(rows, ignore_index=True))
+    return thr, source, len(val) * len(scored)
 
 
 @dataclass
@@ -238,15 +273,20 @@ def fit_cell(session: Session, spec: str) -> tuple[Detector, dict]:
         log(f"[forensibench] {spec}: fitting on {', '.join(train.sources.values()) or 'nothing (weights)'}")
         seed_everything(plan.seed)
         cost: dict[str, dict] = {}  # stage -> forensibench.engine.cost record
-        with measure(len(train.natural or train.labelled or ()), det.runtime) as m:
-            det.fit(train)
+        try:
+            with measure(len(train.natural or train.labelled or ()), det.runtime) as m:
+                det.fit(train)
+        finally:  # the epochs that finished, also when training stopped with an error
+            training_log = _write_training_log(det, rd.training_log_path(spec))
         cost["fit"] = m.record
         if det.supports_save:
             det.save(model_dir)
         with measure(0, det.runtime) as m:
             if det.threshold == "validation":
                 seed_everything(plan.seed)
-                threshold, source, m.images = _validation_threshold(det, plan.roots)
+                threshold, source, m.images = _validation_threshold(
+                    det, plan.roots, plan.seed, rd.validation_path(spec)
+                )
             else:
                 threshold, source = 0.5, "0.5 on the probability"
         cost["threshold"] = m.record
@@ -255,15 +295,18 @@ def fit_cell(session: Session, spec: str) -> tuple[Detector, dict]:
             "detector": spec,
             "describe": det.describe(),
             "weights": weights_loaded(det.provenance),
-            "fitted_state": [weight_record(f) for f in sorted(model_dir.rglob("*")) if f.is_file()]
+            "fitted_state": [
+                weight_record(f) for f in sorted(model_dir.rglob("*")) if f.is_file() and f.name != "training.csv"
+            ]
             if det.supports_save
             else [],
             "training_data": train.sources,
             "training_data_sha256": {
                 k: fileset_digest(v.paths, plan.roots.train_root, hasher)
-                for k, v in (("natural", train.natural), ("labelled", train.labelled))
+                for k, v in (("natural", train.natural), ("labelled", train.labelled), ("validation", train.validation))
                 if v is not None
             },
+            "training_log": training_log,
             "code": git_state(),
             "threshold": threshold,
             "threshold_source": source,
@@ -274,6 +317,15 @@ def fit_cell(session: Session, spec: str) -> tuple[Detector, dict]:
         rd.write_fit(spec, fit_rec)
     session.fitted[spec] = (det, fit_rec)
     return det, fit_rec
+
+
+def _write_training_log(det: Detector, path: Path) -> str | None:
+    """Write the detector's `training_log_` (one record per epoch) to `path`; its name, or None."""
+    log = getattr(det, "training_log_", None)
+    if not log:
+        return None
+    atomic_write_csv(path, pd.DataFrame(list(log)))
+    return f"{path.parent.parent.name}/{path.parent.name}/{path.name}"
 
 
 def score_cell(session: Session, spec: str, key: str) -> None:

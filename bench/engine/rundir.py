@@ -8,7 +8,11 @@
     RUN/cells/<slug>/<dataset>.parquet   the scores of one finished cell (written last: the commit)
     RUN/cells/<slug>/<dataset>.cost.json the compute cost of scoring it (merged into fit.json and
                                      run.json by the runner)
+    RUN/cells/<slug>/validation.csv  the held-out naturals' scores behind a validation threshold
+                                     (path, kind: natural | threshold_proxy | proxy, score)
     RUN/models/<slug>/               the fitted detector, for detectors that can save
+    RUN/models/<slug>/training.csv   one row per training epoch, for detectors that keep a
+                                     `training_log_` (written even when training stops with an error)
     RUN/.lock                        held while a run writes here
 
 Each file is written to a temporary name in the same folder and moved into place, so a killed run
@@ -76,6 +80,12 @@ class RunDir:
 
     def model_dir(self, spec: str) -> Path:
         return self.root / "models" / slug(spec)
+
+    def training_log_path(self, spec: str) -> Path:
+        return self.model_dir(spec) / "training.csv"
+
+    def validation_path(self, spec: str) -> Path:
+        return self.cell_dir(spec) / "validation.csv"
 
     # -- state ----------------------------------------------------------------------------
     def cell_done(self, spec: str, dataset: str) -> bool:
@@ -157,6 +167,18 @@ class RunDir:
 
 def load_scores(run: str | Path) -> pd.DataFrame:
     return pd.read_parquet(Path(run) / "scores.parquet")
+
+
+def load_training_log(run: str | Path, spec: str) -> pd.DataFrame | None:
+    """The training.csv of detector `spec` in `run` (one row per epoch), None when it has none."""
+    p = RunDir(run).training_log_path(spec)
+    return pd.read_csv(p) if p.is_file() else None
+
+
+def load_validation_scores(run: str | Path, spec: str) -> pd.DataFrame | None:
+    """The validation.csv of detector `spec` in `run` (path, kind, score), None when it has none."""
+    p = RunDir(run).validation_path(spec)
+    return pd.read_csv(p) if p.is_file() else None
 
 
 def load_metrics(run: str | Path) -> pd.DataFrame:

@@ -94,6 +94,14 @@ def test_report_is_self_contained_with_the_runs_numbers(report):
         assert shown in page.cells, (col, shown)
     grid, _ = tables.robustness(run_dir)
     assert f"{grid.iloc[0]['jpeg=75']:.2f}" in page.cells
+    # the training section: CLIP-Flow's last logged epoch, as training.csv holds it
+    from forensibench.api.registry import canonical
+    from forensibench.engine.rundir import load_training_log
+
+    assert "<h3>Training</h3>" in text
+    last = load_training_log(run_dir, canonical(DETECTORS[0])).iloc[-1]
+    for col in ("loss", "val_ap", "val_natural_q50"):
+        assert f"{last[col]:.2f}" in page.cells, col
 
 
 def _chromium():
