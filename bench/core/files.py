@@ -2,7 +2,7 @@
 
 * ``atomic_write_*``: write to a temporary name in the same folder, fsync, then move into place, so
   a killed process leaves either the old file or the new one, never half of one.
-* `file_sha256`: a file's SHA-256, memoised on (path, size, mtime) within a process.
+* `file_sha256`: a file's SHA-256, memoised on `stat_key` within a process.
 * `display_path`: a path as results show it (relative to a root, undecodable bytes escaped).
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-_sha_memo: dict[tuple[str, int, int], str] = {}
+_sha_memo: dict[tuple[str, int, int, int, int], str] = {}
 
 
 def _umask() -> int:
@@ -67,11 +67,20 @@ def display_path(path: str, root: Path | None) -> str:
     return os.fsencode(p).decode("utf-8", "backslashreplace")
 
 
+def stat_key(real: str, st: os.stat_result) -> tuple[str, int, int, int, int]:
+    """What a file-hash memo trusts: (real path, size, mtime_ns, ctime_ns, inode).
+
+    Size and mtime alone are not enough: ``cp -p`` and ``rsync -a`` copy other bytes over a file
+    keeping both. Neither can keep the ctime (set by the kernel on every change) nor, for a file
+    replaced by a rename (rsync), the inode; git's index trusts the same fields.
+    """
+    return (real, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
 def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file, memoised on (path, size, mtime)."""
+    """SHA-256 of a file, memoised on `stat_key` (path, size, mtime, ctime, inode)."""
     p = Path(path)
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    key = stat_key(str(p.resolve()), p.stat())
     if key not in _sha_memo:
         h = hashlib.sha256()
         with open(p, "rb") as fh:

@@ -275,6 +275,8 @@ def sample_sets(
             f"check --data-root (see `forensibench datasets verify`)"
         )
     plan.test_paths = frozenset(os.path.abspath(p) for images in plan.test_sets.values() for p in images.paths)
+    if hasattr(hasher, "flush"):  # the memo on disk: a rerun (or a Ray task) stats these files, not reads them
+        hasher.flush()
     return records, missing
 
 
