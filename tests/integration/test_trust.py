@@ -307,3 +307,20 @@ def test_a_rerun_reads_no_image_again(synth_root, tmp_path):
     paths = [str(synth_root / p) for p in res.scores["path"]]
     warm = FileHashes(tmp_path / "cache")
     assert None not in warm.many(paths) and warm.hashed == 0
+
+
+def test_alternating_datasets_keep_the_content_check(trust_run, synth_root, tmp_path):
+    """--datasets progan, then stargan, then a changed progan image and --datasets progan: refused."""
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root, symlinks=True)
+    out = tmp_path / "r"
+    kw = dict(bootstrap=0, progress=False, log=lambda m: None, cache_dir=tmp_path / "cache")
+    first = run("cnnspot19", root, ["test-clip-prob"], out, datasets=["progan"], **kw)
+    run("cnnspot19", root, ["test-clip-prob"], out, datasets=["stargan"], **kw)
+    sets = json.loads((out / "run.json").read_text())["sets"]
+    assert sets.keys() == {"progan", "stargan"}
+    assert sets["progan"] == first.info["sets"]["progan"]  # the first command's record, kept
+    f = sorted((root / "test/progan").rglob("*.png"))[0]
+    f.write_bytes(f.read_bytes() + b"\0")
+    with pytest.raises(RunDirError, match="images of set 'progan'.*differ from those"):
+        run("cnnspot19", root, ["test-clip-prob"], out, datasets=["progan"], **kw)
