@@ -124,7 +124,7 @@ def run(
         runtime = plan.runtime()  # this process's feature store: its file-hash memo names the sets by content
         previous = check_previous(rd, request)
         records, missing = sample_sets(request, plan, runtime.features.file_sha256, previous, log)
-        info = started_info(request, plan, records, missing)
+        info = started_info(request, plan, records, missing, previous)
         atomic_write_json(rd.run_json, {**(previous or {}), **info})
         jobs = pending_jobs(rd, plan, request.detector_objects, log)
         failed = request.executor_obj.run(plan, jobs, log, runtime)
@@ -280,8 +280,12 @@ def sample_sets(
     return records, missing
 
 
-def started_info(request: RunRequest, plan: RunPlan, records: dict[str, dict], missing: list[str]) -> dict[str, Any]:
-    """run.json as the run starts."""
+def started_info(
+    request: RunRequest, plan: RunPlan, records: dict[str, dict], missing: list[str], previous: dict | None = None
+) -> dict[str, Any]:
+    """run.json as the run starts. `sets` holds every set the directory was ever run on (the earlier
+    commands' records, updated by this one's), so that the content check of `sample_sets` applies to a
+    set even when the command before this one did not ask for it."""
     suite = request.suite_obj
     return {
         "forensibench": __version__,
@@ -295,7 +299,7 @@ def started_info(request: RunRequest, plan: RunPlan, records: dict[str, dict], m
         "feature_cache": str(plan.cache_dir) if plan.cache_dir else "in memory (--no-cache)",
         "versions": versions(),
         "code": git_state(),
-        "sets": records,
+        "sets": {**((previous or {}).get("sets") or {}), **records},
         "perturbations": [op.key for op in request.perturbations],
         "missing_sets": missing,
     }
