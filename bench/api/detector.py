@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from forensibench.api.specs import params_to_dict, spec_string
+from forensibench.core.files import atomic_write_bytes, atomic_write_json
 from forensibench.data.images import ImageSet
 from forensibench.data.transforms import TransformSpec
 from forensibench.features.runtime import Runtime
@@ -180,14 +181,16 @@ class Detector:
 
     # helpers for subclasses that save a torch state
     def _save_state(self, directory: str | Path, state: dict[str, Any]) -> None:
+        """Write `state` (``state.pt``) and the spec (``detector.json``) into `directory`, each atomically:
+        the state is serialised in memory first, so a save that fails or is killed leaves the previous
+        files whole."""
         import torch
 
         d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "detector.json").write_text(
-            json.dumps({"spec": self.spec, "params": params_to_dict(self.params)}, indent=2)
-        )
-        torch.save(state, d / "state.pt")
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write_bytes(d / "state.pt", buf.getvalue())
+        atomic_write_json(d / "detector.json", {"spec": self.spec, "params": params_to_dict(self.params)})
 
     def _load_state(self, directory: str | Path) -> dict[str, Any]:
         return load_checkpoint(Path(directory) / "state.pt", f"saved {self.name} state")

@@ -22,7 +22,8 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -103,6 +104,31 @@ class RunDir:
             if self.cell_done(spec, dataset):
                 out[f"score:{dataset}"] = json.loads(f.read_text())
         return out
+
+    def saved_fit_problem(self, spec: str, fit: dict, hasher: Callable[[Path], str]) -> str | None:
+        """Why the saved model of `spec` is not the one its fit.json records (None when it is): a file of
+        ``fitted_state`` that is missing, or whose SHA-256 differs (a half-written or changed file)."""
+        name = slug(spec)
+        for rec in fit.get("fitted_state") or []:
+            parts = Path(rec["path"]).parts  # absolute where it was fitted: the run directory may have moved
+            rel = Path(*parts[parts.index(name) + 1 :]) if name in parts else Path(parts[-1])
+            path = self.model_dir(spec) / rel
+            try:
+                sha = hasher(path)
+            except OSError:
+                return f"{path} is missing"
+            if sha != rec["sha256"]:
+                return f"{path} is not the file fit.json records (half-written or changed: sha256 {sha[:12]}...)"
+        return None
+
+    def discard(self, spec: str) -> None:
+        """Remove the fit, the cells and the saved model of `spec`. The cells' parquet files (their commit
+        marks) go first: a discard killed half-way leaves the old fit with some of its cells, never a
+        cell without the fit that scored it."""
+        for f in self.cell_dir(spec).glob("*.parquet"):
+            f.unlink()
+        for d in (self.cell_dir(spec), self.model_dir(spec)):
+            shutil.rmtree(d, ignore_errors=True)
 
     def iter_cells(self) -> Iterator[tuple[str, str, Path]]:
         """(detector spec, dataset, path) of every committed cell."""

@@ -96,8 +96,9 @@ def run(
 
     The steps, each a function of this module: `validate` the request (every spec and set before
     any work), `make_plan`, `check_previous` (a run directory holds one configuration), `sample_sets`
-    (the images of every set, named by content), `started_info` (run.json), `pending_jobs` (what is
-    not done yet), the executor, `collect` (scores.parquet, metrics.csv) and `finished_info`.
+    (the images of every set, named by content), `check_fits` (committed fits that must be redone),
+    `started_info` (run.json), `pending_jobs` (what is not done yet), the executor, `collect`
+    (scores.parquet, metrics.csv) and `finished_info`.
     """
     request = validate(
         RunRequest(
@@ -124,9 +125,10 @@ def run(
         runtime = plan.runtime()  # this process's feature store: its file-hash memo names the sets by content
         previous = check_previous(rd, request)
         records, missing = sample_sets(request, plan, runtime.features.file_sha256, previous, log)
-        info = started_info(request, plan, records, missing, previous)
+        refits = check_fits(rd, request, runtime.features.file_sha256)
+        info = started_info(request, plan, records, missing, previous, refits)
         atomic_write_json(rd.run_json, {**(previous or {}), **info})
-        jobs = pending_jobs(rd, plan, request.detector_objects, log)
+        jobs = pending_jobs(rd, plan, request.detector_objects, log, refits)
         failed = request.executor_obj.run(plan, jobs, log, runtime)
         scores, metrics = collect(rd, request)
         info = finished_info(info, rd, request, failed, scores, previous, t_start)
@@ -280,8 +282,28 @@ def sample_sets(
     return records, missing
 
 
+def check_fits(rd: RunDir, request: RunRequest, hasher: Callable) -> list[dict[str, str]]:
+    """The committed fits of the asked-for detectors that must be redone, as run.json's `refitted`
+    records ({"detector", "reason", "at"}): a saved model that is not the one fit.json records (a
+    half-written or missing ``state.pt``) cannot be loaded, so that detector is fitted and scored again."""
+    refits = []
+    for det in request.detector_objects:
+        fit = rd.read_fit(det.spec)
+        if fit is None or not det.supports_save:
+            continue
+        problem = rd.saved_fit_problem(det.spec, fit, hasher)
+        if problem is not None:
+            refits.append({"detector": det.spec, "reason": problem, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    return refits
+
+
 def started_info(
-    request: RunRequest, plan: RunPlan, records: dict[str, dict], missing: list[str], previous: dict | None = None
+    request: RunRequest,
+    plan: RunPlan,
+    records: dict[str, dict],
+    missing: list[str],
+    previous: dict | None = None,
+    refits: list[dict[str, str]] = (),
 ) -> dict[str, Any]:
     """run.json as the run starts. `sets` holds every set the directory was ever run on (the earlier
     commands' records, updated by this one's), so that the content check of `sample_sets` applies to a
@@ -302,11 +324,18 @@ def started_info(
         "sets": {**((previous or {}).get("sets") or {}), **records},
         "perturbations": [op.key for op in request.perturbations],
         "missing_sets": missing,
+        "refitted": (previous or {}).get("refitted", []) + list(refits),
     }
 
 
-def pending_jobs(rd: RunDir, plan: RunPlan, dets: list[Detector], log: Callable[[str], None]) -> list[DetectorJob]:
-    """Per detector, the cells not committed yet (a detector with every cell done is skipped)."""
+def pending_jobs(
+    rd: RunDir, plan: RunPlan, dets: list[Detector], log: Callable[[str], None], refits: list[dict[str, str]] = ()
+) -> list[DetectorJob]:
+    """Per detector, the cells not committed yet (a detector with every cell done is skipped), after
+    discarding the fit and cells of every detector in `refits` (`check_fits`)."""
+    for rec in refits:
+        log(f"[forensibench] {rec['detector']}: {rec['reason']}; fitting and scoring it again")
+        rd.discard(rec["detector"])
     jobs = []
     for det in dets:
         todo = [k for k in plan.test_sets if not rd.cell_done(det.spec, k)]
