@@ -48,10 +48,27 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str, allow_nan=True) + "\n").encode())
 
 
-def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
+def atomic_write_parquet(path: Path, df: pd.DataFrame, metadata: dict[str, Any] | None = None) -> None:
+    """`df` (without its index) as a parquet file; `metadata`: {key: JSON-able value} stored in the file's
+    schema metadata (read back with `read_parquet_metadata`), written in the same atomic write."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if metadata:
+        extra = {k.encode(): json.dumps(v, default=str).encode() for k, v in metadata.items()}
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
     buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
+    pq.write_table(table, buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def read_parquet_metadata(path: Path, key: str) -> Any:
+    """The value `atomic_write_parquet` stored under `key` in `path` (None when absent); reads the footer only."""
+    import pyarrow.parquet as pq
+
+    raw = (pq.read_schema(path).metadata or {}).get(key.encode())
+    return None if raw is None else json.loads(raw)
 
 
 def atomic_write_csv(path: Path, df: pd.DataFrame) -> None:

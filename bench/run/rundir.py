@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from forensibench.core.files import atomic_write_json, atomic_write_parquet
+from forensibench.core.files import atomic_write_json, atomic_write_parquet, read_parquet_metadata
 
 SCORE_COLUMNS = ["detector", "dataset", "path", "label", "score", "error"]
 # Written only by detectors that can: the predicted source of each image ("real" or a generator).
@@ -89,12 +89,24 @@ class RunDir:
     def write_fit(self, spec: str, record: dict) -> None:
         atomic_write_json(self.fit_path(spec), record)
 
-    def write_cell(self, spec: str, dataset: str, df: pd.DataFrame, cost: dict | None = None) -> None:
-        """Commit a scoring cell: its cost record first, then its scores (the parquet file marks it done)."""
+    def write_cell(
+        self, spec: str, dataset: str, df: pd.DataFrame, cost: dict | None = None, fingerprint: dict | None = None
+    ) -> None:
+        """Commit a scoring cell: its cost record first, then its scores (the parquet file marks it done),
+        with its `fingerprint` (`forensibench.run.fingerprint.cell_fingerprint`) in the file's metadata."""
         if cost is not None:
             atomic_write_json(self.cost_path(spec, dataset), cost)
         cols = SCORE_COLUMNS + [c for c in OPTIONAL_SCORE_COLUMNS if c in df.columns]
-        atomic_write_parquet(self.cell_path(spec, dataset), df[cols])
+        meta = {"forensibench.fingerprint": fingerprint} if fingerprint is not None else None
+        atomic_write_parquet(self.cell_path(spec, dataset), df[cols], meta)
+
+    def cell_fingerprint(self, spec: str, dataset: str) -> dict | None:
+        """The fingerprint a committed cell was written with (None: none, e.g. an older forensibench)."""
+        return read_parquet_metadata(self.cell_path(spec, dataset), "forensibench.fingerprint")
+
+    def done_cells(self, spec: str) -> list[str]:
+        """The sets (and conditions) of `spec` whose cells are committed."""
+        return [f.stem for f in sorted(self.cell_dir(spec).glob("*.parquet"))]
 
     def cell_costs(self, spec: str) -> dict[str, dict]:
         """{"score:<dataset>": cost record} of the committed scoring cells of `spec`."""

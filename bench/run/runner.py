@@ -14,7 +14,9 @@ process using that folder; ``cache=False`` keeps them in memory for this run onl
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import shlex
 import sys
 import time
 import zlib
@@ -28,6 +30,7 @@ import pandas as pd
 from forensibench import __version__
 from forensibench.api.detector import Detector
 from forensibench.api.registry import create
+from forensibench.core.errors import DetectorError
 from forensibench.core.files import atomic_write_csv, atomic_write_json, atomic_write_parquet
 from forensibench.core.paths import default_cache_dir
 from forensibench.data.checksums import fileset_digest
@@ -35,9 +38,11 @@ from forensibench.data.perturb import cell_name, split_cell
 from forensibench.data.perturb import parse as perturb_ops
 from forensibench.data.suites import Suite, SuiteError, load_suite
 from forensibench.metrics import METRIC_COLUMNS, cell_metrics
-from forensibench.run.cells import RunPlan, TrainingRoots
+from forensibench.run.cells import RunPlan, TrainingRoots, train_data
 from forensibench.run.executors import DetectorJob, make_executor
-from forensibench.run.provenance import command_line, git_state, versions
+from forensibench.run.fingerprint import code_changed, code_text, describe_changes, fit_fingerprint, rehash_weights
+from forensibench.run.fingerprint import digest as fingerprint_digest
+from forensibench.run.provenance import code_identity, command_line, git_state, versions
 from forensibench.run.rundir import SCORE_COLUMNS, RunDir, RunDirError
 
 
@@ -83,6 +88,8 @@ def run(
     executor: str = "local",
     ray_address: str | None = None,
     amp: bool = True,
+    refit: list[str] | None = None,
+    allow_code_change: bool = False,
 ) -> RunResult:
     """Run `detectors` (specs) on `suite` under `data_root`, writing into `out` (resumable).
 
@@ -91,12 +98,19 @@ def run(
     `forensibench.data.perturb`), named ``<set>@<perturbation>``. `cache_dir`: the feature cache
     (default `default_cache_dir()`; `cache=False`: none on disk). `executor`: "local" or "ray"
     (`ray_address`: an existing cluster; default a local Ray instance). `amp`: fp16 autocast of
-    backbone passes on CUDA. Returns the scores, the metrics and run.json's content; detectors that
-    failed are in `RunResult.failed`.
+    backbone passes on CUDA. `refit`: detectors (specs of this command) whose committed fit and cells
+    are discarded and redone. `allow_code_change`: resume fits and cells made by other forensibench
+    code (recorded in run.json's ``code_changes``) instead of refusing. Returns the scores, the metrics
+    and run.json's content; detectors that failed are in `RunResult.failed`.
+
+    A rerun into the same `out` resumes: it reuses a committed fit or cell only when its fingerprint
+    (`forensibench.run.fingerprint`) matches this command's, and refuses otherwise with one sentence
+    naming what changed (docs/running.md).
 
     The steps, each a function of this module: `validate` the request (every spec and set before
     any work), `make_plan`, `check_previous` (a run directory holds one configuration), `sample_sets`
-    (the images of every set, named by content), `check_fits` (committed fits that must be redone),
+    (the images of every set, named by content), `check_fits` (fingerprints: committed fits and cells
+    that can be reused, must be redone, or are refused),
     `started_info` (run.json), `pending_jobs` (what is not done yet), the executor, `collect`
     (scores.parquet, metrics.csv) and `finished_info`.
     """
@@ -112,7 +126,8 @@ def run(
             datasets=datasets, perturb=list(perturb or []), seed=seed, device=device, max_per_class=max_per_class,
             bootstrap=bootstrap, batch_size=batch_size, workers=workers, progress=progress,
             cache_dir=Path(cache_dir if cache_dir is not None else default_cache_dir()).absolute() if cache else None,
-            executor=executor, ray_address=ray_address, amp=amp,
+            executor=executor, ray_address=ray_address, amp=amp, refit=list(refit or []),
+            allow_code_change=allow_code_change,
         )
     )  # fmt: skip
     log = log or _log_default
@@ -125,8 +140,8 @@ def run(
         runtime = plan.runtime()  # this process's feature store: its file-hash memo names the sets by content
         previous = check_previous(rd, request)
         records, missing = sample_sets(request, plan, runtime.features.file_sha256, previous, log)
-        refits = check_fits(rd, request, runtime.features.file_sha256)
-        info = started_info(request, plan, records, missing, previous, refits)
+        refits, code_changes = check_fits(rd, request, plan, previous, runtime.features.file_sha256, log)
+        info = started_info(request, plan, records, missing, previous, refits, code_changes)
         atomic_write_json(rd.run_json, {**(previous or {}), **info})
         jobs = pending_jobs(rd, plan, request.detector_objects, log, refits)
         failed = request.executor_obj.run(plan, jobs, log, runtime)
@@ -145,7 +160,7 @@ def run(
 
 @dataclass
 class RunRequest:
-    """What `run` was asked for; `validate` fills the fields below `amp` from the others."""
+    """What `run` was asked for; `validate` fills the fields below `allow_code_change` from the others."""
 
     suite: str | Suite
     data_root: Path
@@ -165,6 +180,8 @@ class RunRequest:
     executor: str = "local"
     ray_address: str | None = None
     amp: bool = True
+    refit: list[str] = field(default_factory=list)  # specs; `validate` makes them canonical
+    allow_code_change: bool = False
     # filled by `validate`
     suite_obj: Suite | None = None
     sampling: Any = None
@@ -201,8 +218,15 @@ def validate(request: RunRequest) -> RunRequest:
     specs = [d.spec for d in detector_objects]
     if len(set(specs)) != len(specs):
         raise ValueError(f"the same detector is asked for twice: {specs}")
+    refit = []
+    for spec in request.refit:
+        canonical = create(spec).spec
+        if canonical not in specs:
+            raise RunDirError(f"--refit {spec}: not one of this command's detectors ({', '.join(specs)})")
+        refit.append(canonical)
     return dataclasses.replace(
         request,
+        refit=refit,
         suite_obj=suite_obj,
         sampling=sampling,
         keys=[s.key for s in suite_obj.select(request.datasets)],
@@ -227,6 +251,7 @@ def make_plan(request: RunRequest, rd: RunDir) -> RunPlan:
         progress=request.progress,
         cache_dir=request.cache_dir,
         threads=_torch_threads(),
+        code=code_identity(),
     )
 
 
@@ -269,6 +294,7 @@ def sample_sets(
                 f"(files_sha256 {old_sha[:12]}... -> {record['files_sha256'][:12]}...); use another --out"
             )
         plan.test_sets[key], records[key] = images, record
+        plan.set_sha256[key] = record["files_sha256"]
         for op in request.perturbations:
             plan.test_sets[cell_name(key, op)] = images.with_pre(op, seed=request.seed, name=cell_name(key, op))
     if not plan.test_sets:
@@ -282,19 +308,98 @@ def sample_sets(
     return records, missing
 
 
-def check_fits(rd: RunDir, request: RunRequest, hasher: Callable) -> list[dict[str, str]]:
-    """The committed fits of the asked-for detectors that must be redone, as run.json's `refitted`
-    records ({"detector", "reason", "at"}): a saved model that is not the one fit.json records (a
-    half-written or missing ``state.pt``) cannot be loaded, so that detector is fitted and scored again."""
-    refits = []
+def check_fits(
+    rd: RunDir, request: RunRequest, plan: RunPlan, previous: dict | None, hasher: Callable, log: Callable[[str], None]
+) -> tuple[list[dict], list[dict]]:
+    """Fingerprint every asked-for detector's fit (into `plan.fingerprints`) and decide, for each committed
+    fit and its cells, whether the run may reuse them.
+
+    Refused (`RunDirError`, one sentence naming what changed and the remedy): a fit whose fingerprint
+    differs from this command's (parameters with defaults, training or validation data, weight files,
+    device), a cell scored by another fit or on other images, a fit made before fingerprints; and fits
+    or cells made by other code, unless `request.allow_code_change` (then warned about and returned as
+    run.json's ``code_changes`` records). Redone (returned as run.json's ``refitted`` records, discarded by
+    `pending_jobs`): the detectors of ``--refit``, and saved fits that are not the files fit.json
+    records (a half-written or missing ``state.pt``). Returns (refitted, code_changes).
+    """
+    at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    sets = {**((previous or {}).get("sets") or {}), **{k: {"files_sha256": v} for k, v in plan.set_sha256.items()}}
+    refits: list[dict] = []
+    problems: list[str] = []
+    refused: list[str] = []  # their specs
+    other_code: dict[str, tuple[dict, list[str]]] = {}  # the other code -> (its record, detectors)
     for det in request.detector_objects:
-        fit = rd.read_fit(det.spec)
-        if fit is None or not det.supports_save:
+        spec = det.spec
+        plan.fingerprints[spec] = fp = _fingerprint_now(det, plan, hasher)
+        fit = rd.read_fit(spec)
+        if spec in request.refit:
+            refits.append({"detector": spec, "reason": "asked for with --refit", "at": at})
             continue
-        problem = rd.saved_fit_problem(det.spec, fit, hasher)
-        if problem is not None:
-            refits.append({"detector": det.spec, "reason": problem, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    return refits
+        if fit is None:
+            if rd.done_cells(spec):  # cells left without the fit that scored them
+                refits.append({"detector": spec, "reason": "its cells have no fit.json", "at": at})
+            continue
+        old = fit.get("fingerprint")
+        if old is None:
+            problems.append(f"the fit of {spec} was made by a forensibench without fingerprints")
+            refused.append(spec)
+            continue
+        changes = describe_changes(old, {**fp, "weights": rehash_weights(old, hasher)})
+        if changes:
+            problems.append(f"the fit of {spec} was made with other inputs ({'; '.join(changes)})")
+            refused.append(spec)
+            continue
+        codes = [old.get("code")]
+        for key in rd.done_cells(spec):
+            cell = rd.cell_fingerprint(spec, key) or {}
+            base_sha = sets.get(split_cell(key)[0], {}).get("files_sha256")
+            if cell.get("fit") != fingerprint_digest(old) or (base_sha and cell.get("set_sha256") != base_sha):
+                what = "by another fit" if cell.get("fit") != fingerprint_digest(old) else "on other images"
+                problems.append(f"the cell {key} of {spec} was scored {what}")
+                refused.append(spec)
+                break
+            codes.append(cell.get("code"))
+        else:
+            for code in codes:
+                if code_changed(code, plan.code):
+                    other_code.setdefault(json.dumps(code, sort_keys=True), (code, []))[1].append(spec)
+                    break
+            problem = rd.saved_fit_problem(spec, fit, hasher) if det.supports_save else None
+            if problem is not None:
+                refits.append({"detector": spec, "reason": problem, "at": at})
+    if problems:
+        raise RunDirError(
+            f"{rd.root} cannot be resumed as asked: {'; '.join(problems)}; refit with {_refit_flags(refused)} "
+            f"(the fit and its cells are redone) or use another --out"
+        )
+    changes = [{"from": code, "to": plan.code, "detectors": specs, "at": at} for code, specs in other_code.values()]
+    for c in changes:
+        what = f"{', '.join(c['detectors'])} in {rd.root} were fitted or scored by {code_text(c['from'])}"
+        if not request.allow_code_change:
+            raise RunDirError(
+                f"{what}, and this is {code_text(plan.code)}; resume anyway with --allow-code-change "
+                f"(recorded in run.json), refit with {_refit_flags(c['detectors'])}, or use another --out"
+            )
+        log(f"[forensibench] WARNING: {what}; resuming with {code_text(plan.code)} (--allow-code-change, recorded "
+            f"in run.json's code_changes)")  # fmt: skip
+    return refits, changes
+
+
+def _refit_flags(specs: list[str]) -> str:
+    return " ".join(f"--refit {shlex.quote(s)}" for s in specs)
+
+
+def _fingerprint_now(det: Detector, plan: RunPlan, hasher: Callable) -> dict:
+    """The fingerprint `det`'s fit would have if made now (before the fit: no weights)."""
+    try:
+        train: Any = train_data(det, plan.roots, plan.seed)
+    except DetectorError as exc:
+        train = str(exc)
+    validation = None
+    if det.threshold == "validation":
+        val, where = plan.roots.validation()
+        validation = val if val is not None else f"no held-out naturals at {where}"
+    return fit_fingerprint(det, train, validation, hasher, plan.code, plan.device, plan.amp)
 
 
 def started_info(
@@ -303,7 +408,8 @@ def started_info(
     records: dict[str, dict],
     missing: list[str],
     previous: dict | None = None,
-    refits: list[dict[str, str]] = (),
+    refits: list[dict] = (),
+    code_changes: list[dict] = (),
 ) -> dict[str, Any]:
     """run.json as the run starts. `sets` holds every set the directory was ever run on (the earlier
     commands' records, updated by this one's), so that the content check of `sample_sets` applies to a
@@ -321,10 +427,12 @@ def started_info(
         "feature_cache": str(plan.cache_dir) if plan.cache_dir else "in memory (--no-cache)",
         "versions": versions(),
         "code": git_state(),
+        "code_identity": plan.code,
         "sets": {**((previous or {}).get("sets") or {}), **records},
         "perturbations": [op.key for op in request.perturbations],
         "missing_sets": missing,
         "refitted": (previous or {}).get("refitted", []) + list(refits),
+        "code_changes": (previous or {}).get("code_changes", []) + list(code_changes),
     }
 
 
