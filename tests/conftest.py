@@ -27,6 +27,16 @@ def synth_root(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="session")
+def synth32_root(tmp_path_factory):
+    """A smaller cnnspot19 replica: 4 images per class per set, 8 training images per class, 32 px."""
+    from forensibench.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("synth32")
+    synthesize("cnnspot19", root, per_class=4, size=32, seed=0, train_per_class=8)
+    return root
+
+
 @pytest.fixture
 def invoke():
     """Run the CLI in-process; returns click's Result (exit_code, output)."""

@@ -16,31 +16,21 @@ FREQSPEC = "freqspec:pretrained=false,epochs=1,crop=32"
 SETS = ["progan", "stargan"]
 
 
-@pytest.fixture(scope="module")
-def tree32(tmp_path_factory):
-    """A 32-px cnnspot19 replica, as the issue's reproductions."""
-    from forensibench.data.synth import synthesize
-
-    root = tmp_path_factory.mktemp("tree32")
-    synthesize("cnnspot19", root, per_class=4, size=32, seed=0, train_per_class=8)
-    return root
-
-
 def _run(root, out, specs=(FREQSPEC,), **kw):
     kw = {"datasets": SETS, "bootstrap": 20, "progress": False, "log": lambda m: None, "workers": 0, **kw}
     return run("cnnspot19", root, list(specs), out, **kw)
 
 
 @pytest.fixture(scope="module")
-def reference(tree32, tmp_path_factory):
+def reference(synth32_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("reference") / "run"
-    res = _run(tree32, out)
+    res = _run(synth32_root, out)
     assert res.ok
     return out, res.metrics
 
 
 @pytest.mark.parametrize("damage", ["half-written", "missing"])
-def test_a_fit_that_cannot_be_loaded_is_refitted(tree32, reference, tmp_path, damage):
+def test_a_fit_that_cannot_be_loaded_is_refitted(synth32_root, reference, tmp_path, damage):
     ref_out, ref_metrics = reference
     out = tmp_path / "run"
     shutil.copytree(ref_out, out)
@@ -52,7 +42,7 @@ def test_a_fit_that_cannot_be_loaded_is_refitted(tree32, reference, tmp_path, da
         state.unlink()
     rd.cell_path(spec, "stargan").unlink()  # the resume has a cell to score
 
-    res = _run(tree32, out)
+    res = _run(synth32_root, out)
     assert res.ok, res.failed
     [record] = res.info["refitted"]
     assert record["detector"] == spec and "state.pt" in record["reason"]
@@ -76,44 +66,44 @@ def _labelled_subset(root, folder):
     return folder
 
 
-def test_other_training_data_is_refused_then_refit_on_request(tree32, reference, tmp_path):
+def test_other_training_data_is_refused_then_refit_on_request(synth32_root, reference, tmp_path):
     ref_out, ref_metrics = reference
     out = _copy(ref_out, tmp_path / "run")
     spec = canonical(FREQSPEC)
-    labelled = _labelled_subset(tree32, tmp_path / "labelled")
+    labelled = _labelled_subset(synth32_root, tmp_path / "labelled")
     with pytest.raises(RunDirError, match=r"training data.*--refit.*--out"):
-        _run(tree32, out, labelled_train=labelled)
-    other_root = _copy(tree32, tmp_path / "root2")
+        _run(synth32_root, out, labelled_train=labelled)
+    other_root = _copy(synth32_root, tmp_path / "root2")
     f = sorted((other_root / "train/progan").rglob("1_fake/*.png"))[0]
     f.write_bytes(f.read_bytes() + b"\0")  # one training image changed
     with pytest.raises(RunDirError, match=r"training data"):
-        _run(tree32, out, train_root=other_root)
+        _run(synth32_root, out, train_root=other_root)
     # an identical copy of the training data elsewhere is the same training data: nothing is redone
-    same = _run(tree32, out, train_root=_copy(tree32, tmp_path / "root3"))
+    same = _run(synth32_root, out, train_root=_copy(synth32_root, tmp_path / "root3"))
     assert same.ok and same.info["refitted"] == []
     pd.testing.assert_frame_equal(same.metrics, ref_metrics, check_exact=True)
 
     # --refit: the detector is fitted on the new data and every set scored again
-    refit = _run(tree32, out, labelled_train=labelled, refit=[FREQSPEC])
+    refit = _run(synth32_root, out, labelled_train=labelled, refit=[FREQSPEC])
     assert refit.ok and [r["detector"] for r in refit.info["refitted"]] == [spec]
     assert "--refit" in refit.info["refitted"][0]["reason"]
-    fresh = _run(tree32, tmp_path / "fresh", labelled_train=labelled)
+    fresh = _run(synth32_root, tmp_path / "fresh", labelled_train=labelled)
     pd.testing.assert_frame_equal(refit.metrics, fresh.metrics, check_exact=True)
-    again = _run(tree32, out, labelled_train=labelled)  # and the refitted run resumes as it is
+    again = _run(synth32_root, out, labelled_train=labelled)  # and the refitted run resumes as it is
     assert again.info["refitted"] == refit.info["refitted"]
     fp = RunDir(out).read_fit(spec)["fingerprint"]
     assert fp["detector"]["params"]["lr"] == 0.01  # a default the spec string leaves out
 
 
-def test_a_cell_scored_by_another_fit_is_refused(tree32, reference, tmp_path):
+def test_a_cell_scored_by_another_fit_is_refused(synth32_root, reference, tmp_path):
     ref_out, _ = reference
     out = _copy(ref_out, tmp_path / "run")
-    other = _run(tree32, tmp_path / "other", labelled_train=_labelled_subset(tree32, tmp_path / "labelled"))
+    other = _run(synth32_root, tmp_path / "other", labelled_train=_labelled_subset(synth32_root, tmp_path / "labelled"))
     assert other.ok
     spec = canonical(FREQSPEC)
     shutil.copy(RunDir(other.out).cell_path(spec, "progan"), RunDir(out).cell_path(spec, "progan"))
     with pytest.raises(RunDirError, match=r"progan.*another fit.*--refit"):
-        _run(tree32, out)
+        _run(synth32_root, out)
 
 
 def _fingerprinted(gain_default: float):
@@ -174,45 +164,45 @@ def fingerprinted():
     registry.unregister("test-fingerprinted")
 
 
-def test_a_changed_default_is_refused(tree32, tmp_path, fingerprinted):
+def test_a_changed_default_is_refused(synth32_root, tmp_path, fingerprinted):
     fingerprinted(1.0)
-    assert _run(tree32, tmp_path / "run", ["test-fingerprinted"]).ok
+    assert _run(synth32_root, tmp_path / "run", ["test-fingerprinted"]).ok
     fingerprinted(2.0)  # the same spec string, another default
     with pytest.raises(RunDirError, match=r"gain.*1\.0.*2\.0.*--refit"):
-        _run(tree32, tmp_path / "run", ["test-fingerprinted"])
+        _run(synth32_root, tmp_path / "run", ["test-fingerprinted"])
 
 
-def test_other_weights_at_the_same_path_are_refused(tree32, tmp_path, fingerprinted):
+def test_other_weights_at_the_same_path_are_refused(synth32_root, tmp_path, fingerprinted):
     import torch
 
     fingerprinted()
     weights = tmp_path / "w.pt"
     torch.save({"w": torch.zeros(3)}, weights)
     spec = f"test-fingerprinted:weights={weights}"
-    assert _run(tree32, tmp_path / "run", [spec]).ok
+    assert _run(synth32_root, tmp_path / "run", [spec]).ok
     torch.save({"w": torch.ones(3)}, weights)
     with pytest.raises(RunDirError, match=r"w\.pt.*--refit"):
-        _run(tree32, tmp_path / "run", [spec])
+        _run(synth32_root, tmp_path / "run", [spec])
     weights.unlink()
     with pytest.raises(RunDirError, match=r"w\.pt"):
-        _run(tree32, tmp_path / "run", [spec])
+        _run(synth32_root, tmp_path / "run", [spec])
 
 
-def test_other_code_is_refused_unless_allowed(tree32, tmp_path, fingerprinted, monkeypatch):
+def test_other_code_is_refused_unless_allowed(synth32_root, tmp_path, fingerprinted, monkeypatch):
     import json
 
     from forensibench.run import runner
 
     fingerprinted()
     out = tmp_path / "run"
-    first = _run(tree32, out, ["test-fingerprinted"])
+    first = _run(synth32_root, out, ["test-fingerprinted"])
     RunDir(out).cell_path(canonical("test-fingerprinted"), "stargan").unlink()
     other = {"forensibench": "9.9.9", "commit": "f" * 40, "source": "0" * 64}
     monkeypatch.setattr(runner, "code_identity", lambda: other, raising=False)
     with pytest.raises(RunDirError, match=r"code.*--allow-code-change"):
-        _run(tree32, out, ["test-fingerprinted"])
+        _run(synth32_root, out, ["test-fingerprinted"])
     logged = []
-    res = _run(tree32, out, ["test-fingerprinted"], allow_code_change=True, log=logged.append)
+    res = _run(synth32_root, out, ["test-fingerprinted"], allow_code_change=True, log=logged.append)
     assert res.ok
     pd.testing.assert_frame_equal(res.metrics, first.metrics, check_exact=True)
     [change] = json.loads((out / "run.json").read_text())["code_changes"]
@@ -221,9 +211,9 @@ def test_other_code_is_refused_unless_allowed(tree32, tmp_path, fingerprinted, m
     assert any("WARNING" in m and "9.9.9" in m for m in logged)
 
 
-def test_refit_names_a_detector_of_the_command(tree32, tmp_path, invoke):
+def test_refit_names_a_detector_of_the_command(synth32_root, tmp_path, invoke):
     res = invoke(
-        "run", "--suite", "cnnspot19", "--data-root", tree32, "--detector", FREQSPEC, "--out", tmp_path / "run",
+        "run", "--suite", "cnnspot19", "--data-root", synth32_root, "--detector", FREQSPEC, "--out", tmp_path / "run",
         "--refit", "freqspec:epochs=2",
     )  # fmt: skip
     assert res.exit_code == 2 and "Traceback" not in res.output
