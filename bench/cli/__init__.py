@@ -43,12 +43,14 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from forensibench.data.suites import SuiteError
     from forensibench.report.check import CheckError
     from forensibench.report.tables import TableError
+    from forensibench.run.executors import ExecutorError
     from forensibench.run.rundir import RunDirError
 
     return (
         RegistryError,
         SuiteError,
         RunDirError,
+        ExecutorError,
         DetectorError,
         TableError,
         CheckError,

@@ -39,7 +39,7 @@ from forensibench.data.perturb import parse as perturb_ops
 from forensibench.data.suites import Suite, SuiteError, load_suite
 from forensibench.metrics import METRIC_COLUMNS, cell_metrics
 from forensibench.run.cells import RunPlan, TrainingRoots, train_data
-from forensibench.run.executors import DetectorJob, make_executor
+from forensibench.run.executors import DetectorJob, ExecutorError, make_executor
 from forensibench.run.fingerprint import code_changed, code_text, describe_changes, fit_fingerprint, rehash_weights
 from forensibench.run.fingerprint import digest as fingerprint_digest
 from forensibench.run.provenance import code_identity, command_line, git_state, versions
@@ -144,7 +144,11 @@ def run(
         info = started_info(request, plan, records, missing, previous, refits, code_changes)
         atomic_write_json(rd.run_json, {**(previous or {}), **info})
         jobs = pending_jobs(rd, plan, request.detector_objects, log, refits)
-        failed = request.executor_obj.run(plan, jobs, log, runtime)
+        try:
+            failed = request.executor_obj.run(plan, jobs, log, runtime)
+        except ExecutorError as exc:  # no cell ran: run.json says why
+            atomic_write_json(rd.run_json, {**info, "status": "failed", "error": str(exc)})
+            raise
         scores, metrics = collect(rd, request)
         info = finished_info(info, rd, request, failed, scores, previous, t_start)
         atomic_write_json(rd.run_json, info)
@@ -211,6 +215,10 @@ def validate(request: RunRequest) -> RunRequest:
     suite_obj = request.suite if isinstance(request.suite, Suite) else load_suite(request.suite)
     if not request.data_root.is_dir():
         raise SuiteError(f"data root {request.data_root} does not exist")
+    # every folder absolute before planning: a Ray task runs in another working directory
+    roots = TrainingRoots(
+        **{f.name: _absolute(getattr(request.roots, f.name)) for f in dataclasses.fields(TrainingRoots)}
+    )
     sampling = suite_obj.sampling
     if request.max_per_class is not None:
         sampling = dataclasses.replace(sampling, max_per_class=request.max_per_class or None)
@@ -226,6 +234,10 @@ def validate(request: RunRequest) -> RunRequest:
         refit.append(canonical)
     return dataclasses.replace(
         request,
+        data_root=request.data_root.absolute(),
+        out=request.out.absolute(),
+        roots=roots,
+        cache_dir=_absolute(request.cache_dir),
         refit=refit,
         suite_obj=suite_obj,
         sampling=sampling,
@@ -236,8 +248,13 @@ def validate(request: RunRequest) -> RunRequest:
     )
 
 
+def _absolute(p: Path | None) -> Path | None:
+    return None if p is None else Path(p).absolute()
+
+
 def make_plan(request: RunRequest, rd: RunDir) -> RunPlan:
-    """The picklable plan every cell runs from (test sets are added by `sample_sets`)."""
+    """The picklable plan every cell runs from: every folder absolute (`validate`), so that a Ray task in
+    another working directory finds them; test sets are added by `sample_sets`."""
     return RunPlan(
         out=rd.root,
         data_root=request.data_root,
