@@ -28,6 +28,9 @@ def _umask() -> int:
     return mask
 
 
+TEMPORARY_GLOB = ".*.tmp"  # the temporary files of atomic writes: ".<name>.<random>.tmp" beside <name>
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

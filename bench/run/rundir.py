@@ -12,11 +12,13 @@
     RUN/.lock                        held while a run writes here
 
 Each file is written to a temporary name in the same folder and moved into place, so a killed run
-leaves either the old file or the new one, never half of one.
+leaves either the old file or the new one, never half of one; the temporary file a killed write
+leaves behind is removed by the next run that takes the lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from forensibench.core.files import atomic_write_json, atomic_write_parquet, read_parquet_metadata
+from forensibench.core.files import TEMPORARY_GLOB, atomic_write_json, atomic_write_parquet, read_parquet_metadata
 
 SCORE_COLUMNS = ["detector", "dataset", "path", "label", "score", "error"]
 # Written only by detectors that can: the predicted source of each image ("real" or a generator).
@@ -183,6 +185,15 @@ class RunDir:
         fh.write(f"pid {os.getpid()}")
         fh.flush()
         self._lock_fh = fh
+        self._remove_temporaries()
+
+    def _remove_temporaries(self) -> None:
+        """Delete the temporary files of writes killed half-way (SIGKILL, power loss) in the run's own
+        files, cells and models; safe once the lock is held, since no other run writes here then."""
+        for pattern in (TEMPORARY_GLOB, f"cells/**/{TEMPORARY_GLOB}", f"models/**/{TEMPORARY_GLOB}"):
+            for f in self.root.glob(pattern):
+                with contextlib.suppress(FileNotFoundError):
+                    f.unlink()
 
     def unlock(self) -> None:
         if self._lock_fh is not None:
