@@ -14,9 +14,7 @@ process using that folder; ``cache=False`` keeps them in memory for this run onl
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import shlex
 import sys
 import time
 import zlib
@@ -40,9 +38,9 @@ from forensibench.data.suites import Suite, SuiteError, load_suite
 from forensibench.metrics import METRIC_COLUMNS, cell_metrics
 from forensibench.run.cells import RunPlan, TrainingRoots, train_data
 from forensibench.run.executors import DetectorJob, ExecutorError, make_executor
-from forensibench.run.fingerprint import code_changed, code_text, describe_changes, fit_fingerprint, rehash_weights
-from forensibench.run.fingerprint import digest as fingerprint_digest
+from forensibench.run.fingerprint import fit_fingerprint
 from forensibench.run.provenance import code_identity, command_line, git_state, versions
+from forensibench.run.resume import decide
 from forensibench.run.rundir import SCORE_COLUMNS, RunDir, RunDirError
 
 
@@ -328,82 +326,13 @@ def sample_sets(
 def check_fits(
     rd: RunDir, request: RunRequest, plan: RunPlan, previous: dict | None, hasher: Callable, log: Callable[[str], None]
 ) -> tuple[list[dict], list[dict]]:
-    """Fingerprint every asked-for detector's fit (into `plan.fingerprints`) and decide, for each committed
-    fit and its cells, whether the run may reuse them.
-
-    Refused (`RunDirError`, one sentence naming what changed and the remedy): a fit whose fingerprint
-    differs from this command's (parameters with defaults, training or validation data, weight files,
-    device), a cell scored by another fit or on other images, a fit made before fingerprints; and fits
-    or cells made by other code, unless `request.allow_code_change` (then warned about and returned as
-    run.json's ``code_changes`` records). Redone (returned as run.json's ``refitted`` records, discarded by
-    `pending_jobs`): the detectors of ``--refit``, and saved fits that are not the files fit.json
-    records (a half-written or missing ``state.pt``). Returns (refitted, code_changes).
-    """
-    at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    sets = {**((previous or {}).get("sets") or {}), **{k: {"files_sha256": v} for k, v in plan.set_sha256.items()}}
-    refits: list[dict] = []
-    problems: list[str] = []
-    refused: list[str] = []  # their specs
-    other_code: dict[str, tuple[dict, list[str]]] = {}  # the other code -> (its record, detectors)
+    """Fingerprint every asked-for detector's fit (into `plan.fingerprints`), then decide what of the run
+    directory may be reused (`forensibench.run.resume.decide`: refuses a mismatch in one sentence).
+    Returns run.json's (``refitted``, ``code_changes``) records of this command."""
     for det in request.detector_objects:
-        spec = det.spec
-        plan.fingerprints[spec] = fp = _fingerprint_now(det, plan, hasher)
-        fit = rd.read_fit(spec)
-        if spec in request.refit:
-            refits.append({"detector": spec, "reason": "asked for with --refit", "at": at})
-            continue
-        if fit is None:
-            if rd.done_cells(spec):  # cells left without the fit that scored them
-                refits.append({"detector": spec, "reason": "its cells have no fit.json", "at": at})
-            continue
-        old = fit.get("fingerprint")
-        if old is None:
-            problems.append(f"the fit of {spec} was made by a forensibench without fingerprints")
-            refused.append(spec)
-            continue
-        changes = describe_changes(old, {**fp, "weights": rehash_weights(old, hasher)})
-        if changes:
-            problems.append(f"the fit of {spec} was made with other inputs ({'; '.join(changes)})")
-            refused.append(spec)
-            continue
-        codes = [old.get("code")]
-        for key in rd.done_cells(spec):
-            cell = rd.cell_fingerprint(spec, key) or {}
-            base_sha = sets.get(split_cell(key)[0], {}).get("files_sha256")
-            if cell.get("fit") != fingerprint_digest(old) or (base_sha and cell.get("set_sha256") != base_sha):
-                what = "by another fit" if cell.get("fit") != fingerprint_digest(old) else "on other images"
-                problems.append(f"the cell {key} of {spec} was scored {what}")
-                refused.append(spec)
-                break
-            codes.append(cell.get("code"))
-        else:
-            for code in codes:
-                if code_changed(code, plan.code):
-                    other_code.setdefault(json.dumps(code, sort_keys=True), (code, []))[1].append(spec)
-                    break
-            problem = rd.saved_fit_problem(spec, fit, hasher) if det.supports_save else None
-            if problem is not None:
-                refits.append({"detector": spec, "reason": problem, "at": at})
-    if problems:
-        raise RunDirError(
-            f"{rd.root} cannot be resumed as asked: {'; '.join(problems)}; refit with {_refit_flags(refused)} "
-            f"(the fit and its cells are redone) or use another --out"
-        )
-    changes = [{"from": code, "to": plan.code, "detectors": specs, "at": at} for code, specs in other_code.values()]
-    for c in changes:
-        what = f"{', '.join(c['detectors'])} in {rd.root} were fitted or scored by {code_text(c['from'])}"
-        if not request.allow_code_change:
-            raise RunDirError(
-                f"{what}, and this is {code_text(plan.code)}; resume anyway with --allow-code-change "
-                f"(recorded in run.json), refit with {_refit_flags(c['detectors'])}, or use another --out"
-            )
-        log(f"[forensibench] WARNING: {what}; resuming with {code_text(plan.code)} (--allow-code-change, recorded "
-            f"in run.json's code_changes)")  # fmt: skip
-    return refits, changes
-
-
-def _refit_flags(specs: list[str]) -> str:
-    return " ".join(f"--refit {shlex.quote(s)}" for s in specs)
+        plan.fingerprints[det.spec] = _fingerprint_now(det, plan, hasher)
+    sets = {**((previous or {}).get("sets") or {}), **{k: {"files_sha256": v} for k, v in plan.set_sha256.items()}}
+    return decide(rd, request.detector_objects, plan, sets, request.refit, request.allow_code_change, hasher, log)
 
 
 def _fingerprint_now(det: Detector, plan: RunPlan, hasher: Callable) -> dict:
