@@ -277,10 +277,11 @@ def test_a_replacement_keeping_size_and_mtime_is_refused_on_resume(
 
 
 class _Constant(Detector):
-    """Scores every image 0.5 without reading it: no feature store, no training."""
+    """Scores every image 0.5 without reading it: no feature store; its (unread) training data is the
+    labelled ProGAN set, which the run names by content."""
 
     name = "test-constant"
-    training = Training.NONE
+    training = Training.SUPERVISED
 
     def transform(self, train=False):
         return clip_flow_test()
@@ -293,7 +294,8 @@ class _Constant(Detector):
 
 
 def test_a_rerun_reads_no_image_again(synth_root, tmp_path):
-    """The file hashes that name the sets are kept on disk, whatever the detectors use."""
+    """The file hashes that name the sets and the training data are kept on disk, whatever the
+    detectors use."""
     from forensibench.features.cache import FileHashes
 
     registry.register(_Constant)
@@ -305,6 +307,7 @@ def test_a_rerun_reads_no_image_again(synth_root, tmp_path):
     finally:
         registry.unregister(_Constant.name)
     paths = [str(synth_root / p) for p in res.scores["path"]]
+    paths += [str(p) for p in (synth_root / "train/progan").rglob("*.png")]
     warm = FileHashes(tmp_path / "cache")
     assert None not in warm.many(paths) and warm.hashed == 0
 
