@@ -331,6 +331,8 @@ def check_fits(
     Returns run.json's (``refitted``, ``code_changes``) records of this command."""
     for det in request.detector_objects:
         plan.fingerprints[det.spec] = _fingerprint_now(det, plan, hasher)
+    if hasattr(hasher, "flush"):  # the training data's hashes too: a rerun stats those files, not reads them
+        hasher.flush()
     sets = {**((previous or {}).get("sets") or {}), **{k: {"files_sha256": v} for k, v in plan.set_sha256.items()}}
     return decide(rd, request.detector_objects, plan, sets, request.refit, request.allow_code_change, hasher, log)
 
