@@ -41,6 +41,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from forensibench.data.checksums import ChecksumError
     from forensibench.data.perturb import PerturbError
     from forensibench.data.suites import SuiteError
+    from forensibench.engine.executors import ExecutorError
     from forensibench.engine.rundir import RunDirError
     from forensibench.report.check import CheckError
     from forensibench.report.tables import TableError
@@ -49,6 +50,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
         RegistryError,
         SuiteError,
         RunDirError,
+        ExecutorError,
         DetectorError,
         TableError,
         CheckError,

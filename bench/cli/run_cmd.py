@@ -125,6 +125,18 @@ def print_summary(result, echo=click.echo) -> None:
     default=None,
     help="address of an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray instance)",
 )
+@click.option(
+    "--refit",
+    "refit",
+    multiple=True,
+    metavar="DETECTOR",
+    help="discard this detector's fit and cells in --out and redo them (a spec of this command; repeatable)",
+)
+@click.option(
+    "--allow-code-change",
+    is_flag=True,
+    help="resume fits and cells made by other forensibench code (recorded in run.json) instead of refusing",
+)
 @common_run_options
 def run_command(
     suite,
@@ -142,6 +154,8 @@ def run_command(
     no_cache,
     executor,
     ray_address,
+    refit,
+    allow_code_change,
     device,
     seed,
     bootstrap,
@@ -179,6 +193,8 @@ def run_command(
         cache=not no_cache,
         executor=executor,
         ray_address=ray_address,
+        refit=list(refit),
+        allow_code_change=allow_code_change,
     )
     print_summary(result)
     if result.failed:

@@ -2,7 +2,7 @@
 
 * ``atomic_open``, ``atomic_write_*``: write to a temporary name in the same folder, fsync, then move
   into place, so a killed process leaves either the old file or the new one, never half of one.
-* `file_sha256`: a file's SHA-256, memoised on (path, size, mtime) within a process.
+* `file_sha256`: a file's SHA-256, memoised on `stat_key` within a process.
 * `display_path`: a path as results show it (relative to a root, undecodable bytes escaped).
 """
 
@@ -20,13 +20,16 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 
-_sha_memo: dict[tuple[str, int, int], str] = {}
+_sha_memo: dict[tuple[str, int, int, int, int], str] = {}
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+TEMPORARY_GLOB = ".*.tmp"  # the temporary files of atomic writes: ".<name>.<random>.tmp" beside <name>
 
 
 @contextlib.contextmanager
@@ -59,10 +62,27 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str, allow_nan=True) + "\n").encode())
 
 
-def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
+def atomic_write_parquet(path: Path, df: pd.DataFrame, metadata: dict[str, Any] | None = None) -> None:
+    """`df` (without its index) as a parquet file; `metadata`: {key: JSON-able value} stored in the file's
+    schema metadata (read back with `read_parquet_metadata`), written in the same atomic write."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if metadata:
+        extra = {k.encode(): json.dumps(v, default=str).encode() for k, v in metadata.items()}
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
     buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
+    pq.write_table(table, buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def read_parquet_metadata(path: Path, key: str) -> Any:
+    """The value `atomic_write_parquet` stored under `key` in `path` (None when absent); reads the footer only."""
+    import pyarrow.parquet as pq
+
+    raw = (pq.read_schema(path).metadata or {}).get(key.encode())
+    return None if raw is None else json.loads(raw)
 
 
 def atomic_write_csv(path: Path, df: pd.DataFrame) -> None:
@@ -78,11 +98,20 @@ def display_path(path: str, root: Path | None) -> str:
     return os.fsencode(p).decode("utf-8", "backslashreplace")
 
 
+def stat_key(real: str, st: os.stat_result) -> tuple[str, int, int, int, int]:
+    """What a file-hash memo trusts: (real path, size, mtime_ns, ctime_ns, inode).
+
+    Size and mtime alone are not enough: ``cp -p`` and ``rsync -a`` copy other bytes over a file
+    keeping both. Neither can keep the ctime (set by the kernel on every change) nor, for a file
+    replaced by a rename (rsync), the inode; git's index trusts the same fields.
+    """
+    return (real, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
 def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file, memoised on (path, size, mtime)."""
+    """SHA-256 of a file, memoised on `stat_key` (path, size, mtime, ctime, inode)."""
     p = Path(path)
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    key = stat_key(str(p.resolve()), p.stat())
     if key not in _sha_memo:
         h = hashlib.sha256()
         with open(p, "rb") as fh:

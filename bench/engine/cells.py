@@ -46,9 +46,11 @@ from forensibench.core.errors import DetectorError
 from forensibench.core.files import atomic_write_csv, display_path
 from forensibench.data.checksums import fileset_digest
 from forensibench.data.images import ImageSet, list_images
+from forensibench.data.perturb import split_cell
 from forensibench.data.proxies import VALIDATION_PROXY
 from forensibench.data.suites import load_suite
 from forensibench.engine.cost import measure
+from forensibench.engine.fingerprint import cell_fingerprint, fit_fingerprint, with_weights
 from forensibench.engine.provenance import git_state, weights_loaded
 from forensibench.engine.rundir import RunDir
 from forensibench.features.runtime import Runtime
@@ -224,6 +226,11 @@ class RunPlan:
     progress: bool = True
     cache_dir: Path | None = None  # the on-disk feature cache; None: features are kept in memory only
     threads: int = 1  # torch intra-op threads of the process that planned the run (Ray tasks use as many)
+    # filled by the runner: each fit's fingerprint before the fit (forensibench.engine.fingerprint), each
+    # set's files_sha256, and the code identity of the process that planned the run
+    fingerprints: dict[str, dict] = field(default_factory=dict)
+    set_sha256: dict[str, str] = field(default_factory=dict)
+    code: dict = field(default_factory=dict)
 
     def runtime(self) -> Runtime:
         return Runtime(
@@ -266,7 +273,10 @@ def fit_cell(session: Session, spec: str) -> tuple[Detector, dict]:
     fit_rec = rd.read_fit(spec)
     model_dir = rd.model_dir(spec)
     if fit_rec is not None and det.supports_save and (model_dir / "state.pt").is_file():
-        det.load(model_dir)
+        try:
+            det.load(model_dir)
+        except DetectorError as exc:
+            raise DetectorError(f"{exc}; refit it with --refit {spec!r} or use another --out") from None
         log(f"[forensibench] {spec}: loaded the fitted detector from {model_dir}")
     else:
         train = train_data(det, plan.roots, plan.seed, plan.test_paths)
@@ -291,10 +301,14 @@ def fit_cell(session: Session, spec: str) -> tuple[Detector, dict]:
                 threshold, source = 0.5, "0.5 on the probability"
         cost["threshold"] = m.record
         hasher = det.runtime.features.file_sha256
+        weights = weights_loaded(det.provenance)
+        fp = plan.fingerprints.get(spec) or fit_fingerprint(
+            det, train, None, hasher, plan.code, plan.device, plan.amp
+        )  # a plan made without the runner (its fingerprint of the validation data is then left out)
         fit_rec = {
             "detector": spec,
             "describe": det.describe(),
-            "weights": weights_loaded(det.provenance),
+            "weights": weights,
             "fitted_state": [
                 weight_record(f) for f in sorted(model_dir.rglob("*")) if f.is_file() and f.name != "training.csv"
             ]
@@ -307,6 +321,7 @@ def fit_cell(session: Session, spec: str) -> tuple[Detector, dict]:
                 if v is not None
             },
             "training_log": training_log,
+            "fingerprint": with_weights(fp, weights),
             "code": git_state(),
             "threshold": threshold,
             "threshold_source": source,
@@ -329,9 +344,10 @@ def _write_training_log(det: Detector, path: Path) -> str | None:
 
 
 def score_cell(session: Session, spec: str, key: str) -> None:
-    """The scoring cell (`spec`, set `key`): score every image and commit the cell with its cost."""
+    """The scoring cell (`spec`, set `key`): score every image and commit the cell with its cost and
+    fingerprint."""
     plan, log = session.plan, session.log
-    det, _ = fit_cell(session, spec)
+    det, fit_rec = fit_cell(session, spec)
     images = plan.test_sets[key]
     seed_everything(plan.seed)
     sources = None
@@ -363,7 +379,9 @@ def score_cell(session: Session, spec: str, key: str) -> None:
         if len(sources) != len(images):
             raise DetectorError(f"{spec}.attribute returned {len(sources)} sources for {len(images)} images")
         df["source_pred"] = [None if e is not None or s_ is None else str(s_) for s_, e in zip(sources, errors)]
-    RunDir(plan.out).write_cell(spec, key, df, cost=m.record)
+    base, condition = split_cell(key)
+    fp = cell_fingerprint(fit_rec.get("fingerprint", {}), plan.set_sha256.get(base), condition, plan.code)
+    RunDir(plan.out).write_cell(spec, key, df, cost=m.record, fingerprint=fp)
     n_err = sum(e is not None for e in errors)
     log(
         f"[forensibench] {spec} / {key}: {len(images)} images scored in {m.record['wall_s']:.1f}s"

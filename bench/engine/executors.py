@@ -22,6 +22,7 @@ thread count (float rounding depends on it).
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,6 +31,10 @@ from forensibench.engine.cells import RunPlan, Session, detector_cells, fit_cell
 from forensibench.features.runtime import Runtime
 
 EXECUTORS = ("local", "ray")
+
+
+class ExecutorError(RuntimeError):
+    """The executor cannot run any cell (e.g. a Ray cluster that refuses the connection): one sentence."""
 
 
 @dataclass
@@ -118,7 +123,10 @@ class RayExecutor:
             ) from None
         started = not ray.is_initialized()
         if started:
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=True)
+            try:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=True)
+            except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, AuthenticationError
+                raise ExecutorError(_connection_error(self.address, exc)) from None
         try:
             options = self._resources(ray, plan)
             fit_t = ray.remote(_fit_task).options(**options)
@@ -161,6 +169,33 @@ class RayExecutor:
                 )
             options["num_gpus"] = 1
         return options
+
+
+def _connection_error(address: str | None, exc: BaseException) -> str:
+    """One sentence for a failed `ray.init`, naming the address and the remedy.
+
+    A cluster with token authentication (``RAY_AUTH_MODE=token``: Ray 2.52+, on by default for local
+    clusters since Ray 2.59) rejects a client without its token; Ray then retries for about 20 s and
+    raises ConnectionError, the cause (gRPC ``Unauthenticated``, ``InvalidAuthToken``) deep in its chain,
+    or, when this process sets ``RAY_AUTH_MODE=token`` without a token, ``AuthenticationError``.
+    """
+    chain, e = [], exc
+    while e is not None and len(chain) < 8:
+        chain.append(f"{type(e).__name__}: {e}")
+        e = e.__cause__ or e.__context__
+    text = "\n".join(chain)
+    where = f"the Ray cluster at {address or os.environ.get('RAY_ADDRESS') or 'a new local Ray instance'}"
+    if any(s in text for s in ("Unauthenticated", "InvalidAuthToken", "AuthenticationError")):
+        return (
+            f"{where} refused the connection: it uses token authentication and this process has no valid "
+            f"token; set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to the cluster's token (`ray get-auth-token` on "
+            f"its head node prints it)"
+        )
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return (
+        f"could not connect to {where} ({first}); check the address (`ray status` on the head node), and for a "
+        f"cluster with token authentication set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN"
+    )
 
 
 def make_executor(name: str, ray_address: str | None = None):

@@ -16,22 +16,25 @@
     RUN/.lock                        held while a run writes here
 
 Each file is written to a temporary name in the same folder and moved into place, so a killed run
-leaves either the old file or the new one, never half of one.
+leaves either the old file or the new one, never half of one; the temporary file a killed write
+leaves behind is removed by the next run that takes the lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 
-from forensibench.core.files import atomic_write_json, atomic_write_parquet
+from forensibench.core.files import TEMPORARY_GLOB, atomic_write_json, atomic_write_parquet, read_parquet_metadata
 
 SCORE_COLUMNS = ["detector", "dataset", "path", "label", "score", "error"]
 # Written only by detectors that can: the predicted source of each image ("real" or a generator).
@@ -98,12 +101,24 @@ class RunDir:
     def write_fit(self, spec: str, record: dict) -> None:
         atomic_write_json(self.fit_path(spec), record)
 
-    def write_cell(self, spec: str, dataset: str, df: pd.DataFrame, cost: dict | None = None) -> None:
-        """Commit a scoring cell: its cost record first, then its scores (the parquet file marks it done)."""
+    def write_cell(
+        self, spec: str, dataset: str, df: pd.DataFrame, cost: dict | None = None, fingerprint: dict | None = None
+    ) -> None:
+        """Commit a scoring cell: its cost record first, then its scores (the parquet file marks it done),
+        with its `fingerprint` (`forensibench.engine.fingerprint.cell_fingerprint`) in the file's metadata."""
         if cost is not None:
             atomic_write_json(self.cost_path(spec, dataset), cost)
         cols = SCORE_COLUMNS + [c for c in OPTIONAL_SCORE_COLUMNS if c in df.columns]
-        atomic_write_parquet(self.cell_path(spec, dataset), df[cols])
+        meta = {"forensibench.fingerprint": fingerprint} if fingerprint is not None else None
+        atomic_write_parquet(self.cell_path(spec, dataset), df[cols], meta)
+
+    def cell_fingerprint(self, spec: str, dataset: str) -> dict | None:
+        """The fingerprint a committed cell was written with (None: none, e.g. an older forensibench)."""
+        return read_parquet_metadata(self.cell_path(spec, dataset), "forensibench.fingerprint")
+
+    def done_cells(self, spec: str) -> list[str]:
+        """The sets (and conditions) of `spec` whose cells are committed."""
+        return [f.stem for f in sorted(self.cell_dir(spec).glob("*.parquet"))]
 
     def cell_costs(self, spec: str) -> dict[str, dict]:
         """{"score:<dataset>": cost record} of the committed scoring cells of `spec`."""
@@ -113,6 +128,31 @@ class RunDir:
             if self.cell_done(spec, dataset):
                 out[f"score:{dataset}"] = json.loads(f.read_text())
         return out
+
+    def saved_fit_problem(self, spec: str, fit: dict, hasher: Callable[[Path], str]) -> str | None:
+        """Why the saved model of `spec` is not the one its fit.json records (None when it is): a file of
+        ``fitted_state`` that is missing, or whose SHA-256 differs (a half-written or changed file)."""
+        name = slug(spec)
+        for rec in fit.get("fitted_state") or []:
+            parts = Path(rec["path"]).parts  # absolute where it was fitted: the run directory may have moved
+            rel = Path(*parts[parts.index(name) + 1 :]) if name in parts else Path(parts[-1])
+            path = self.model_dir(spec) / rel
+            try:
+                sha = hasher(path)
+            except OSError:
+                return f"{path} is missing"
+            if sha != rec["sha256"]:
+                return f"{path} is not the file fit.json records (half-written or changed: sha256 {sha[:12]}...)"
+        return None
+
+    def discard(self, spec: str) -> None:
+        """Remove the fit, the cells and the saved model of `spec`. The cells' parquet files (their commit
+        marks) go first: a discard killed half-way leaves the old fit with some of its cells, never a
+        cell without the fit that scored it."""
+        for f in self.cell_dir(spec).glob("*.parquet"):
+            f.unlink()
+        for d in (self.cell_dir(spec), self.model_dir(spec)):
+            shutil.rmtree(d, ignore_errors=True)
 
     def iter_cells(self) -> Iterator[tuple[str, str, Path]]:
         """(detector spec, dataset, path) of every committed cell."""
@@ -155,6 +195,15 @@ class RunDir:
         fh.write(f"pid {os.getpid()}")
         fh.flush()
         self._lock_fh = fh
+        self._remove_temporaries()
+
+    def _remove_temporaries(self) -> None:
+        """Delete the temporary files of writes killed half-way (SIGKILL, power loss) in the run's own
+        files, cells and models; safe once the lock is held, since no other run writes here then."""
+        for pattern in (TEMPORARY_GLOB, f"cells/**/{TEMPORARY_GLOB}", f"models/**/{TEMPORARY_GLOB}"):
+            for f in self.root.glob(pattern):
+                with contextlib.suppress(FileNotFoundError):
+                    f.unlink()
 
     def unlock(self) -> None:
         if self._lock_fh is not None:

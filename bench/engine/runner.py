@@ -28,15 +28,18 @@ import pandas as pd
 from forensibench import __version__
 from forensibench.api.detector import Detector
 from forensibench.api.registry import create
+from forensibench.core.errors import DetectorError
 from forensibench.core.files import atomic_write_csv, atomic_write_json, atomic_write_parquet
 from forensibench.core.paths import default_cache_dir
 from forensibench.data.checksums import fileset_digest
 from forensibench.data.perturb import cell_name, split_cell
 from forensibench.data.perturb import parse as perturb_ops
 from forensibench.data.suites import Suite, SuiteError, load_suite
-from forensibench.engine.cells import RunPlan, TrainingRoots
-from forensibench.engine.executors import DetectorJob, make_executor
-from forensibench.engine.provenance import command_line, git_state, versions
+from forensibench.engine.cells import RunPlan, TrainingRoots, train_data
+from forensibench.engine.executors import DetectorJob, ExecutorError, make_executor
+from forensibench.engine.fingerprint import fit_fingerprint
+from forensibench.engine.provenance import code_identity, command_line, git_state, versions
+from forensibench.engine.resume import decide
 from forensibench.engine.rundir import SCORE_COLUMNS, RunDir, RunDirError
 from forensibench.metrics import METRIC_COLUMNS, cell_metrics
 
@@ -83,6 +86,8 @@ def run(
     executor: str = "local",
     ray_address: str | None = None,
     amp: bool = True,
+    refit: list[str] | None = None,
+    allow_code_change: bool = False,
 ) -> RunResult:
     """Run `detectors` (specs) on `suite` under `data_root`, writing into `out` (resumable).
 
@@ -91,13 +96,21 @@ def run(
     `forensibench.data.perturb`), named ``<set>@<perturbation>``. `cache_dir`: the feature cache
     (default `default_cache_dir()`; `cache=False`: none on disk). `executor`: "local" or "ray"
     (`ray_address`: an existing cluster; default a local Ray instance). `amp`: fp16 autocast of
-    backbone passes on CUDA. Returns the scores, the metrics and run.json's content; detectors that
-    failed are in `RunResult.failed`.
+    backbone passes on CUDA. `refit`: detectors (specs of this command) whose committed fit and cells
+    are discarded and redone. `allow_code_change`: resume fits and cells made by other forensibench
+    code (recorded in run.json's ``code_changes``) instead of refusing. Returns the scores, the metrics
+    and run.json's content; detectors that failed are in `RunResult.failed`.
+
+    A rerun into the same `out` resumes: it reuses a committed fit or cell only when its fingerprint
+    (`forensibench.engine.fingerprint`) matches this command's, and refuses otherwise with one sentence
+    naming what changed (docs/running.md).
 
     The steps, each a function of this module: `validate` the request (every spec and set before
     any work), `make_plan`, `check_previous` (a run directory holds one configuration), `sample_sets`
-    (the images of every set, named by content), `started_info` (run.json), `pending_jobs` (what is
-    not done yet), the executor, `collect` (scores.parquet, metrics.csv) and `finished_info`.
+    (the images of every set, named by content), `check_fits` (fingerprints: committed fits and cells
+    that can be reused, must be redone, or are refused),
+    `started_info` (run.json), `pending_jobs` (what is not done yet), the executor, `collect`
+    (scores.parquet, metrics.csv) and `finished_info`.
     """
     request = validate(
         RunRequest(
@@ -111,7 +124,8 @@ def run(
             datasets=datasets, perturb=list(perturb or []), seed=seed, device=device, max_per_class=max_per_class,
             bootstrap=bootstrap, batch_size=batch_size, workers=workers, progress=progress,
             cache_dir=Path(cache_dir if cache_dir is not None else default_cache_dir()).absolute() if cache else None,
-            executor=executor, ray_address=ray_address, amp=amp,
+            executor=executor, ray_address=ray_address, amp=amp, refit=list(refit or []),
+            allow_code_change=allow_code_change,
         )
     )  # fmt: skip
     log = log or _log_default
@@ -124,10 +138,15 @@ def run(
         runtime = plan.runtime()  # this process's feature store: its file-hash memo names the sets by content
         previous = check_previous(rd, request)
         records, missing = sample_sets(request, plan, runtime.features.file_sha256, previous, log)
-        info = started_info(request, plan, records, missing)
+        refits, code_changes = check_fits(rd, request, plan, previous, runtime.features.file_sha256, log)
+        info = started_info(request, plan, records, missing, previous, refits, code_changes)
         atomic_write_json(rd.run_json, {**(previous or {}), **info})
-        jobs = pending_jobs(rd, plan, request.detector_objects, log)
-        failed = request.executor_obj.run(plan, jobs, log, runtime)
+        jobs = pending_jobs(rd, plan, request.detector_objects, log, refits)
+        try:
+            failed = request.executor_obj.run(plan, jobs, log, runtime)
+        except ExecutorError as exc:  # no cell ran: run.json says why
+            atomic_write_json(rd.run_json, {**info, "status": "failed", "error": str(exc)})
+            raise
         scores, metrics = collect(rd, request)
         info = finished_info(info, rd, request, failed, scores, previous, t_start)
         atomic_write_json(rd.run_json, info)
@@ -143,7 +162,7 @@ def run(
 
 @dataclass
 class RunRequest:
-    """What `run` was asked for; `validate` fills the fields below `amp` from the others."""
+    """What `run` was asked for; `validate` fills the fields below `allow_code_change` from the others."""
 
     suite: str | Suite
     data_root: Path
@@ -163,6 +182,8 @@ class RunRequest:
     executor: str = "local"
     ray_address: str | None = None
     amp: bool = True
+    refit: list[str] = field(default_factory=list)  # specs; `validate` makes them canonical
+    allow_code_change: bool = False
     # filled by `validate`
     suite_obj: Suite | None = None
     sampling: Any = None
@@ -192,6 +213,10 @@ def validate(request: RunRequest) -> RunRequest:
     suite_obj = request.suite if isinstance(request.suite, Suite) else load_suite(request.suite)
     if not request.data_root.is_dir():
         raise SuiteError(f"data root {request.data_root} does not exist")
+    # every folder absolute before planning: a Ray task runs in another working directory
+    roots = TrainingRoots(
+        **{f.name: _absolute(getattr(request.roots, f.name)) for f in dataclasses.fields(TrainingRoots)}
+    )
     sampling = suite_obj.sampling
     if request.max_per_class is not None:
         sampling = dataclasses.replace(sampling, max_per_class=request.max_per_class or None)
@@ -199,8 +224,19 @@ def validate(request: RunRequest) -> RunRequest:
     specs = [d.spec for d in detector_objects]
     if len(set(specs)) != len(specs):
         raise ValueError(f"the same detector is asked for twice: {specs}")
+    refit = []
+    for spec in request.refit:
+        canonical = create(spec).spec
+        if canonical not in specs:
+            raise RunDirError(f"--refit {spec}: not one of this command's detectors ({', '.join(specs)})")
+        refit.append(canonical)
     return dataclasses.replace(
         request,
+        data_root=request.data_root.absolute(),
+        out=request.out.absolute(),
+        roots=roots,
+        cache_dir=_absolute(request.cache_dir),
+        refit=refit,
         suite_obj=suite_obj,
         sampling=sampling,
         keys=[s.key for s in suite_obj.select(request.datasets)],
@@ -210,8 +246,13 @@ def validate(request: RunRequest) -> RunRequest:
     )
 
 
+def _absolute(p: Path | None) -> Path | None:
+    return None if p is None else Path(p).absolute()
+
+
 def make_plan(request: RunRequest, rd: RunDir) -> RunPlan:
-    """The picklable plan every cell runs from (test sets are added by `sample_sets`)."""
+    """The picklable plan every cell runs from: every folder absolute (`validate`), so that a Ray task in
+    another working directory finds them; test sets are added by `sample_sets`."""
     return RunPlan(
         out=rd.root,
         data_root=request.data_root,
@@ -225,6 +266,7 @@ def make_plan(request: RunRequest, rd: RunDir) -> RunPlan:
         progress=request.progress,
         cache_dir=request.cache_dir,
         threads=_torch_threads(),
+        code=code_identity(),
     )
 
 
@@ -267,6 +309,7 @@ def sample_sets(
                 f"(files_sha256 {old_sha[:12]}... -> {record['files_sha256'][:12]}...); use another --out"
             )
         plan.test_sets[key], records[key] = images, record
+        plan.set_sha256[key] = record["files_sha256"]
         for op in request.perturbations:
             plan.test_sets[cell_name(key, op)] = images.with_pre(op, seed=request.seed, name=cell_name(key, op))
     if not plan.test_sets:
@@ -275,11 +318,50 @@ def sample_sets(
             f"check --data-root (see `forensibench datasets verify`)"
         )
     plan.test_paths = frozenset(os.path.abspath(p) for images in plan.test_sets.values() for p in images.paths)
+    if hasattr(hasher, "flush"):  # the memo on disk: a rerun (or a Ray task) stats these files, not reads them
+        hasher.flush()
     return records, missing
 
 
-def started_info(request: RunRequest, plan: RunPlan, records: dict[str, dict], missing: list[str]) -> dict[str, Any]:
-    """run.json as the run starts."""
+def check_fits(
+    rd: RunDir, request: RunRequest, plan: RunPlan, previous: dict | None, hasher: Callable, log: Callable[[str], None]
+) -> tuple[list[dict], list[dict]]:
+    """Fingerprint every asked-for detector's fit (into `plan.fingerprints`), then decide what of the run
+    directory may be reused (`forensibench.engine.resume.decide`: refuses a mismatch in one sentence).
+    Returns run.json's (``refitted``, ``code_changes``) records of this command."""
+    for det in request.detector_objects:
+        plan.fingerprints[det.spec] = _fingerprint_now(det, plan, hasher)
+    if hasattr(hasher, "flush"):  # the training data's hashes too: a rerun stats those files, not reads them
+        hasher.flush()
+    sets = {**((previous or {}).get("sets") or {}), **{k: {"files_sha256": v} for k, v in plan.set_sha256.items()}}
+    return decide(rd, request.detector_objects, plan, sets, request.refit, request.allow_code_change, hasher, log)
+
+
+def _fingerprint_now(det: Detector, plan: RunPlan, hasher: Callable) -> dict:
+    """The fingerprint `det`'s fit would have if made now (before the fit: no weights)."""
+    try:
+        train: Any = train_data(det, plan.roots, plan.seed)
+    except DetectorError as exc:
+        train = str(exc)
+    validation = None
+    if det.threshold == "validation":
+        val, where = plan.roots.validation()
+        validation = val if val is not None else f"no held-out naturals at {where}"
+    return fit_fingerprint(det, train, validation, hasher, plan.code, plan.device, plan.amp)
+
+
+def started_info(
+    request: RunRequest,
+    plan: RunPlan,
+    records: dict[str, dict],
+    missing: list[str],
+    previous: dict | None = None,
+    refits: list[dict] = (),
+    code_changes: list[dict] = (),
+) -> dict[str, Any]:
+    """run.json as the run starts. `sets` holds every set the directory was ever run on (the earlier
+    commands' records, updated by this one's), so that the content check of `sample_sets` applies to a
+    set even when the command before this one did not ask for it."""
     suite = request.suite_obj
     return {
         "forensibench": __version__,
@@ -293,14 +375,23 @@ def started_info(request: RunRequest, plan: RunPlan, records: dict[str, dict], m
         "feature_cache": str(plan.cache_dir) if plan.cache_dir else "in memory (--no-cache)",
         "versions": versions(),
         "code": git_state(),
-        "sets": records,
+        "code_identity": plan.code,
+        "sets": {**((previous or {}).get("sets") or {}), **records},
         "perturbations": [op.key for op in request.perturbations],
         "missing_sets": missing,
+        "refitted": (previous or {}).get("refitted", []) + list(refits),
+        "code_changes": (previous or {}).get("code_changes", []) + list(code_changes),
     }
 
 
-def pending_jobs(rd: RunDir, plan: RunPlan, dets: list[Detector], log: Callable[[str], None]) -> list[DetectorJob]:
-    """Per detector, the cells not committed yet (a detector with every cell done is skipped)."""
+def pending_jobs(
+    rd: RunDir, plan: RunPlan, dets: list[Detector], log: Callable[[str], None], refits: list[dict[str, str]] = ()
+) -> list[DetectorJob]:
+    """Per detector, the cells not committed yet (a detector with every cell done is skipped), after
+    discarding the fit and cells of every detector in `refits` (`check_fits`)."""
+    for rec in refits:
+        log(f"[forensibench] {rec['detector']}: {rec['reason']}; fitting and scoring it again")
+        rd.discard(rec["detector"])
     jobs = []
     for det in dets:
         todo = [k for k in plan.test_sets if not rd.cell_done(det.spec, k)]

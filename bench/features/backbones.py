@@ -156,7 +156,7 @@ def _model_config(name: str) -> dict | None:
 def describe_backbone(spec: BackboneSpec, hasher=file_sha256) -> tuple[str, dict[str, Any], int, Any]:
     """(identity, provenance, embedding dim, open_clip.create_model kwargs) of `spec`, without building it.
 
-    Weight files are hashed with `hasher` (a memo on (path, size, mtime) keeps warm runs from
+    Weight files are hashed with `hasher` (a memo on the file's stat keeps warm runs from
     re-reading them). Raises DetectorError, naming the file, when the weights are not on this machine.
     """
     if spec.is_tiny:

@@ -8,7 +8,8 @@ Layout under the cache folder (``--cache-dir``, ``$FORENSIBENCH_CACHE_DIR``, by 
     features/v1/<config>/shards/<id>.npy       float32 [rows, dim]; written once, never modified
     features/v1/<config>/shards/<id>.json      the shard's index: each row's key, decoding failures
     features/v1/<config>/locks/<request>.lock  flock held while a process computes a request
-    hashes/v1/<id>.jsonl                       file-hash memo: [sha256, size, mtime_ns, path] per line
+    hashes/v1/<id>.jsonl                       file-hash memo: [sha256, size, mtime_ns, ctime_ns, inode, path]
+                                               per line
 
 ``<config>`` is a hash of the backbone identity (the weights' SHA-256, or "random init" with the
 torch and open_clip versions that drew them), the transform key, the pre-operation key and the
@@ -29,9 +30,11 @@ on the request's lock file, and another process asking for it waits, then reads 
 Overlapping but different requests may compute some rows twice; the duplicate is harmless (the
 first shard in name order wins). flock locks are released by the kernel when a process dies.
 
-File hashes are memoised on (real path, size, mtime in ns), as rsync and make decide that a file
-is unchanged: a warm run stats its images instead of reading them. ``forensibench datasets
-verify`` never trusts the memo.
+File hashes are memoised on (real path, size, mtime, ctime, inode), the fields git's index trusts
+(`forensibench.core.files.stat_key`): a warm run stats its images instead of reading them, and a file
+that ``cp -p`` or ``rsync -a`` replaced (same size and mtime) is read again, as neither can keep the
+ctime or, for rsync's rename, the inode. Lines of older versions (without ctime and inode) are
+ignored: those files are hashed once more. ``forensibench datasets verify`` never trusts the memo.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forensibench.core.files import atomic_write_bytes, atomic_write_json
+from forensibench.core.files import atomic_write_bytes, atomic_write_json, stat_key
 
 FORMAT = "v1"
 SHARD_ROWS = 4096  # a shard is written after this many rows...
@@ -73,13 +76,17 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+Key = tuple[str, int, int, int, int]  # stat_key: (real path, size, mtime_ns, ctime_ns, inode)
+
+
 class FileHashes:
-    """SHA-256 of files memoised on (real path, size, mtime_ns): in memory, and on disk under `root`."""
+    """SHA-256 of files memoised on `stat_key` (real path, size, mtime, ctime, inode): in memory, and on
+    disk under `root`."""
 
     def __init__(self, root: str | Path | None = None):
         self.dir = Path(root) / "hashes" / FORMAT if root is not None else None
-        self._memo: dict[tuple[str, int, int], str] = {}
-        self._new: list[tuple[str, int, int]] = []
+        self._memo: dict[Key, str] = {}
+        self._new: list[Key] = []
         self._read: set[str] = set()
         self._lock = threading.Lock()
         self.hashed = 0  # files actually read (tests and benchmarks check warm runs read none)
@@ -97,15 +104,14 @@ class FileHashes:
                 continue
             for line in text.splitlines():
                 with contextlib.suppress(ValueError, TypeError):
-                    sha, size, mtime, path = json.loads(line)
-                    self._memo[(path, int(size), int(mtime))] = sha
+                    sha, size, mtime, ctime, ino, path = json.loads(line)
+                    self._memo[(path, int(size), int(mtime), int(ctime), int(ino))] = sha
             self._read.add(f.name)
 
     def __call__(self, path: str | Path) -> str:
-        """The file's SHA-256 (read only when its path, size or mtime is new); OSError if unreadable."""
+        """The file's SHA-256 (read only when its `stat_key` is new); OSError if unreadable."""
         real = os.path.realpath(path)
-        st = os.stat(real)
-        key = (real, st.st_size, st.st_mtime_ns)
+        key = stat_key(real, os.stat(real))
         sha = self._memo.get(key)
         if sha is None:
             sha = sha256_file(real)
@@ -122,11 +128,11 @@ class FileHashes:
         for i, p in enumerate(paths):
             try:
                 real = os.path.realpath(p)
-                st = os.stat(real)
+                key = stat_key(real, os.stat(real))
             except OSError:
                 out.append(None)
                 continue
-            out.append(self._memo.get((real, st.st_size, st.st_mtime_ns)))
+            out.append(self._memo.get(key))
             if out[-1] is None:
                 misses.append(i)
 
@@ -152,9 +158,7 @@ class FileHashes:
         with self._lock:
             new, self._new = self._new, []
         name = _new_name() + ".jsonl"
-        atomic_write_bytes(
-            self.dir / name, "".join(json.dumps([self._memo[k], k[1], k[2], k[0]]) + "\n" for k in new).encode()
-        )
+        atomic_write_bytes(self.dir / name, "".join(_line(self._memo[k], k) for k in new).encode())
         self._read.add(name)
         if len(list(self.dir.glob("*.jsonl"))) > COMPACT_AFTER:
             self._compact()
@@ -163,17 +167,21 @@ class FileHashes:
         self._load()
         done = {f.name for f in self.dir.glob("*.jsonl")} & self._read
         live = []
-        for (path, size, mtime), sha in self._memo.items():
+        for key, sha in self._memo.items():
             with contextlib.suppress(OSError):
-                st = os.stat(path)
-                if (st.st_size, st.st_mtime_ns) == (size, mtime):  # entries of changed or deleted files go
-                    live.append(json.dumps([sha, size, mtime, path]) + "\n")
+                if stat_key(key[0], os.stat(key[0])) == key:  # entries of changed or deleted files go
+                    live.append(_line(sha, key))
         name = _new_name() + ".jsonl"
         atomic_write_bytes(self.dir / name, "".join(live).encode())
         self._read.add(name)
         for f in done:
             with contextlib.suppress(OSError):
                 (self.dir / f).unlink()
+
+
+def _line(sha: str, key: Key) -> str:
+    path, size, mtime, ctime, ino = key
+    return json.dumps([sha, size, mtime, ctime, ino, path]) + "\n"
 
 
 @dataclass

@@ -9,6 +9,7 @@ matplotlib's Agg backend (no display needed).
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from forensibench.api.specs import format_value
+from forensibench.core.files import atomic_write_bytes
 from forensibench.engine.rundir import load_metrics, load_scores, load_training_log, load_validation_scores
 from forensibench.report.tables import TableError
 
@@ -360,10 +362,14 @@ def _varying_keys(groups: list[str]) -> set[str]:
 
 
 def _save(fig, out: str | Path) -> Path:
+    """Draw `fig` into memory, then write it atomically (a failed or killed draw keeps the old file)."""
     import matplotlib.pyplot as plt
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, dpi=120, format=out.suffix.lstrip(".").lower() or "png")
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(out, buf.getvalue())
     return out

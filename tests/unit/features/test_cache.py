@@ -235,3 +235,26 @@ def test_cache_info_and_clear(tmp_path, rt, invoke):
     assert out.exit_code == 0 and "cleared" in out.output
     assert sorted(p.name for p in cache.iterdir()) == ["keep.txt"]
     assert "no cached features" in invoke("cache", "info", "--cache-dir", cache).output
+
+
+@pytest.mark.parametrize("how", ["cp -p", "rsync -a"])
+def test_file_hash_memo_sees_a_replacement_with_the_same_size_and_mtime(tmp_path, how, replace_same_size_mtime):
+    import hashlib
+
+    from forensibench.core.files import file_sha256
+    from forensibench.features.cache import FileHashes
+
+    paths = _images(tmp_path / "img", 3)
+    first = FileHashes(tmp_path / "cache")
+    before = first.many([str(p) for p in paths])
+    assert before[0] == file_sha256(paths[0]) == hashlib.sha256(paths[0].read_bytes()).hexdigest()
+    first.flush()
+
+    replace_same_size_mtime(paths[0], how)
+    truth = hashlib.sha256(paths[0].read_bytes()).hexdigest()
+    assert truth != before[0]
+    warm = FileHashes(tmp_path / "cache")  # the next run: the memo from disk
+    assert warm.many([str(p) for p in paths]) == [truth, *before[1:]]
+    assert warm.hashed == 1  # the unchanged files were not read again
+    assert first(paths[0]) == truth  # the memo in memory too
+    assert file_sha256(paths[0]) == truth  # and core.files' own memo

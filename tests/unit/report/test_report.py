@@ -144,3 +144,33 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         [browser, *flags, "--dump-dom", page_path.as_uri()], capture_output=True, text=True, timeout=120
     ).stdout
     assert len(re.findall(r"<table", dom)) >= 6 and "Table I: AP" in dom  # the browser built the tables
+
+
+def test_a_figure_is_replaced_atomically(tmp_path, monkeypatch):
+    """A figure whose encoding fails half-way leaves the previous file, and no temporary file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from forensibench.report.figures import _save
+
+    out = tmp_path / "figures" / "fig.png"
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    _save(fig, out)
+    before = out.read_bytes()
+    assert before.startswith(b"\x89PNG")
+
+    def half_written(im, fp, filename):
+        fp.write(b"\x89PNG half")
+        raise OSError("disk full")
+
+    monkeypatch.setitem(Image.SAVE, "PNG", half_written)
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    with pytest.raises(OSError, match="disk full"):
+        _save(fig, out)
+    assert out.read_bytes() == before
+    assert [p.name for p in out.parent.iterdir()] == ["fig.png"]
