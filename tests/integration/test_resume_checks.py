@@ -113,7 +113,7 @@ def _fingerprinted(gain_default: float):
     import numpy as np
     import torch
 
-    from forensibench.api.detector import Detector, Training
+    from forensibench.api.detector import Detector, Training, load_state, save_state
     from forensibench.data.transforms import clip_flow_test
     from forensibench.features.weights import load_checkpoint, weight_record
 
@@ -125,6 +125,7 @@ def _fingerprinted(gain_default: float):
     class Fingerprinted(Detector):
         name = "test-fingerprinted"
         training = Training.SUPERVISED
+        threshold = "probability"
         supports_save = True
 
         def transform(self, train=False):
@@ -141,10 +142,10 @@ def _fingerprinted(gain_default: float):
             return np.full(len(images), 0.1 * self.params.gain)
 
         def save(self, directory):
-            self._save_state(directory, {"n": torch.tensor(self.n_)})
+            save_state(self, directory, {"n": torch.tensor(self.n_)})
 
         def load(self, directory):
-            self.n_ = int(self._load_state(directory)["n"])
+            self.n_ = int(load_state(self, directory)["n"])
             return self
 
     Fingerprinted.Params = Params

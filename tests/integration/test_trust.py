@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from forensibench.api import registry
-from forensibench.api.detector import Detector, Training
+from forensibench.api.detector import Detector, NoParams, Training
 from forensibench.data.transforms import clip_flow_test
 from forensibench.engine.cost import cost_table
 from forensibench.engine.provenance import weights_loaded
@@ -281,7 +281,9 @@ class _Constant(Detector):
     labelled ProGAN set, which the run names by content."""
 
     name = "test-constant"
+    Params = NoParams
     training = Training.SUPERVISED
+    threshold = "probability"
 
     def transform(self, train=False):
         return clip_flow_test()

@@ -16,10 +16,10 @@ def test_source_digest_covers_python_modules_only(tmp_path):
     from forensibench.engine.provenance import source_digest
 
     bench, dets = tmp_path / "bench", tmp_path / "detectors"
-    (bench / "run").mkdir(parents=True)
+    (bench / "engine").mkdir(parents=True)
     dets.mkdir()
     (bench / "__init__.py").write_bytes(b"")
-    (bench / "run" / "cells.py").write_bytes(b"x = 1\n")
+    (bench / "engine" / "cells.py").write_bytes(b"x = 1\n")
     (dets / "freqspec.py").write_bytes(b"y = 2\n")
     expected = _by_hand(
         {
@@ -31,7 +31,7 @@ def test_source_digest_covers_python_modules_only(tmp_path):
     assert source_digest(bench, dets) == expected
     # an installed layout (detectors/ inside the package) of the same files names the same source
     installed = tmp_path / "site" / "forensibench"
-    (installed / "run").mkdir(parents=True)
+    (installed / "engine").mkdir(parents=True)
     (installed / "detectors").mkdir()
     for src, dst in ((bench, installed), (dets, installed / "detectors")):
         for f in src.rglob("*.py"):
@@ -42,7 +42,7 @@ def test_source_digest_covers_python_modules_only(tmp_path):
     (bench / "__pycache__" / "cells.cpython-311.pyc").write_bytes(b"\0")
     (bench / "NOTES.md").write_text("notes")
     assert source_digest(bench, dets) == expected
-    (bench / "run" / "cells.py").write_bytes(b"x = 2\n")
+    (bench / "engine" / "cells.py").write_bytes(b"x = 2\n")
     assert source_digest(bench, dets) != expected
 
 
