@@ -4,10 +4,9 @@ Imports nothing from the rest of forensibench, so that every layer above (the ru
 the dataset audit, the tables) computes them the same way.
 """
 
+from forensibench.metrics.cell import METRIC_COLUMNS, RAW_SCORE_NOTE, cell_metrics
 from forensibench.metrics.classification import (
     ECE_BINS,
-    METRIC_COLUMNS,
-    RAW_SCORE_NOTE,
     Accuracy,
     accuracy_at,
     auroc,
@@ -15,7 +14,6 @@ from forensibench.metrics.classification import (
     best_threshold,
     bootstrap_ci,
     brier_score,
-    cell_metrics,
     expected_calibration_error,
     fpr_at_tpr,
     oracle_accuracy,
