@@ -4,6 +4,14 @@ Imports nothing from the rest of forensibench, so that every layer above (the ru
 the dataset audit, the tables) computes them the same way.
 """
 
+from forensibench.metrics.bootstrap import (
+    ResampledMetrics,
+    Resamples,
+    bootstrap_ci,
+    percentile_interval,
+    resampled_metrics,
+    stratified_resamples,
+)
 from forensibench.metrics.cell import METRIC_COLUMNS, RAW_SCORE_NOTE, cell_metrics
 from forensibench.metrics.classification import (
     ECE_BINS,
@@ -12,7 +20,6 @@ from forensibench.metrics.classification import (
     auroc,
     average_precision,
     best_threshold,
-    bootstrap_ci,
     brier_score,
     expected_calibration_error,
     fpr_at_tpr,
@@ -26,6 +33,8 @@ __all__ = [
     "METRIC_COLUMNS",
     "RAW_SCORE_NOTE",
     "Accuracy",
+    "ResampledMetrics",
+    "Resamples",
     "accuracy_at",
     "auroc",
     "average_precision",
@@ -36,6 +45,9 @@ __all__ = [
     "expected_calibration_error",
     "fpr_at_tpr",
     "oracle_accuracy",
+    "percentile_interval",
     "probability_problem",
+    "resampled_metrics",
+    "stratified_resamples",
     "tpr_at_fpr",
 ]

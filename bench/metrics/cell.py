@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from forensibench.metrics.bootstrap import bootstrap_ci
 from forensibench.metrics.classification import (
     accuracy_at,
     auroc,
     average_precision,
-    bootstrap_ci,
     brier_score,
     expected_calibration_error,
     fpr_at_tpr,

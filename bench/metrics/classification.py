@@ -185,34 +185,3 @@ def best_threshold(labels, scores) -> float:
 def oracle_accuracy(labels, scores) -> float:
     """Accuracy at the best threshold chosen on these very labels (an upper bound, "Oracle")."""
     return accuracy_at(labels, scores, best_threshold(labels, scores)).acc
-
-
-def bootstrap_ci(
-    labels, scores, threshold: float, n: int = 1000, seed: int = 0, level: float = 0.95
-) -> dict[str, float]:
-    """Percentile bootstrap intervals of AP and accuracy.
-
-    Reals and generated images are resampled separately (with replacement, each class keeping its
-    size), because AP depends on the class ratio. Returns ap_lo, ap_hi, acc_lo, acc_hi (fractions).
-    """
-    y, s = _check(labels, scores)
-    nan = {"ap_lo": float("nan"), "ap_hi": float("nan"), "acc_lo": float("nan"), "acc_hi": float("nan")}
-    if n <= 0 or y.min() == y.max():
-        return nan
-    rng = np.random.default_rng(seed)
-    real_idx, fake_idx = np.flatnonzero(y == 0), np.flatnonzero(y == 1)
-    yb = np.concatenate([np.zeros(len(real_idx), np.int64), np.ones(len(fake_idx), np.int64)])
-    aps = np.empty(n)
-    accs = np.empty(n)
-    for b in range(n):
-        idx = np.concatenate([rng.choice(real_idx, len(real_idx)), rng.choice(fake_idx, len(fake_idx))])
-        sb = s[idx]
-        aps[b] = average_precision_score(yb, sb)
-        accs[b] = ((sb > threshold) == (yb == 1)).mean()
-    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
-    return {
-        "ap_lo": float(np.percentile(aps, lo)),
-        "ap_hi": float(np.percentile(aps, hi)),
-        "acc_lo": float(np.percentile(accs, lo)),
-        "acc_hi": float(np.percentile(accs, hi)),
-    }
