@@ -12,7 +12,15 @@ from forensibench.metrics.bootstrap import (
     resampled_metrics,
     stratified_resamples,
 )
-from forensibench.metrics.cell import METRIC_COLUMNS, RAW_SCORE_NOTE, cell_metrics
+from forensibench.metrics.cell import (
+    INTERVAL_COLUMNS,
+    METRIC_COLUMNS,
+    METRICS_VERSION,
+    RAW_SCORE_NOTE,
+    cell_metrics,
+    interval_metrics,
+    point_metrics,
+)
 from forensibench.metrics.classification import (
     ECE_BINS,
     Accuracy,
@@ -29,6 +37,10 @@ from forensibench.metrics.classification import (
 )
 
 __all__ = [
+    "INTERVAL_COLUMNS",
+    "METRICS_VERSION",
+    "interval_metrics",
+    "point_metrics",
     "ECE_BINS",
     "METRIC_COLUMNS",
     "RAW_SCORE_NOTE",
