@@ -8,6 +8,8 @@
     RUN/cells/<slug>/<dataset>.parquet   the scores of one finished cell (written last: the commit)
     RUN/cells/<slug>/<dataset>.cost.json the compute cost of scoring it (merged into fit.json and
                                      run.json by the runner)
+    RUN/cells/<slug>/<dataset>.metrics.json  its metrics, with what they were computed from
+                                     (`forensibench.run.stored_metrics`; metrics.csv is made from them)
     RUN/models/<slug>/               the fitted detector, for detectors that can save
     RUN/.lock                        held while a run writes here
 
@@ -70,6 +72,9 @@ class RunDir:
 
     def cost_path(self, spec: str, dataset: str) -> Path:
         return self.cell_dir(spec) / f"{dataset}.cost.json"
+
+    def cell_metrics_path(self, spec: str, dataset: str) -> Path:
+        return self.cell_dir(spec) / f"{dataset}.metrics.json"
 
     def fit_path(self, spec: str) -> Path:
         return self.cell_dir(spec) / "fit.json"
