@@ -4,14 +4,7 @@ Imports nothing from the rest of forensibench, so that every layer above (the ru
 the dataset audit, the tables) computes them the same way.
 """
 
-from forensibench.metrics.bootstrap import (
-    ResampledMetrics,
-    Resamples,
-    bootstrap_ci,
-    percentile_interval,
-    resampled_metrics,
-    stratified_resamples,
-)
+from forensibench.metrics.bootstrap import ResampledMetrics, bootstrap_ci, percentile_interval, resampled_metrics
 from forensibench.metrics.cell import (
     INTERVAL_COLUMNS,
     METRIC_COLUMNS,
@@ -35,6 +28,7 @@ from forensibench.metrics.classification import (
     probability_problem,
     tpr_at_fpr,
 )
+from forensibench.metrics.resample import Resamples, stratified_resamples
 
 __all__ = [
     "INTERVAL_COLUMNS",

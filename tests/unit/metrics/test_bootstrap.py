@@ -8,6 +8,7 @@ from sklearn.metrics import average_precision_score
 
 from forensibench import metrics as M
 from forensibench.metrics import bootstrap as B
+from forensibench.metrics import resample as R
 
 
 def reference_resamples(labels, scores, threshold, n, seed):
@@ -84,9 +85,13 @@ def test_every_resample_equals_the_reference(n_real, n_fake, kind):
 def test_blocks_of_resamples_continue_the_same_stream(monkeypatch):
     """Many small blocks (and a short last one) give the draws of one long run."""
     y, s = cell(37, 52, 3, "ties")
-    monkeypatch.setattr(B, "BLOCK_DRAWS", 89 * 7)  # 7 resamples a block, 250 = 35 x 7 + 5
     idx, aps, accs = reference_resamples(y, s, 0.3, 250, seed=5)
-    np.testing.assert_array_equal(M.stratified_resamples(y, 250, seed=5).indices, idx)
+    real_idx, fake_idx = np.flatnonzero(y == 0), np.flatnonzero(y == 1)
+    blocks = [b.copy() for b in R.draw_blocks(37, 52, 250, 5, rows=7)]  # 250 = 35 x 7 + 5
+    assert [len(b) for b in blocks] == [7] * 35 + [5]
+    d = np.vstack(blocks)
+    np.testing.assert_array_equal(np.hstack([real_idx[d[:, :37]], fake_idx[d[:, 37:]]]), idx)
+    monkeypatch.setattr(B, "BLOCK_DRAWS", 89 * 7)  # the engine in blocks of 7 resamples too
     m = M.resampled_metrics(y, [s], 0.3, 250, seed=5)
     np.testing.assert_allclose(m.ap[0], aps, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(m.acc[0], accs)
@@ -94,11 +99,12 @@ def test_blocks_of_resamples_continue_the_same_stream(monkeypatch):
 
 def test_bulk_replay_is_in_use_and_matches_numpy_where_rejections_are_frequent():
     # Bounds near 2**32 reject about a third of the 32-bit values: every row takes the slow path.
-    assert B.fast_draws_available()
+    assert R.fast_draws_available()
     bounds = np.array([3_000_000_000, 5, 2_500_000_001, 2_500_000_001, 7], np.int64)
     rng = np.random.default_rng(42)
     want = np.array([[rng.integers(0, b, dtype=np.int64) for b in bounds] for _ in range(400)])
-    got = B._bounded_rows(B._Uint32Stream(42), bounds, 400)
+    rows = R._BoundedRows(R._Uint32Stream(42), bounds, 150)
+    got = np.vstack([rows.next(150).copy(), rows.next(150).copy(), rows.next(100).copy()])
     np.testing.assert_array_equal(got, want)
 
 
@@ -106,7 +112,7 @@ def test_without_the_replay_numpy_is_called_per_resample_with_the_same_result(mo
     """Should a numpy release draw bounded integers differently, the engine calls numpy itself."""
     y, s = cell(33, 21, 6, "ties")
     fast = M.resampled_metrics(y, [s], 0.0, 120, seed=3)
-    monkeypatch.setattr(B, "fast_draws_available", lambda: False)
+    monkeypatch.setattr(R, "fast_draws_available", lambda: False)
     idx, aps, accs = reference_resamples(y, s, 0.0, 120, seed=3)
     np.testing.assert_array_equal(M.stratified_resamples(y, 120, seed=3).indices, idx)
     slow = M.resampled_metrics(y, [s], 0.0, 120, seed=3)
