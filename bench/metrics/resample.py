@@ -87,15 +87,13 @@ class _BoundedRows:
         self.most = self.reject_below.max(initial=0)
         self.m = np.empty((rows, self.n), np.uint64)
         self.low = np.empty((rows, self.n), np.uint32)
-        self.flag = np.empty((rows, self.n), bool)
 
     def next(self, rows: int) -> np.ndarray:
         """The next `rows` rows, (rows, n) int64 (a buffer reused by the next call)."""
-        m, low, flag = self.m[:rows], self.low[:rows], self.flag[:rows]
+        m, low = self.m[:rows], self.low[:rows]
         u = self.stream.take(rows * self.n).reshape(rows, self.n)
         np.multiply(u, self.b32, out=low)  # uint32 arithmetic wraps: m's low 32 bits
-        np.less(low, self.most, out=flag)  # a screen: only these could be dropped
-        if flag.any():
+        if low.min(initial=self.most) < self.most:  # a screen: without it nothing can have been dropped
             self._slow(u, m)
         else:
             m[...] = u
