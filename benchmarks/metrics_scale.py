@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved_medians, machine  # noqa: E402
+from common import interleaved, machine  # noqa: E402
 
 N_REAL = N_FAKE = 1000
 RESAMPLES = 1000
@@ -118,21 +118,21 @@ def one_cell(repeats: int) -> None:
     new = cell_metrics(y, s, thr, "validation", RESAMPLES, 7, probability=prob)
     old = reference_cell_metrics(y, s, thr, "validation", RESAMPLES, 7, probability=prob)
     assert same_intervals(new, old), "the engine's intervals differ from today's"
-    t_point, t_boot = interleaved_medians(
-        lambda: cell_metrics(y, s, thr, "validation", 0, 7, probability=prob),
-        lambda rep: cell_metrics(y, s, thr, "validation", RESAMPLES, 7, probability=prob),
-        repeats,
+    t = interleaved(
+        {
+            "point": lambda: cell_metrics(y, s, thr, "validation", 0, 7, probability=prob),
+            "engine": lambda: cell_metrics(y, s, thr, "validation", RESAMPLES, 7, probability=prob),
+            "today": lambda: reference_cell_metrics(y, s, thr, "validation", RESAMPLES, 7, probability=prob),
+        },
+        {"point": repeats, "engine": repeats, "today": max(3, repeats // 5)},
     )
-    t_today, t_boot2 = interleaved_medians(
-        lambda: reference_cell_metrics(y, s, thr, "validation", RESAMPLES, 7, probability=prob),
-        lambda rep: cell_metrics(y, s, thr, "validation", RESAMPLES, 7, probability=prob),
-        max(3, repeats // 5),
-    )
+    (p_w, p_c), (e_w, e_c), (t_w, t_c) = t["point"], t["engine"], t["today"]
     print(
-        f"1. one cell of {N_REAL + N_FAKE} images: point metrics {t_point * 1e3:.1f} ms; cell_metrics with "
-        f"{RESAMPLES} resamples {t_boot * 1e3:.1f} ms = {t_boot / t_point:.2f}x the point metrics (goal <= 5x); "
-        f"today {t_today * 1e3:.0f} ms = {t_today / t_point:.0f}x the point metrics, "
-        f"{t_today / t_boot2:.0f}x the engine; intervals equal to today's"
+        f"1. one cell of {N_REAL + N_FAKE} images, medians of interleaved repeats (wall | CPU): point metrics "
+        f"{p_w * 1e3:.1f} | {p_c * 1e3:.1f} ms; cell_metrics with {RESAMPLES} resamples {e_w * 1e3:.1f} | "
+        f"{e_c * 1e3:.1f} ms = {e_w / p_w:.2f}x | {e_c / p_c:.2f}x the point metrics (goal <= 5x); today "
+        f"{t_w * 1e3:.0f} | {t_c * 1e3:.0f} ms = {t_w / p_w:.0f}x | {t_c / p_c:.0f}x the point metrics, "
+        f"{t_w / e_w:.0f}x | {t_c / e_c:.0f}x the engine; intervals equal to today's"
     )
 
 
