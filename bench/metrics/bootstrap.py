@@ -131,15 +131,13 @@ def resampled_metrics(
     prepared = [_Vector(s[order], n_real, t, rows) for s, t in zip(vectors, thr)]
     # r * n + position of row r's draws: one take per score vector then finds their bins
     offsets = np.arange(rows)[:, None] * n + np.r_[np.zeros(n_real, np.int64), np.full(n_fake, n_real)]
-    cells = np.empty((rows, n), np.int64)
     ap = np.empty((len(vectors), n_resamples))
     acc = np.empty((len(vectors), n_resamples))
     start = 0
-    for draws in draw_blocks(n_real, n_fake, n_resamples, seed, rows):
-        r = len(draws)
-        np.add(draws, offsets[:r], out=cells[:r])
+    for cells in draw_blocks(n_real, n_fake, n_resamples, seed, rows, offsets):
+        r = len(cells)
         for i, v in enumerate(prepared):
-            v.metrics(cells[:r], ap[i, start : start + r], acc[i, start : start + r])
+            v.metrics(cells, ap[i, start : start + r], acc[i, start : start + r])
         start += r
     return ResampledMetrics(ap, acc)
 

@@ -78,15 +78,18 @@ class _Uint32Stream:
 
 
 class _BoundedRows:
-    """Rows of bounded draws, column j below bounds[j] (>= 2), as numpy's calls in row order would make them."""
+    """Rows of bounded draws, column j below bounds[j] (>= 2), as numpy's calls in row order would
+    make them, plus `offsets` (rows, n) when given (added in the same pass)."""
 
-    def __init__(self, stream: _Uint32Stream, bounds: np.ndarray, rows: int):
+    def __init__(self, stream: _Uint32Stream, bounds: np.ndarray, rows: int, offsets: np.ndarray | None = None):
         self.stream, self.n = stream, len(bounds)
         self.b64, self.b32 = bounds.astype(np.uint64), bounds.astype(np.uint32)
         self.reject_below = ((1 << 32) % bounds.astype(np.int64)).astype(np.uint32)
         self.most = self.reject_below.max(initial=0)
         self.m = np.empty((rows, self.n), np.uint64)
         self.low = np.empty((rows, self.n), np.uint32)
+        self.offsets = None if offsets is None else offsets.astype(np.uint64)
+        self.offsets_high = None if offsets is None else self.offsets << _SHIFT  # (u * b + o * 2**32) >> 32 = draw + o
 
     def next(self, rows: int) -> np.ndarray:
         """The next `rows` rows, (rows, n) int64 (a buffer reused by the next call)."""
@@ -95,9 +98,12 @@ class _BoundedRows:
         np.multiply(u, self.b32, out=low)  # uint32 arithmetic wraps: m's low 32 bits
         if low.min(initial=self.most) < self.most:  # a screen: without it nothing can have been dropped
             self._slow(u, m)
+            if self.offsets is not None:
+                m += self.offsets[:rows]
         else:
-            m[...] = u
-            m *= self.b64
+            np.multiply(u, self.b64, out=m)
+            if self.offsets is not None:
+                m += self.offsets_high[:rows]
             m >>= _SHIFT
         return m.view(np.int64)
 
@@ -132,15 +138,19 @@ def _high(u: np.ndarray, b64: np.ndarray, out: np.ndarray) -> None:
 
 
 class _Replay:
-    """Blocks of resamples (n_real draws below n_real, then n_fake below n_fake) from the raw stream."""
+    """Blocks of resamples (n_real draws below n_real, then n_fake below n_fake) from the raw stream,
+    plus `offsets` (rows, n) when given."""
 
-    def __init__(self, seed: int, n_real: int, n_fake: int, rows: int):
+    def __init__(self, seed: int, n_real: int, n_fake: int, rows: int, offsets: np.ndarray | None = None):
         n = n_real + n_fake
         # a one-image class draws nothing (numpy returns 0 without consuming the stream)
         self.lo, self.hi = (1 if n_real == 1 else 0), (n - 1 if n_fake == 1 else n)
         bounds = np.r_[np.full(n_real, n_real), np.full(n_fake, n_fake)][self.lo : self.hi]
-        self.rows = _BoundedRows(_Uint32Stream(seed), bounds, rows) if len(bounds) else None
-        self.out = np.zeros((rows, n), np.int64) if len(bounds) < n else None
+        part = None if offsets is None else offsets[:rows, self.lo : self.hi]
+        self.rows = _BoundedRows(_Uint32Stream(seed), bounds, rows, part) if len(bounds) else None
+        self.out = None
+        if len(bounds) < n:  # the one-image classes' column: its draw is 0, plus the offset
+            self.out = np.zeros((rows, n), np.int64) if offsets is None else offsets[:rows].astype(np.int64)
 
     def next(self, rows: int) -> np.ndarray:
         if self.out is None:
@@ -173,15 +183,21 @@ def fast_draws_available() -> bool:
     return bool(np.array_equal(want, _BoundedRows(_Uint32Stream(7), big, 50).next(50)))
 
 
-def draw_blocks(n_real: int, n_fake: int, n_resamples: int, seed: int, rows: int) -> Iterator[np.ndarray]:
+def draw_blocks(
+    n_real: int, n_fake: int, n_resamples: int, seed: int, rows: int, offsets: np.ndarray | None = None
+) -> Iterator[np.ndarray]:
     """The resamples in blocks of up to `rows`, in order: (r, n_real + n_fake) int64, each class's
-    columns below its size (positions within the class). A block is valid until the next one."""
+    columns below its size (positions within the class), plus `offsets[:r]` ((rows, n) int64) when
+    given. A block is valid until the next one."""
     if fast_draws_available():
-        replay = _Replay(seed, n_real, n_fake, min(rows, n_resamples))
-        make = replay.next
+        make = _Replay(seed, n_real, n_fake, min(rows, n_resamples), offsets).next
     else:
         rng = np.random.default_rng(seed)
-        make = lambda r: _choice_rows(rng, n_real, n_fake, r)  # noqa: E731
+
+        def make(r):
+            d = _choice_rows(rng, n_real, n_fake, r)
+            return d if offsets is None else d + offsets[:r]
+
     for start in range(0, n_resamples, rows):
         yield make(min(rows, n_resamples - start))
 
@@ -198,11 +214,12 @@ def classes(labels) -> tuple[np.ndarray, np.ndarray]:
 def stratified_resamples(labels, n_resamples: int, seed: int) -> Resamples:
     """All `n_resamples` draws of a cell at once (B x n int64: mind the memory on big cells)."""
     real_idx, fake_idx = classes(labels)
-    n_real = len(real_idx)
-    draws = np.empty((n_resamples, n_real + len(fake_idx)), np.int64)
+    n_real, n = len(real_idx), len(real_idx) + len(fake_idx)
+    draws = np.empty((n_resamples, n), np.int64)
+    rows = max(1, min((1 << 20) // n, n_resamples))
+    class_offsets = np.broadcast_to(np.r_[np.zeros(n_real, np.int64), np.full(n - n_real, n_real)], (rows, n))
     start = 0
-    for d in draw_blocks(n_real, len(fake_idx), n_resamples, seed, rows=max(1, (1 << 20) // draws.shape[1])):
+    for d in draw_blocks(n_real, n - n_real, n_resamples, seed, rows, class_offsets):
         draws[start : start + len(d)] = d
         start += len(d)
-    draws[:, n_real:] += n_real
     return Resamples(np.concatenate([real_idx, fake_idx]), n_real, draws)

@@ -82,6 +82,22 @@ def test_every_resample_equals_the_reference(n_real, n_fake, kind):
     np.testing.assert_array_equal(m.acc[0], accs)
 
 
+def test_a_dropped_value_in_a_real_cell_follows_numpy(monkeypatch):
+    """Seed 7 draws a value numpy drops (2**32 mod 1000 = 296: low bits of u * 1000 below 296) in
+    resample 177 of a 1000 + 1000 cell: that block goes through the replay's slow path."""
+    assert R.fast_draws_available()  # its own check goes through the slow path: done before counting
+    slow = []
+    original = R._BoundedRows._slow
+    monkeypatch.setattr(R._BoundedRows, "_slow", lambda self, u, m: (slow.append(1), original(self, u, m)))
+    y, s = cell(1000, 1000, 1, "continuous")
+    idx, aps, accs = reference_resamples(y, s, 0.3, 200, seed=7)
+    np.testing.assert_array_equal(M.stratified_resamples(y, 200, seed=7).indices, idx)
+    m = M.resampled_metrics(y, [s], 0.3, 200, seed=7)
+    assert len(slow) == 2  # once per call above
+    np.testing.assert_allclose(m.ap[0], aps, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(m.acc[0], accs)
+
+
 def test_blocks_of_resamples_continue_the_same_stream(monkeypatch):
     """Many small blocks (and a short last one) give the draws of one long run."""
     y, s = cell(37, 52, 3, "ties")
@@ -105,6 +121,10 @@ def test_bulk_replay_is_in_use_and_matches_numpy_where_rejections_are_frequent()
     want = np.array([[rng.integers(0, b, dtype=np.int64) for b in bounds] for _ in range(400)])
     rows = R._BoundedRows(R._Uint32Stream(42), bounds, 150)
     got = np.vstack([rows.next(150).copy(), rows.next(150).copy(), rows.next(100).copy()])
+    np.testing.assert_array_equal(got, want)
+    offsets = np.arange(150 * 5).reshape(150, 5) * 7  # added in the same pass, on either path
+    rows = R._BoundedRows(R._Uint32Stream(42), bounds, 150, offsets)
+    got = np.vstack([rows.next(150) - offsets, rows.next(150) - offsets, rows.next(100) - offsets[:100]])
     np.testing.assert_array_equal(got, want)
 
 
