@@ -16,7 +16,7 @@ def common_run_options(f):
         type=int,
         default=1000,
         show_default=True,
-        help="bootstrap resamples for the 95% intervals (0: none)",
+        help="bootstrap resamples for the 95% intervals (0: none; a new count recomputes only the intervals)",
     )(f)
     f = click.option(
         "--batch-size", type=int, default=32, show_default=True, help="batch size of scoring and feature extraction"

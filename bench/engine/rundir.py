@@ -10,6 +10,8 @@
                                      run.json by the runner)
     RUN/cells/<slug>/validation.csv  the held-out naturals' scores behind a validation threshold
                                      (path, kind: natural | threshold_proxy | proxy, score)
+    RUN/cells/<slug>/<dataset>.metrics.json  its metrics, with what they were computed from
+                                     (`forensibench.engine.stored_metrics`; metrics.csv is made from them)
     RUN/models/<slug>/               the fitted detector, for detectors that can save
     RUN/models/<slug>/training.csv   one row per training epoch, for detectors that keep a
                                      `training_log_` (written even when training stops with an error)
@@ -77,6 +79,9 @@ class RunDir:
 
     def cost_path(self, spec: str, dataset: str) -> Path:
         return self.cell_dir(spec) / f"{dataset}.cost.json"
+
+    def cell_metrics_path(self, spec: str, dataset: str) -> Path:
+        return self.cell_dir(spec) / f"{dataset}.metrics.json"
 
     def fit_path(self, spec: str) -> Path:
         return self.cell_dir(spec) / "fit.json"

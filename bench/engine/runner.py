@@ -41,7 +41,8 @@ from forensibench.engine.fingerprint import fit_fingerprint
 from forensibench.engine.provenance import code_identity, command_line, git_state, versions
 from forensibench.engine.resume import decide
 from forensibench.engine.rundir import SCORE_COLUMNS, RunDir, RunDirError
-from forensibench.metrics import METRIC_COLUMNS, cell_metrics
+from forensibench.engine.stored_metrics import stored_cell_metrics
+from forensibench.metrics import METRIC_COLUMNS
 
 
 @dataclass
@@ -147,7 +148,7 @@ def run(
         except ExecutorError as exc:  # no cell ran: run.json says why
             atomic_write_json(rd.run_json, {**info, "status": "failed", "error": str(exc)})
             raise
-        scores, metrics = collect(rd, request)
+        scores, metrics = collect(rd, request, log)
         info = finished_info(info, rd, request, failed, scores, previous, t_start)
         atomic_write_json(rd.run_json, info)
         return RunResult(rd.root, scores, metrics, info, failed)
@@ -447,15 +448,29 @@ def _with_cell_costs(rd: RunDir, spec: str, rec: dict) -> dict:
     return rec
 
 
-def collect(rd: RunDir, request: RunRequest) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Concatenate every committed cell into scores.parquet and compute metrics.csv from it."""
+def collect(
+    rd: RunDir, request: RunRequest, log: Callable[[str], None] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Concatenate every committed cell into scores.parquet and make metrics.csv from the cells' metrics
+    (each read from its stored metrics where they still apply, else computed and stored)."""
     cells = ordered_cells(rd, request.specs, request.suite_obj.keys(), [op.key for op in request.perturbations])
     frames, rows = [], []
+    computed = {"point": 0, "intervals": 0}
     for spec, dataset, path in cells:
         df = pd.read_parquet(path)
         frames.append(df)
-        metrics = metrics_of_cell(rd.read_fit(spec) or {}, spec, dataset, df, request.bootstrap, request.seed)
+        metrics, parts = metrics_of_cell(
+            rd, rd.read_fit(spec) or {}, spec, dataset, df, request.bootstrap, request.seed
+        )
         rows.append({"detector": spec, "dataset": dataset, **metrics})
+        for part in parts:
+            computed[part] += 1
+    if log is not None and cells:
+        log(
+            f"[forensibench] metrics of {len(cells)} cells: {computed['point']} computed, "
+            f"{computed['intervals'] - computed['point']} with new intervals only, "
+            f"{len(cells) - computed['intervals']} read from their stored metrics"
+        )
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
     metrics = pd.DataFrame(rows, columns=["detector", "dataset", *METRIC_COLUMNS])
     atomic_write_parquet(rd.scores_path, scores)
@@ -480,18 +495,20 @@ def ordered_cells(
     return sorted(rd.iter_cells(), key=rank)
 
 
-def metrics_of_cell(fit: dict, spec: str, dataset: str, df: pd.DataFrame, bootstrap: int, seed: int) -> dict:
-    """metrics.csv's row of one cell; the bootstrap seed is the run's seed mixed with the cell's name."""
+def metrics_of_cell(
+    rd: RunDir, fit: dict, spec: str, dataset: str, df: pd.DataFrame, bootstrap: int, seed: int
+) -> tuple[dict, list[str]]:
+    """metrics.csv's row of one cell (stored with the cell, `forensibench.engine.stored_metrics`) and the
+    parts computed now; the bootstrap seed is the run's seed mixed with the cell's name."""
     cell_seed = seed ^ zlib.crc32(f"{spec}/{dataset}".encode())
-    probability = fit.get("describe", {}).get("threshold") == "probability"  # the score is P(generated)
-    return cell_metrics(
+    return stored_cell_metrics(
+        rd.cell_metrics_path(spec, dataset),
+        rd.cell_path(spec, dataset),
+        fit,
         df["label"].to_numpy(),
         df["score"].to_numpy(),
-        fit.get("threshold"),
-        fit.get("threshold_source", ""),
         bootstrap,
         cell_seed,
-        probability=probability,
     )
 
 
