@@ -9,7 +9,17 @@ import click
 
 def common_run_options(f):
     """Options shared by `run` and `demo`."""
-    f = click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N")(f)
+    f = click.option(
+        "--device",
+        default="auto",
+        show_default=True,
+        help="auto (CUDA if available, else Apple MPS, else CPU), cpu, cuda, cuda:N or mps",
+    )(f)
+    f = click.option(
+        "--amp",
+        is_flag=True,
+        help="fp16 autocast of backbone passes on CUDA (faster; default fp32, the authors' precision)",
+    )(f)
     f = click.option("--seed", type=int, default=0, show_default=True, help="seed of training and bootstrap")(f)
     f = click.option(
         "--bootstrap",
@@ -143,6 +153,7 @@ def run_command(
     executor,
     ray_address,
     device,
+    amp,
     seed,
     bootstrap,
     batch_size,
@@ -151,13 +162,13 @@ def run_command(
 ) -> None:
     """Fit every detector on the training data it declares and score every set of SUITE."""
     from forensibench.data.images import default_workers
-    from forensibench.run.runner import run
+    from forensibench.run import runner
 
     if ray_address and executor != "ray":
         raise click.UsageError("--ray-address needs --executor ray")
     if no_cache and cache_dir:
         raise click.UsageError("--cache-dir and --no-cache exclude each other")
-    result = run(
+    result = runner.run(
         suite,
         data_root,
         list(detectors),
@@ -170,6 +181,7 @@ def run_command(
         perturb=list(perturb),
         seed=seed,
         device=device,
+        amp=amp,
         max_per_class=max_per_class,
         bootstrap=bootstrap,
         batch_size=batch_size,

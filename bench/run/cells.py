@@ -184,7 +184,7 @@ class RunPlan:
     device: str = "cpu"
     batch_size: int = 32
     workers: int = 0
-    amp: bool = True
+    amp: bool = False
     progress: bool = True
     cache_dir: Path | None = None  # the on-disk feature cache; None: features are kept in memory only
     threads: int = 1  # torch intra-op threads of the process that planned the run (Ray tasks use as many)

@@ -34,6 +34,8 @@ from forensibench.data.checksums import fileset_digest
 from forensibench.data.perturb import cell_name, split_cell
 from forensibench.data.perturb import parse as perturb_ops
 from forensibench.data.suites import Suite, SuiteError, load_suite
+from forensibench.features.backbones import precision
+from forensibench.features.runtime import Runtime, resolve_device
 from forensibench.metrics import METRIC_COLUMNS, cell_metrics
 from forensibench.run.cells import RunPlan, TrainingRoots
 from forensibench.run.executors import DetectorJob, make_executor
@@ -71,7 +73,7 @@ def run(
     datasets: list[str] | None = None,
     perturb: list[str] | None = None,
     seed: int = 0,
-    device: str = "cpu",
+    device: str = "auto",
     max_per_class: int | None = None,
     bootstrap: int = 1000,
     batch_size: int = 32,
@@ -82,7 +84,7 @@ def run(
     cache: bool = True,
     executor: str = "local",
     ray_address: str | None = None,
-    amp: bool = True,
+    amp: bool = False,
 ) -> RunResult:
     """Run `detectors` (specs) on `suite` under `data_root`, writing into `out` (resumable).
 
@@ -90,9 +92,10 @@ def run(
     every set, cells scored under each perturbation (``["jpeg=95,75", "blur=1"]``, see
     `forensibench.data.perturb`), named ``<set>@<perturbation>``. `cache_dir`: the feature cache
     (default `default_cache_dir()`; `cache=False`: none on disk). `executor`: "local" or "ray"
-    (`ray_address`: an existing cluster; default a local Ray instance). `amp`: fp16 autocast of
-    backbone passes on CUDA. Returns the scores, the metrics and run.json's content; detectors that
-    failed are in `RunResult.failed`.
+    (`ray_address`: an existing cluster; default a local Ray instance). `device`: "auto" (CUDA,
+    else MPS, else CPU), "cpu", "cuda", "cuda:N" or "mps". `amp`: fp16 autocast of backbone passes on
+    CUDA (default off: fp32, as the authors' evaluations). Returns the scores, the metrics and
+    run.json's content; detectors that failed are in `RunResult.failed`.
 
     The steps, each a function of this module: `validate` the request (every spec and set before
     any work), `make_plan`, `check_previous` (a run directory holds one configuration), `sample_sets`
@@ -116,6 +119,7 @@ def run(
     )  # fmt: skip
     log = log or _log_default
     t_start = time.time()
+    log(f"[forensibench] device: {request.device} (--device {request.device_choice}), precision {request.precision}")
     rd = RunDir(request.out)
     rd.lock()
     info: dict[str, Any] = {}
@@ -153,7 +157,7 @@ class RunRequest:
     datasets: list[str] | None = None
     perturb: list[str] = field(default_factory=list)
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"  # as asked; `validate` resolves it (`resolve_device`) and keeps the ask in device_choice
     max_per_class: int | None = None
     bootstrap: int = 1000
     batch_size: int = 32
@@ -162,8 +166,9 @@ class RunRequest:
     cache_dir: Path | None = None
     executor: str = "local"
     ray_address: str | None = None
-    amp: bool = True
+    amp: bool = False
     # filled by `validate`
+    device_choice: str = "auto"
     suite_obj: Suite | None = None
     sampling: Any = None
     keys: list[str] = field(default_factory=list)
@@ -174,6 +179,11 @@ class RunRequest:
     @property
     def specs(self) -> list[str]:
         return [d.spec for d in self.detector_objects]
+
+    @property
+    def precision(self) -> str:
+        """The numeric precision of backbone passes: "fp32", or "amp-fp16" with `amp` on CUDA."""
+        return precision(Runtime(device=self.device, amp=self.amp))
 
     def config(self) -> dict[str, Any]:
         """What a run directory is bound to: a rerun into it must ask for the same."""
@@ -189,6 +199,7 @@ class RunRequest:
 def validate(request: RunRequest) -> RunRequest:
     """Check the whole request before any work: an unknown suite, set, perturbation, executor,
     detector or key fails at once, with one sentence."""
+    device = resolve_device(request.device)
     suite_obj = request.suite if isinstance(request.suite, Suite) else load_suite(request.suite)
     if not request.data_root.is_dir():
         raise SuiteError(f"data root {request.data_root} does not exist")
@@ -201,6 +212,8 @@ def validate(request: RunRequest) -> RunRequest:
         raise ValueError(f"the same detector is asked for twice: {specs}")
     return dataclasses.replace(
         request,
+        device=device,
+        device_choice=request.device,
         suite_obj=suite_obj,
         sampling=sampling,
         keys=[s.key for s in suite_obj.select(request.datasets)],
@@ -289,6 +302,8 @@ def started_info(request: RunRequest, plan: RunPlan, records: dict[str, dict], m
         "config": request.config(),
         "suite": {"name": suite.name, "title": suite.title, "manifest": str(suite.path)},
         "device": request.device,
+        "device_choice": request.device_choice,
+        "precision": request.precision,
         "executor": request.executor,
         "feature_cache": str(plan.cache_dir) if plan.cache_dir else "in memory (--no-cache)",
         "versions": versions(),
