@@ -25,9 +25,6 @@ from forensibench.cli import (
     run_cmd,
     table_cmd,
 )
-from forensibench.features.weights import set_hub_offline
-
-set_hub_offline()  # before anything imports huggingface_hub
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:

@@ -41,6 +41,11 @@ def common_run_options(f):
         ),
     )(f)
     f = click.option("--quiet", is_flag=True, help="no progress bars")(f)
+    f = click.option(
+        "--offline",
+        is_flag=True,
+        help="download nothing: a missing weight file is an error at once (as FORENSIBENCH_OFFLINE=1)",
+    )(f)
     return f
 
 
@@ -159,11 +164,16 @@ def run_command(
     batch_size,
     workers,
     quiet,
+    offline,
 ) -> None:
     """Fit every detector on the training data it declares and score every set of SUITE."""
     from forensibench.data.images import default_workers
     from forensibench.run import runner
 
+    if offline:
+        from forensibench.features.weights import set_offline
+
+        set_offline()
     if ray_address and executor != "ray":
         raise click.UsageError("--ray-address needs --executor ray")
     if no_cache and cache_dir:

@@ -20,13 +20,6 @@ from forensibench.features import weights
 from forensibench.features.backbones import BackboneSpec, describe_backbone
 
 
-@pytest.fixture
-def online(monkeypatch):
-    """Downloads allowed (the suite runs offline, see tests/conftest.py)."""
-    for var in ("FORENSIBENCH_OFFLINE", "HF_HUB_OFFLINE"):
-        monkeypatch.delenv(var, raising=False)
-
-
 def test_importing_forensibench_changes_no_environment_variable():
     env = {k: v for k, v in os.environ.items() if "OFFLINE" not in k}
     code = (
