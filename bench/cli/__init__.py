@@ -24,6 +24,7 @@ from forensibench.cli import (
     report_cmd,
     run_cmd,
     table_cmd,
+    weights_cmd,
 )
 
 
@@ -90,5 +91,6 @@ for _command in (
     datasets_cmd.datasets_group,
     demo_cmd.demo_command,
     cache_cmd.cache_group,
+    weights_cmd.weights_group,
 ):
     main.add_command(_command)
