@@ -74,14 +74,30 @@ def print_summary(result, echo=click.echo) -> None:
 
 
 @click.command("run")
-@click.option("--suite", required=True, help="suite name (datasets/<name>.yaml) or a manifest path")
+@click.option(
+    "--suite",
+    default=None,
+    help="suite name (datasets/<name>.yaml) or a manifest path (default with --table: its suite)",
+)
 @click.option("--data-root", required=True, type=click.Path(file_okay=False), help="root folder of the suite's images")
 @click.option(
     "--detector",
     "detectors",
     multiple=True,
-    required=True,
-    help="detector spec, e.g. freqspec or clip-flow:mode=N+P (repeatable)",
+    help="detector spec, e.g. freqspec or clip-flow:mode=N+P (repeatable; with --table: extra rows)",
+)
+@click.option(
+    "--table",
+    "table",
+    default=None,
+    type=click.Choice(["I", "II", "III", "IV", "V"], case_sensitive=False),
+    help="run every row of this table of the paper with the paper's specs (results/paper_specs.yaml)",
+)
+@click.option(
+    "--toy",
+    is_flag=True,
+    help="with --table: every row at toy size (toy parameters, trained instead of released weights; for tests and "
+    "CI, the numbers mean nothing)",
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="run directory (re-running resumes)")
 @click.option("--datasets", default=None, help="comma-separated subset of the suite's sets")
@@ -145,6 +161,8 @@ def run_command(
     suite,
     data_root,
     detectors,
+    table,
+    toy,
     out,
     datasets,
     perturb,
@@ -174,6 +192,7 @@ def run_command(
         from forensibench.features.weights import set_offline
 
         set_offline()
+    suite, detectors = _with_table(suite, list(detectors), table, toy)
     if ray_address and executor != "ray":
         raise click.UsageError("--ray-address needs --executor ray")
     if no_cache and cache_dir:
@@ -181,7 +200,7 @@ def run_command(
     result = runner.run(
         suite,
         data_root,
-        list(detectors),
+        detectors,
         out,
         train_root=train_root,
         natural_train=natural_train,
@@ -205,3 +224,27 @@ def run_command(
     print_summary(result)
     if result.failed:
         sys.exit(1)
+
+
+def _with_table(suite: str | None, detectors: list[str], table: str | None, toy: bool) -> tuple[str, list[str]]:
+    """The suite and specs to run: `--table`'s rows (then the user's extra `--detector`s), or as given."""
+    if table is None:
+        if toy:
+            raise click.UsageError("--toy runs the rows of a --table at toy size: give --table I..V")
+        if not detectors:
+            raise click.UsageError("give --detector SPEC (repeatable) or --table I..V")
+        if suite is None:
+            raise click.UsageError("give --suite SUITE (or --table, which names its suite)")
+        return suite, detectors
+    from forensibench.api.paper import table_specs
+    from forensibench.api.registry import canonical
+    from forensibench.report.tables import table_def
+
+    t = table_def(table)
+    rows = table_specs(t.id, toy, detectors)
+    for row, needs in rows.skipped.items():
+        click.echo(f"[forensibench] Table {t.id}, {row}: not run: {needs}", err=True)
+    size = " at toy size (--toy: the numbers mean nothing)" if toy else ""
+    click.echo(f"[forensibench] Table {t.id}: {len(rows.specs)} paper specs{size}: {', '.join(rows.specs)}", err=True)
+    extra = [d for d in detectors if canonical(d) not in rows.specs]
+    return suite or t.suite, rows.specs + extra

@@ -63,3 +63,48 @@ def test_amp_is_opt_in(synth_root, tmp_path, monkeypatch, flag, expected):
     args = ["run", "--suite", "cnnspot19", "--data-root", str(synth_root), "--detector", FREQSPEC]
     CliRunner().invoke(main, [*args, "--out", str(tmp_path / "r"), *flag])
     assert seen["amp"] is expected
+
+
+@pytest.mark.slow
+def test_table_I_at_toy_size_fills_every_row(synth_root, tmp_path, invoke):
+    import numpy as np
+
+    from forensibench.report import tables
+
+    out = tmp_path / "t1"
+    res = invoke(
+        "run", "--table", "I", "--toy", "--data-root", synth_root, "--datasets", "progan,crn", "--out", out,
+        "--bootstrap", "0", "--quiet",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "Table I: 24 paper specs at toy size" in res.output
+    df, _ = tables.build(out, "I")
+    rep = tables.reported("I")
+    assert list(zip(df["method"], df["variant"].str.rstrip(" †"))) == list(zip(rep["method"], rep["variant"]))
+    assert np.isfinite(df[["progan", "crn"]].to_numpy(dtype=float)).all()
+
+
+def test_table_without_toy_runs_the_paper_specs_and_says_what_it_skips(synth_root, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from forensibench.cli import main
+    from forensibench.run import runner
+
+    seen = {}
+
+    def fake_run(suite, data_root, detectors, out, **kwargs):
+        seen.update(suite=suite, detectors=detectors)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(runner, "run", fake_run)
+    extra = "clip-flow:mode=N+P,dr=64"
+    args = ["run", "--table", "V", "--data-root", str(synth_root), "--out", str(tmp_path / "r"), "--detector", extra]
+    res = CliRunner().invoke(main, args)
+    assert seen == {"suite": "diffusion4", "detectors": ["univfd:weights=univfd-lc", "clip-flow:mode=P", extra]}
+    res = CliRunner().invoke(
+        main, ["run", "--table", "I", "--data-root", str(synth_root), "--out", str(tmp_path / "r")]
+    )
+    assert "DIRE / -: not run: DIRE scores reconstruction errors" in res.output
+    assert seen["suite"] == "cnnspot19" and len(seen["detectors"]) == 23
+    res = CliRunner().invoke(main, ["run", "--data-root", str(synth_root), "--out", str(tmp_path / "r"), "--toy"])
+    assert res.exit_code == 2 and "--toy runs the rows of a --table" in res.output
