@@ -39,6 +39,7 @@ from forensibench.core.errors import DetectorError
 from forensibench.core.files import display_path
 from forensibench.data.checksums import fileset_digest
 from forensibench.data.images import ImageSet, list_images
+from forensibench.data.layouts import resolve_layout
 from forensibench.data.proxies import VALIDATION_PROXY
 from forensibench.data.suites import load_suite
 from forensibench.features.runtime import Runtime
@@ -88,7 +89,7 @@ class TrainingRoots:
             where = f"{root} (0_real/1_fake folders)"
             gens, names = ["generated"] * len(fake), {"generated": "an unknown generator"}
         else:
-            suite = load_suite(suite_name)
+            suite = resolve_layout(load_suite(suite_name), self.train_root).suite  # upstream layouts too
             real, fake, gens, seen = [], [], [], set()
             for sdef in suite.sets:
                 for p in sdef.list_class(self.train_root, "real"):

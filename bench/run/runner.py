@@ -31,6 +31,7 @@ from forensibench.api.registry import create
 from forensibench.core.files import atomic_write_csv, atomic_write_json, atomic_write_parquet
 from forensibench.core.paths import default_cache_dir
 from forensibench.data.checksums import fileset_digest
+from forensibench.data.layouts import resolve_layout
 from forensibench.data.perturb import cell_name, split_cell
 from forensibench.data.perturb import parse as perturb_ops
 from forensibench.data.suites import Suite, SuiteError, load_suite
@@ -120,6 +121,8 @@ def run(
     log = log or _log_default
     t_start = time.time()
     log(f"[forensibench] device: {request.device} (--device {request.device_choice}), precision {request.precision}")
+    for note in request.layout.notes:
+        log(f"[forensibench] found {note}")
     rd = RunDir(request.out)
     rd.lock()
     info: dict[str, Any] = {}
@@ -169,6 +172,7 @@ class RunRequest:
     amp: bool = False
     # filled by `validate`
     device_choice: str = "auto"
+    layout: Any = None  # forensibench.data.layouts.LayoutMatch: where each set was found
     suite_obj: Suite | None = None
     sampling: Any = None
     keys: list[str] = field(default_factory=list)
@@ -203,6 +207,7 @@ def validate(request: RunRequest) -> RunRequest:
     suite_obj = request.suite if isinstance(request.suite, Suite) else load_suite(request.suite)
     if not request.data_root.is_dir():
         raise SuiteError(f"data root {request.data_root} does not exist")
+    layout = resolve_layout(suite_obj, request.data_root)  # sets where upstream scripts put them, too
     sampling = suite_obj.sampling
     if request.max_per_class is not None:
         sampling = dataclasses.replace(sampling, max_per_class=request.max_per_class or None)
@@ -214,7 +219,8 @@ def validate(request: RunRequest) -> RunRequest:
         request,
         device=device,
         device_choice=request.device,
-        suite_obj=suite_obj,
+        suite_obj=layout.suite,
+        layout=layout,
         sampling=sampling,
         keys=[s.key for s in suite_obj.select(request.datasets)],
         perturbations=perturb_ops(request.perturb),
@@ -282,10 +288,13 @@ def sample_sets(
         plan.test_sets[key], records[key] = images, record
         for op in request.perturbations:
             plan.test_sets[cell_name(key, op)] = images.with_pre(op, seed=request.seed, name=cell_name(key, op))
+    for hint in request.layout.hints if missing else []:
+        log(f"[forensibench] {hint}")
     if not plan.test_sets:
         raise SuiteError(
             f"no set of suite {suite.name!r} has images under {data_root}; "
-            f"check --data-root (see `forensibench datasets verify`)"
+            + (request.layout.hints[0] if request.layout.hints else "check --data-root")
+            + " (see `forensibench datasets verify`)"
         )
     plan.test_paths = frozenset(os.path.abspath(p) for images in plan.test_sets.values() for p in images.paths)
     return records, missing
@@ -311,6 +320,7 @@ def started_info(request: RunRequest, plan: RunPlan, records: dict[str, dict], m
         "sets": records,
         "perturbations": [op.key for op in request.perturbations],
         "missing_sets": missing,
+        "layout": request.layout.notes,
     }
 
 

@@ -56,7 +56,7 @@ def test_run_reads_the_CNN_test_variant_and_records_it(tree, tmp_path, invoke):
     assert res.exit_code == 0, res.output
     info = json.loads((out / "run.json").read_text())
     assert any("CNN/test/<set>" in note for note in info["layout"])
-    assert info["sets"]["progan"]["found_real"] == 2 * 20  # 20 categories, 2 images each
+    assert info["sets"]["progan"]["found_real"] == 2 and info["sets"]["crn"]["found_fake"] == 2
 
 
 def test_data_root_one_level_too_deep_is_named_with_the_root_to_use(tree, tmp_path, invoke):
@@ -77,4 +77,4 @@ def test_training_set_in_the_cnndetection_download_layout(tree, tmp_path):
 
     root = _moved(tree, tmp_path, {"train/progan": "dataset/train"})  # dataset/train/<category>/0_real
     images, where, _, _ = TrainingRoots(root).labelled()
-    assert images is not None and len(images) == 2 * 20 and "dataset/train" in where
+    assert images is not None and len(images) == 20 + 20 and "dataset/train" in where  # reals + fakes
