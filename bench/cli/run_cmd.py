@@ -100,6 +100,12 @@ def print_summary(result, echo=click.echo) -> None:
     "CI, the numbers mean nothing)",
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="run directory (re-running resumes)")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="fit and score nothing: print the sets, training folders, weight files, cached features and a time "
+    "estimate per detector; exit 1 when the run cannot start",
+)
 @click.option("--datasets", default=None, help="comma-separated subset of the suite's sets")
 @click.option(
     "--perturb",
@@ -164,6 +170,7 @@ def run_command(
     table,
     toy,
     out,
+    dry_run,
     datasets,
     perturb,
     max_per_class,
@@ -197,11 +204,7 @@ def run_command(
         raise click.UsageError("--ray-address needs --executor ray")
     if no_cache and cache_dir:
         raise click.UsageError("--cache-dir and --no-cache exclude each other")
-    result = runner.run(
-        suite,
-        data_root,
-        detectors,
-        out,
+    options = dict(
         train_root=train_root,
         natural_train=natural_train,
         natural_val=natural_val,
@@ -221,6 +224,13 @@ def run_command(
         executor=executor,
         ray_address=ray_address,
     )
+    if dry_run:
+        from forensibench.run.preflight import dry_run as preflight
+
+        report = preflight(runner.make_request(suite, data_root, detectors, out, **options))
+        click.echo(render_preflight(report))
+        sys.exit(0 if report.ok else 1)
+    result = runner.run(suite, data_root, detectors, out, **options)
     print_summary(result)
     if result.failed:
         sys.exit(1)
@@ -248,3 +258,63 @@ def _with_table(suite: str | None, detectors: list[str], table: str | None, toy:
     click.echo(f"[forensibench] Table {t.id}: {len(rows.specs)} paper specs{size}: {', '.join(rows.specs)}", err=True)
     extra = [d for d in detectors if canonical(d) not in rows.specs]
     return suite or t.suite, rows.specs + extra
+
+
+def render_preflight(report) -> str:
+    """The dry run's report as text: sets, training data, weight files, cached features, estimates."""
+    from tabulate import tabulate
+
+    out = [f"dry run: nothing is fitted or scored; device {report.device}, precision {report.precision}"]
+    out += [f"found {note}" for note in report.layout]
+    if report.resumed:
+        out.append(report.resumed)
+    cols = ["set", "folders", "real", "expected real", "fake", "expected fake", "used", "status"]
+    out += ["", "Test sets (images found vs the manifest's count):"]
+    out.append(tabulate([[r[c] if r[c] is not None else "-" for c in cols] for r in report.sets], headers=cols))
+    out += ["", "Training and validation data:"]
+    out.append(
+        tabulate(
+            [[r["detector"], r["data"], "ok" if r["ok"] else "MISSING"] for r in report.training],
+            headers=["detector", "data", "status"],
+            maxcolwidths=[40, 90, None],
+        )
+    )
+    out += ["", "Weight files:"]
+    if report.weights:
+        out.append(
+            tabulate(
+                [[n.detector, n.what, n.status, n.detail] for n in report.weights],
+                headers=["detector", "file", "status", "where / size / what to do"],
+                maxcolwidths=[40, 40, None, 80],
+            )
+        )
+    else:
+        out.append("none (every backbone is randomly initialised or trained from scratch)")
+    if report.cached:
+        out += ["", "Backbone features already in the cache (test images):"]
+        out.append(
+            tabulate(
+                [[c["detector"], c["backbone"], f"{c['cached']} of {c['images']}"] for c in report.cached],
+                headers=["detector", "backbone", "cached"],
+            )
+        )
+    out += [
+        "",
+        f"Estimated backbone time per detector, from {report.measure_seconds:g} s of measured throughput of a randomly "
+        f"initialised copy of each backbone on {report.device} (forward passes over the test images not cached and one "
+        "pass over the training images; decoding, training epochs and early stopping come on top):",
+    ]
+    rows = []
+    for e in report.estimates:
+        if e["images/s"] is None:
+            rows.append([e["detector"], "not measured (no standard backbone)", "-", e["images"], "-"])
+        else:
+            rows.append([e["detector"], e["backbone"], f"{e['images/s']:.1f}", e["images"], f"{e['seconds']:.0f} s"])
+    out.append(tabulate(rows, headers=["detector", "backbone", "images/s", "images", "estimate"]))
+    out.append("")
+    if report.ok:
+        out.append("the run can start")
+    else:
+        out.append(f"the run cannot start ({len(report.problems)} problems):")
+        out += [f"  - {p}" for p in report.problems]
+    return "\n".join(out)

@@ -82,7 +82,7 @@ class LoadedBackbone:
         return self._model is not None
 
 
-def _pretrained_file(arch: str, tag: str) -> tuple[str | None, dict]:
+def pretrained_file(arch: str, tag: str) -> tuple[str | None, dict]:
     """(local file of open_clip's pretrained `tag` for `arch` or None, the tag's config)."""
     import open_clip
     from open_clip.pretrained import get_pretrained_cfg
@@ -195,7 +195,7 @@ def describe_backbone(spec: BackboneSpec, hasher=file_sha256) -> tuple[str, dict
             dim,
             {"pretrained": spec.pretrained, "force_quick_gelu": quick},
         )
-    path, pcfg = _pretrained_file(spec.name, spec.pretrained)
+    path, pcfg = pretrained_file(spec.name, spec.pretrained)
     quick = bool(pcfg.get("quick_gelu", False))
     if path is None:
         if offline():

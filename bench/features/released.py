@@ -31,7 +31,8 @@ import yaml
 from forensibench.core.errors import DetectorError
 from forensibench.core.files import atomic_write_json, file_sha256
 from forensibench.core.paths import default_cache_dir
-from forensibench.features.weights import offline, offline_reason, torch_hub_dir
+from forensibench.features.backbones import pretrained_file
+from forensibench.features.weights import offline, offline_reason, timm_cached_file, torch_hub_dir
 
 REGISTRY_FILE = Path(__file__).with_name("released.yaml")
 CACHES = ("forensibench", "torch", "clip", "anomalib")
@@ -62,6 +63,8 @@ class Released:
     member: str | None = None
     manual: str | None = None
     notes: str = ""
+    library: str | None = None  # "open_clip:ARCH/TAG", "timm:MODEL.TAG", "torchvision:WEIGHTS", "anomalib:MODEL"
+    used_by: tuple[str, ...] = ()  # spec patterns of the configurations that load it
 
     @property
     def fetchable(self) -> bool:
@@ -94,6 +97,20 @@ class Released:
     def present(self) -> bool:
         return self.path.is_file()
 
+    def located(self) -> Path | None:
+        """Where this machine has the file: its path, or the cache of the library that also loads it
+        (open_clip's and timm's Hugging Face copies of the same weights); None when absent."""
+        if self.present:
+            return self.path
+        kind, _, ident = (self.library or "").partition(":")
+        if kind == "open_clip":
+            found = pretrained_file(*ident.split("/", 1))[0]
+            return Path(found) if found else None
+        if kind == "timm":
+            found = timm_cached_file(ident)
+            return Path(found[0]) if found else None
+        return None
+
 
 def weights_dir() -> Path:
     """forensibench's weights folder: $FORENSIBENCH_WEIGHTS_DIR, else `default_cache_dir()`/weights."""
@@ -113,7 +130,12 @@ def _load(path: str) -> dict[str, Released]:
             raise WeightsError(f"{path}: entry #{i + 1} lacks {missing} or has unknown fields {unknown}")
         if item["name"] in out:
             raise WeightsError(f"{path}: the name {item['name']!r} is used twice")
-        item = {**item, "rows": tuple(item.get("rows") or ()), "notes": str(item.get("notes") or "").strip()}
+        item = {
+            **item,
+            "rows": tuple(item.get("rows") or ()),
+            "used_by": tuple(item.get("used_by") or ()),
+            "notes": str(item.get("notes") or "").strip(),
+        }
         out[item["name"]] = Released(**item)
     return out
 

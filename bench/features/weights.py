@@ -133,14 +133,12 @@ def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:
         ) from None
 
 
-def timm_pretrained_file(model_name: str, path_key: str | None = None) -> tuple[str, dict[str, str]]:
-    """The local file of timm's default pretrained weights for `model_name`, and its record.
+def timm_cached_file(model_name: str) -> tuple[str, str] | None:
+    """(the local file of timm's default pretrained weights for `model_name`, what it is) or None.
 
     Looks where timm itself would: the Hugging Face cache (``model.safetensors``, then
     ``pytorch_model.bin`` of the weights' hub repository), then torch's hub cache (the file of the
-    weights' URL). When absent and downloads are not allowed, raises DetectorError naming the file
-    and where to put it (and the spec key `path_key` that takes a file instead, if any). Pass the file
-    to ``timm.create_model(..., pretrained_cfg_overlay={"file": f})``.
+    weights' URL). Raises DetectorError when timm has no pretrained weights of that name.
     """
     import timm
     from huggingface_hub import try_to_load_from_cache
@@ -151,16 +149,34 @@ def timm_pretrained_file(model_name: str, path_key: str | None = None) -> tuple[
             f"timm has no pretrained weights for {model_name!r}; pass pretrained=false or a weights file"
         )
     hub = cfg.hf_hub_id
-    names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
     if hub:
-        for fn in names:
+        for fn in [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]:
             found = try_to_load_from_cache(hub, fn)
             if isinstance(found, str) and os.path.isfile(found):
-                return found, {**weight_record(found), "what": f"timm {model_name} ({hub}/{fn})"}
+                return found, f"timm {model_name} ({hub}/{fn})"
     if cfg.url:
         cand = torch_hub_dir() / os.path.basename(cfg.url)
         if cand.is_file():
-            return str(cand), {**weight_record(cand), "what": f"timm {model_name} ({cfg.url})"}
+            return str(cand), f"timm {model_name} ({cfg.url})"
+    return None
+
+
+def timm_pretrained_file(model_name: str, path_key: str | None = None) -> tuple[str, dict[str, str]]:
+    """The local file of timm's default pretrained weights for `model_name`, and its record.
+
+    Found where timm looks (`timm_cached_file`); when absent, downloaded from the Hugging Face hub
+    as timm would, unless `offline`: then raises DetectorError naming the file and where to put it
+    (and the spec key `path_key` that takes a file instead, if any). Pass the file to
+    ``timm.create_model(..., pretrained_cfg_overlay={"file": f})``.
+    """
+    import timm
+
+    cached = timm_cached_file(model_name)
+    if cached is not None:
+        return cached[0], {**weight_record(cached[0]), "what": cached[1]}
+    cfg = timm.models.get_pretrained_cfg(model_name)
+    hub = cfg.hf_hub_id
+    names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
     if downloads_allowed() and hub:
         from huggingface_hub import hf_hub_download
 

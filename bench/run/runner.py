@@ -104,18 +104,11 @@ def run(
     not done yet), the executor, `collect` (scores.parquet, metrics.csv) and `finished_info`.
     """
     request = validate(
-        RunRequest(
-            suite=suite, data_root=Path(data_root), detectors=list(detectors), out=Path(out),
-            roots=TrainingRoots(
-                Path(train_root) if train_root else Path(data_root),
-                Path(natural_train) if natural_train else None,
-                Path(natural_val) if natural_val else None,
-                Path(labelled_train) if labelled_train else None,
-            ),
-            datasets=datasets, perturb=list(perturb or []), seed=seed, device=device, max_per_class=max_per_class,
-            bootstrap=bootstrap, batch_size=batch_size, workers=workers, progress=progress,
-            cache_dir=Path(cache_dir if cache_dir is not None else default_cache_dir()).absolute() if cache else None,
-            executor=executor, ray_address=ray_address, amp=amp,
+        make_request(
+            suite, data_root, detectors, out, train_root=train_root, natural_train=natural_train,
+            natural_val=natural_val, labelled_train=labelled_train, datasets=datasets, perturb=perturb, seed=seed,
+            device=device, max_per_class=max_per_class, bootstrap=bootstrap, batch_size=batch_size, workers=workers,
+            progress=progress, cache_dir=cache_dir, cache=cache, executor=executor, ray_address=ray_address, amp=amp,
         )
     )  # fmt: skip
     log = log or _log_default
@@ -146,6 +139,36 @@ def run(
         raise
     finally:
         rd.unlock()
+
+
+def make_request(
+    suite: str | Suite,
+    data_root: str | Path,
+    detectors: list[str],
+    out: str | Path,
+    *,
+    train_root: str | Path | None = None,
+    natural_train: str | Path | None = None,
+    natural_val: str | Path | None = None,
+    labelled_train: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    cache: bool = True,
+    perturb: list[str] | None = None,
+    **options: Any,
+) -> RunRequest:
+    """The (not yet validated) request of `run`'s arguments; `options`: the other fields of RunRequest."""
+    return RunRequest(
+        suite=suite, data_root=Path(data_root), detectors=list(detectors), out=Path(out),
+        roots=TrainingRoots(
+            Path(train_root) if train_root else Path(data_root),
+            Path(natural_train) if natural_train else None,
+            Path(natural_val) if natural_val else None,
+            Path(labelled_train) if labelled_train else None,
+        ),
+        perturb=list(perturb or []),
+        cache_dir=Path(cache_dir if cache_dir is not None else default_cache_dir()).absolute() if cache else None,
+        **options,
+    )  # fmt: skip
 
 
 @dataclass

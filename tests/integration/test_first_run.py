@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -108,3 +109,38 @@ def test_table_without_toy_runs_the_paper_specs_and_says_what_it_skips(synth_roo
     assert seen["suite"] == "cnnspot19" and len(seen["detectors"]) == 23
     res = CliRunner().invoke(main, ["run", "--data-root", str(synth_root), "--out", str(tmp_path / "r"), "--toy"])
     assert res.exit_code == 2 and "--toy runs the rows of a --table" in res.output
+
+
+def test_dry_run_names_a_missing_set_and_a_missing_weight_file_and_exits_1(synth_root, tmp_path, invoke):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    shutil.rmtree(root / "test" / "biggan")
+    out = tmp_path / "run"
+    res = invoke(
+        "run", "--suite", "cnnspot19", "--data-root", root, "--datasets", "progan,biggan", "--out", out,
+        "--detector", FREQSPEC, "--detector", "univfd:arch=tiny-random,weights=univfd-lc", "--dry-run",
+    )  # fmt: skip
+    assert res.exit_code == 1, res.output
+    assert "the run cannot start (2 problems)" in res.output
+    assert "set biggan: no images" in res.output
+    assert "univfd-lc is missing (needed by univfd:arch=tiny-random" in res.output and "offline" in res.output
+    assert re.search(r"progan\s+test/progan\s+\d+\s+4000\s+\d+\s+4000", res.output)  # found vs expected
+    assert "train/progan" in res.output  # the training folders found
+    assert re.search(r"resnet18 \(torchvision, 64 px\)\s+[\d.]+", res.output)  # measured throughput
+    assert not out.exists()  # nothing written
+
+
+def test_dry_run_of_a_startable_run_counts_cached_features(synth_root, tmp_path, invoke):
+    spec = "clip-flow:backbone=tiny-random,depth=2,hidden=32,epochs=1,batch_size=16"
+    args = ["run", "--suite", "cnnspot19", "--data-root", synth_root, "--datasets", "progan", "--detector", spec]
+    cache = ["--cache-dir", tmp_path / "cache"]
+    res = invoke(*args, "--out", tmp_path / "a", *cache, "--dry-run")
+    assert res.exit_code == 0 and "the run can start" in res.output, res.output
+    assert re.search(r"tiny-random\s+0 of 8", res.output)
+    assert invoke(*args, "--out", tmp_path / "a", *cache, "--bootstrap", "0", "--quiet").exit_code == 0
+    res = invoke(*args, "--out", tmp_path / "b", *cache, "--dry-run")
+    assert res.exit_code == 0 and re.search(r"tiny-random\s+8 of 8", res.output), res.output
+    res = invoke(*args, "--out", tmp_path / "a", *cache, "--dry-run")
+    assert "holds a run of this configuration: 0 cells left to do" in res.output
