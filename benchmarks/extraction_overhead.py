@@ -7,9 +7,10 @@ same model object, batch size and device, and writing the cache shards. Interlea
 median of each is compared (throughput ratio harness / raw, goal >= 0.90).
 
     python benchmarks/extraction_overhead.py [--images 32] [--batch-size 16] [--repeats 3]
-        [--device cpu|cuda] [--no-amp]
+        [--device cpu|cuda] [--amp]
 
-On CUDA the forward runs under fp16 autocast, as the harness does (`--no-amp`: fp32).
+The forward runs in fp32, as the harness does by default (`--amp`: fp16 autocast on CUDA, as `run --amp`).
+fp32 vs --amp (speed-up and largest score change) is `benchmarks/amp_vs_fp32.py`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--no-amp", action="store_true")
+    ap.add_argument("--amp", action="store_true")
     ap.add_argument("--arch", default=ARCH)
     ap.add_argument("--pretrained", default="random")
     args = ap.parse_args()
@@ -55,7 +56,7 @@ def main() -> None:
         Image.fromarray(natural_image(rng, 256)).save(p)
         paths.append(p)
     workers = default_workers() if args.workers is None else args.workers
-    rt = Runtime(device=args.device, batch_size=args.batch_size, workers=workers, amp=not args.no_amp, progress=False)
+    rt = Runtime(device=args.device, batch_size=args.batch_size, workers=workers, amp=args.amp, progress=False)
     spec = BackboneSpec(args.arch, args.pretrained)
     transform = clip_flow_test()
     loaded = FeatureStore().backbone(spec, args.device)
