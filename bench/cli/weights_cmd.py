@@ -61,15 +61,25 @@ def list_command(fmt) -> None:
 @weights_group.command("fetch")
 @click.argument("names", nargs=-1)
 @click.option("--all", "fetch_all", is_flag=True, help="every entry a program can fetch")
+@click.option(
+    "--table",
+    default=None,
+    type=click.Choice(["I", "II", "III", "IV", "V"], case_sensitive=False),
+    help="every file the paper specs of this table load (what `run --table` runs)",
+)
 @click.option("--quiet", is_flag=True, help="no progress bars")
-def fetch_command(names, fetch_all, quiet) -> None:
+def fetch_command(names, fetch_all, table, quiet) -> None:
     """Download NAME... (verified against its SHA-256, atomically, resuming an interrupted download);
     exit 1 when one could not be fetched."""
     from forensibench.features.released import WeightsError, entries, fetch, get
 
-    if not names and not fetch_all:
-        raise click.UsageError("give NAME... or --all (see `forensibench weights list`)")
-    todo = [e for e in entries().values() if e.fetchable] if fetch_all else [get(n) for n in names]
+    if not names and not fetch_all and not table:
+        raise click.UsageError("give NAME..., --table T or --all (see `forensibench weights list`)")
+    if fetch_all:
+        todo = [e for e in entries().values() if e.fetchable]
+    else:
+        todo = [get(n) for n in names] + (_table_files(table) if table else [])
+        todo = list({e.name: e for e in todo}.values())
     failed = 0
     for entry in todo:
         try:
@@ -82,6 +92,17 @@ def fetch_command(names, fetch_all, quiet) -> None:
         click.echo(f"{entry.name}: {'already present' if was_present else 'fetched and verified'}: {path}")
     if failed:
         sys.exit(1)
+
+
+def _table_files(table: str) -> list:
+    """The registry entries that the paper specs of Table `table` load (`run --dry-run` lists the same)."""
+    from forensibench.api.paper import table_specs
+    from forensibench.api.registry import create
+    from forensibench.features.released import entries
+    from forensibench.run.preflight import weight_needs
+
+    names = {n.what for spec in table_specs(table).specs for n in weight_needs(create(spec))}
+    return [e for name, e in entries().items() if name in names]
 
 
 @weights_group.command("verify")

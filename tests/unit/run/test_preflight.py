@@ -59,3 +59,9 @@ def test_every_paper_configuration_has_a_measurable_backbone_or_says_none():
     kinds = {cfg.detector: backbone_of(create(cfg.spec(toy=bool(cfg.needs)))) for cfg in paper_configs()}
     assert kinds["clip-flow"] == ("open_clip", "ViT-L-14") and kinds["cfa"] == ("torchvision", "wide_resnet50_2")
     assert kinds["ganomaly"] is None
+
+
+def test_weights_fetch_table_takes_the_files_of_the_tables_paper_specs(invoke):
+    res = invoke("weights", "fetch", "--table", "V", "--quiet")  # offline: each is named, none fetched
+    assert res.exit_code == 1
+    assert sorted(line.split(":")[0] for line in res.output.splitlines()) == ["clip-vit-l14-openai", "univfd-lc"]
