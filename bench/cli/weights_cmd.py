@@ -109,13 +109,13 @@ def _table_files(table: str) -> list:
 @click.argument("names", nargs=-1)
 def verify_command(names) -> None:
     """Hash every downloaded file (or NAME...) against its published SHA-256, its pin or its file
-    name's prefix; exit 1 on a mismatch."""
+    name's prefix (a file put there by hand with no reference is pinned now); exit 1 on a mismatch."""
     from tabulate import tabulate
 
     from forensibench.features.released import entries, get, verify
 
     todo = [get(n) for n in names] if names else list(entries().values())
-    checks = [verify(e) for e in todo]
+    checks = [verify(e, pin=True) for e in todo]
     rows = [
         [c.entry.name, c.status, c.sha256 or "-", c.reference or "-"] for c in checks if names or c.status != "absent"
     ]

@@ -205,13 +205,20 @@ def expected_hash(entry: Released) -> tuple[str | None, str]:
     return None, "not published"
 
 
-def verify(entry: Released) -> Check:
-    """Hash the downloaded file and compare it with the published hash, the pin or the name's prefix."""
+def verify(entry: Released, pin: bool = False) -> Check:
+    """Hash the downloaded file and compare it with the published hash, the pin or the name's prefix.
+
+    With `pin`, a present file that has no reference yet (no published hash, no prefix, put there by
+    hand) is pinned: later checks compare with it (status "pinned now").
+    """
     if not entry.download.is_file():
         return Check(entry, "absent")
     sha = file_sha256(entry.download)
     expected, ref = expected_hash(entry)
     if expected is None:
+        if pin:
+            _pin(entry, sha)
+            return Check(entry, "pinned now", sha, sha, "pinned by this check (the authors publish no hash)")
         return Check(entry, "unpinned", sha, None, ref)
     return Check(entry, "ok" if sha.startswith(expected) else "MISMATCH", sha, expected, ref)
 
@@ -268,7 +275,7 @@ def fetch(entry: Released, progress: bool = True) -> Path:
     entry's manual steps), when the download is interrupted (run it again to resume) or when the
     file's SHA-256 differs from the registry's (nothing is kept).
     """
-    if entry.present and verify(entry).status in ("ok", "unpinned"):
+    if entry.present and verify(entry, pin=True).status in ("ok", "pinned now"):
         return entry.path
     if not entry.fetchable:
         raise WeightsError(f"{entry.name} cannot be fetched by a program: {entry.manual}")

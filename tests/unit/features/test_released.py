@@ -224,6 +224,16 @@ def test_unpublished_hash_is_pinned_on_first_fetch_and_verified_after(server, wd
     assert verify(entry).status == "MISMATCH"
 
 
+def test_a_file_put_there_by_hand_is_pinned_by_its_first_verify(wdir, server):
+    entry = _entry(server, sha256=None, url=None, manual="download it by hand from https://example.org")
+    wdir.mkdir(parents=True)
+    (wdir / "toy.pth").write_bytes(PAYLOAD)
+    assert verify(entry).status == "unpinned" and released.pins() == {}
+    assert verify(entry, pin=True).status == "pinned now" and released.pins() == {"toy": SHA}
+    (wdir / "toy.pth").write_bytes(b"other")
+    assert verify(entry, pin=True).status == "MISMATCH"
+
+
 def test_hash_prefix_in_the_file_name_is_checked(server, wdir):
     good = _entry(server, sha256=None, file=f"net-{SHA[:8]}.pth", sha256_prefix=SHA[:8])
     assert fetch(good, progress=False).read_bytes() == PAYLOAD
