@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved_medians, machine  # noqa: E402
+from common import interleaved_medians, machine, png_files  # noqa: E402
 
 
 def main() -> None:
@@ -40,10 +40,8 @@ def main() -> None:
 
     import numpy as np
     import torch
-    from PIL import Image
 
     from forensibench.data.images import ImageSet, default_workers
-    from forensibench.data.synth import natural_image
     from forensibench.data.transforms import univfd_test
     from forensibench.features.backbones import BackboneSpec, precision
     from forensibench.features.runtime import Runtime, resolve_device
@@ -51,13 +49,7 @@ def main() -> None:
 
     device = resolve_device(args.device)
     tmp = Path(tempfile.mkdtemp(prefix="fb-amp-"))
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(args.images):
-        p = tmp / "img" / f"{i:04d}.png"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(natural_image(rng, 256)).save(p)
-        paths.append(p)
+    paths = png_files(tmp / "img", args.images)
     workers = default_workers() if args.workers is None else args.workers
     runtimes = {
         amp: Runtime(device=device, batch_size=args.batch_size, workers=workers, amp=amp, progress=False)

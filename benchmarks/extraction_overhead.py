@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ARCH, interleaved_medians, machine  # noqa: E402
+from common import ARCH, interleaved_medians, machine, png_files  # noqa: E402
 
 
 def main() -> None:
@@ -41,20 +41,13 @@ def main() -> None:
     from PIL import Image
 
     from forensibench.data.images import ImageSet, default_workers
-    from forensibench.data.synth import natural_image
     from forensibench.data.transforms import clip_flow_test
     from forensibench.features.backbones import BackboneSpec, precision
     from forensibench.features.runtime import Runtime
     from forensibench.features.store import FeatureStore
 
     tmp = Path(tempfile.mkdtemp(prefix="fb-extract-"))
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(args.images):
-        p = tmp / "img" / f"{i:04d}.png"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(natural_image(rng, 256)).save(p)
-        paths.append(p)
+    paths = png_files(tmp / "img", args.images)
     workers = default_workers() if args.workers is None else args.workers
     rt = Runtime(device=args.device, batch_size=args.batch_size, workers=workers, amp=args.amp, progress=False)
     spec = BackboneSpec(args.arch, args.pretrained)
