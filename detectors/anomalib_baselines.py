@@ -30,7 +30,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.api.detector import Detector, TrainData, Training, load_state, save_state
+from forensibench.api.paper import PaperDetector, PaperRow
 from forensibench.core.errors import DetectorError
 from forensibench.data.images import IMAGE_EXTENSIONS, ImageSet, iter_batches
 from forensibench.data.transforms import TransformSpec
@@ -213,7 +214,7 @@ class CflowParams(_Pretrained, _Base):
 
 
 # -- the adapter ------------------------------------------------------------------------------
-class AnomalibDetector(Detector):
+class AnomalibDetector(PaperDetector, Detector):
     """Any anomalib image model as a one-class detector (subclasses name the model)."""
 
     family = "anomaly"
@@ -355,10 +356,10 @@ class AnomalibDetector(Detector):
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, directory) -> None:
-        self._save_state(directory, {"module": self.module_.state_dict(), "provenance": json.dumps(self.provenance)})
+        save_state(self, directory, {"module": self.module_.state_dict(), "provenance": json.dumps(self.provenance)})
 
     def load(self, directory) -> AnomalibDetector:
-        state = self._load_state(directory)
+        state = load_state(self, directory)
         module = self._build(for_load=True)
         module.load_state_dict(state["module"])
         self.module_ = module.eval()

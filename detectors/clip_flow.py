@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.api.detector import Detector, TrainData, Training, load_state, save_state
+from forensibench.api.paper import PaperDetector, PaperRow
 from forensibench.core.errors import DetectorError
 from forensibench.data.images import ImageSet
 from forensibench.data.proxies import BANDS, PROXIES, make_proxy
@@ -262,7 +263,7 @@ def train_flow(
 
 
 # -- the detector -------------------------------------------------------------------------------
-class CLIPFlow(Detector):
+class CLIPFlow(PaperDetector, Detector):
     name = "clip-flow"
     family = "clip-flow"
     training = Training.NATURAL_PROXY
@@ -400,10 +401,10 @@ class CLIPFlow(Detector):
         return self.score_features(self._features(images, self.transform(False)))
 
     def save(self, directory) -> None:
-        self._save_state(directory, {"model": self.model_.state_dict(), "in_dim": self.in_dim_})
+        save_state(self, directory, {"model": self.model_.state_dict(), "in_dim": self.in_dim_})
 
     def load(self, directory) -> CLIPFlow:
-        state = self._load_state(directory)
+        state = load_state(self, directory)
         self.in_dim_ = int(state["in_dim"])
         self.model_ = self._new_model(self.in_dim_)
         self.model_.load_state_dict(state["model"])

@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.api.detector import Detector, TrainData, Training, load_state, save_state
+from forensibench.api.paper import PaperDetector, PaperRow
 from forensibench.core.errors import DetectorError
 from forensibench.data.augment import BlurJpeg, RandomCropFlip, ResizeShorter, augmented_views
 from forensibench.data.images import ImageSet
@@ -101,7 +102,7 @@ class UnivFDParams(ClipHeadParams):
     )
 
 
-class ClipLinear(Detector):
+class ClipLinear(PaperDetector, Detector):
     """A Linear(d, 1) head on frozen CLIP features from the shared FeatureStore (see the module doc)."""
 
     family = "supervised"
@@ -210,10 +211,10 @@ class ClipLinear(Detector):
         return out
 
     def save(self, directory) -> None:
-        self._save_state(directory, {"head": self.head_.state_dict()})
+        save_state(self, directory, {"head": self.head_.state_dict()})
 
     def load(self, directory) -> ClipLinear:
-        state = self._load_state(directory)["head"]
+        state = load_state(self, directory)["head"]
         self.head_ = self._new_head(int(state["weight"].shape[1]))
         self.head_.load_state_dict(state)
         self.head_.eval()

@@ -40,11 +40,13 @@ from pathlib import Path
 
 import numpy as np
 
-from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.api.detector import Detector, TrainData, Training
+from forensibench.api.paper import PaperDetector, PaperRow
 from forensibench.core.errors import DetectorError
 from forensibench.core.files import file_sha256
 from forensibench.data.images import ImageSet, iter_batches
 from forensibench.data.transforms import TransformSpec
+from forensibench.training.loops import check_val_fraction
 
 RECONS = ("precomputed", "ddim")
 TINY_RANDOM = "tiny-random"
@@ -217,9 +219,10 @@ class DIREParams:
             raise ValueError(f"arch={self.arch!r}: expected resnet50, resnet18 or resnet34")
         if self.steps < 1:
             raise ValueError(f"steps={self.steps}: expected at least 1")
+        check_val_fraction(self.val_fraction)
 
 
-class DIRE(Detector):
+class DIRE(PaperDetector, Detector):
     name = "dire"
     family = "supervised"
     training = Training.SUPERVISED

@@ -1,83 +1,89 @@
-"""The paper's configurations: the detector spec of every row of Tables I-V (`run --table`).
+"""What the built-in detectors declare beyond the plugin contract: the paper hooks.
 
-`results/paper_specs.yaml` lists one configuration per paper detector; which rows it fills comes from
-the detector itself (`Detector.paper_rows`, what `forensibench table` maps a run's detectors to rows
-with), so a table's specs are the configurations whose rows include that table. ``toy=True`` gives
-each at toy size (the detector's `toy_params`, without a released checkpoint): the same rows, fast and
-offline, for tests and CI.
+The plugin contract (`forensibench.api.detector.Detector`) is six pieces. The built-in detectors
+also say which of the CLIP-Flow paper's rows they reproduce, how to run them at toy size, and a
+few details of their training data; those declarations live here, in the `PaperDetector` mixin,
+not on the plugin base:
+
+    paper_rows()      -> [PaperRow]   the paper rows this configuration reproduces (default: none)
+    labelled_suite()  -> str          the labelled training suite of a supervised detector
+                                      (default: "progan-train")
+    toy_params        dict            parameters of a fast, offline run (conformance tests, demo, CI)
+    demo_variants     (dict, ...)     one demo run per entry, on top of toy_params (default: not in the demo)
+    checkpoint_param  str | None      the parameter naming a trained checkpoint: when it is set the
+                                      detector needs no training data (Training.NONE)
+
+Every caller reads them through the functions below (`paper_rows(det)`, `toy_params(cls)`...),
+never as attributes: the functions take the declaration where a class makes it (with the mixin or
+without it: a plugin may declare `toy_params` and `demo_variants` as plain class attributes to run
+in the demo and the CI leaderboard) and the default otherwise.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-import yaml
-
-from forensibench.api.detector import PaperRow
-from forensibench.api.registry import create, get
-from forensibench.api.specs import spec_string
-from forensibench.core.paths import project_dir
+DEFAULT_LABELLED_SUITE = "progan-train"
 
 
 @dataclass(frozen=True)
-class PaperConfig:
-    """One entry of results/paper_specs.yaml."""
+class PaperRow:
+    """A row of one of the CLIP-Flow paper's tables (`results/reported/table<N>.csv`)."""
 
-    detector: str
-    params: dict[str, Any] = field(default_factory=dict)
-    toy: dict[str, Any] = field(default_factory=dict)
-    needs: str = ""  # what the user must add before it can run ("" when it runs as is)
-
-    def spec(self, toy: bool = False) -> str:
-        """The canonical spec: the paper's, or at toy size (toy_params, paper params without the
-        released checkpoint, then the entry's toy overrides)."""
-        cls = get(self.detector)
-        if not toy:
-            return spec_string(self.detector, cls.Params(**self.params))
-        params = {k: v for k, v in self.params.items() if k != cls.checkpoint_param}
-        return spec_string(self.detector, cls.Params(**{**cls.toy_params, **params, **self.toy}))
-
-    def rows(self) -> list[PaperRow]:
-        """The paper rows it fills (those of its toy spec when the paper's needs more input)."""
-        return create(self.spec(toy=bool(self.needs))).paper_rows()
+    table: str  # "I", "II", "III", "IV" or "V"
+    method: str
+    variant: str
+    # The metrics.csv column this row shows when it is not the table's own (Table II's
+    # "CNNSpot / Oracle (B+J 0.5)" row is the B+J 0.5 detector's `oracle_acc`).
+    metric: str | None = None
 
 
-def paper_configs() -> list[PaperConfig]:
-    """Every entry of results/paper_specs.yaml, in its order."""
-    raw = yaml.safe_load((project_dir("results") / "paper_specs.yaml").read_text()) or []
-    return [
-        PaperConfig(r["detector"], dict(r.get("params") or {}), dict(r.get("toy") or {}), r.get("needs") or "")
-        for r in raw
-    ]
+class PaperDetector:
+    """Mixin of the built-in detectors: the paper hooks with their defaults (see the module doc).
 
-
-@dataclass
-class TableSpecs:
-    """What `run --table T` runs: the specs, and the rows it cannot run as is (with what they need)."""
-
-    specs: list[str]
-    skipped: dict[str, str]  # "Method / Variant" -> what it needs
-
-
-def table_specs(table: str, toy: bool = False, extra: list[str] | None = None) -> TableSpecs:
-    """The specs of every row of Table `table` (I..V), at toy size with `toy`.
-
-    Entries that need user input (`PaperConfig.needs`) are skipped, unless a spec of `extra` (the
-    user's own ``--detector``) already fills their rows; they are not skipped at toy size.
+    Used as ``class CNNSpot(PaperDetector, TorchClassifier)``; it adds no behaviour of its own.
     """
-    key = str(table).upper()
-    covered = {(r.method, r.variant) for s in extra or [] for r in create(s).paper_rows() if r.table == key}
-    specs, skipped = [], {}
-    for cfg in paper_configs():
-        rows = [(r.method, r.variant) for r in cfg.rows() if r.table == key]
-        if not rows:
-            continue
-        if cfg.needs and not toy:
-            if not set(rows) <= covered:
-                skipped[", ".join(f"{m} / {v}" for m, v in rows)] = cfg.needs
-            continue
-        spec = cfg.spec(toy)
-        if spec not in specs:
-            specs.append(spec)
-    return TableSpecs(specs, skipped)
+
+    # Parameters for a fast, offline run at toy scale: used by the conformance tests, the demo and CI.
+    toy_params: ClassVar[dict[str, Any]] = {}
+    # The demo runs one detector per entry (parameters on top of toy_params); empty: not in the demo.
+    demo_variants: ClassVar[tuple[dict[str, Any], ...]] = ()
+    # The parameter that names a trained checkpoint (the authors' released weights): when it is set,
+    # the checkpoint replaces training, so the detector needs no training data (Training.NONE).
+    checkpoint_param: ClassVar[str | None] = None
+
+    def paper_rows(self) -> list[PaperRow]:
+        """The paper rows this configuration reproduces (none for detectors outside the paper)."""
+        return []
+
+    def labelled_suite(self) -> str:
+        """The manifest of the labelled training set a supervised detector trains on."""
+        return DEFAULT_LABELLED_SUITE
+
+
+def paper_rows(det: Any) -> list[PaperRow]:
+    """The paper rows detector `det` reproduces; [] when it declares none."""
+    declared = getattr(det, "paper_rows", None)
+    return list(declared()) if callable(declared) else []
+
+
+def labelled_suite(det: Any) -> str:
+    """The labelled training suite (name or manifest path) of a supervised detector `det`."""
+    declared = getattr(det, "labelled_suite", None)
+    return declared() if callable(declared) else DEFAULT_LABELLED_SUITE
+
+
+def toy_params(cls: Any) -> dict[str, Any]:
+    """The parameters of detector class `cls` at toy size; {} (its defaults) when it declares none."""
+    return dict(getattr(cls, "toy_params", PaperDetector.toy_params))
+
+
+def demo_variants(cls: Any) -> tuple[dict[str, Any], ...]:
+    """The demo runs of detector class `cls` (parameters on top of its toy parameters); () : not in the demo."""
+    return tuple(getattr(cls, "demo_variants", PaperDetector.demo_variants))
+
+
+def checkpoint_param(cls: Any) -> str | None:
+    """The parameter of detector class `cls` that names a trained checkpoint, or None."""
+    return getattr(cls, "checkpoint_param", PaperDetector.checkpoint_param)

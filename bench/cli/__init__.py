@@ -39,10 +39,10 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from forensibench.data.checksums import ChecksumError
     from forensibench.data.perturb import PerturbError
     from forensibench.data.suites import SuiteError
+    from forensibench.engine.rundir import RunDirError
     from forensibench.features.runtime import DeviceError
     from forensibench.report.check import CheckError
     from forensibench.report.tables import TableError
-    from forensibench.run.rundir import RunDirError
 
     return (
         RegistryError,

@@ -14,13 +14,35 @@ def datasets_group() -> None:
 
 
 @datasets_group.command("list")
-def list_suites() -> None:
-    """List the suites (datasets/*.yaml)."""
+@click.option("--brief", is_flag=True, help="one line per suite, without source, citation and protocol")
+def list_suites(brief) -> None:
+    """List the suites (datasets/*.yaml) with their source, citation and protocol."""
+    import textwrap
+
     from forensibench.data.suites import load_suite, suite_names
+    from forensibench.report.tables import METRIC_NAMES
 
     for name in suite_names():
         s = load_suite(name)
-        click.echo(f"{name:14s} {s.kind:9s} {len(s.sets):2d} sets  {s.title}")
+        click.echo(f"{name:20s} {s.kind:9s} {len(s.sets):2d} set{'s' if len(s.sets) > 1 else ' '}  {s.title}")
+        if brief:
+            continue
+        protocol = ""
+        if s.protocol.text:
+            train = f"trains on {s.protocol.train_suite}" if s.protocol.train_suite else "test only"
+            protocol = f"{train}; reports {METRIC_NAMES.get(s.protocol.metric, s.protocol.metric)}"
+        for label, text in (("source", s.source), ("cite", s.citation), ("protocol", protocol)):
+            if text:
+                indent = f"    {label + ':':10s}"
+                click.echo(
+                    textwrap.fill(
+                        " ".join(text.split()),
+                        110,
+                        initial_indent=indent,
+                        subsequent_indent=" " * 14,
+                        break_on_hyphens=False,
+                    )
+                )
 
 
 @datasets_group.command("verify")

@@ -193,7 +193,7 @@ def run_command(
 ) -> None:
     """Fit every detector on the training data it declares and score every set of SUITE."""
     from forensibench.data.images import default_workers
-    from forensibench.run import runner
+    from forensibench.engine import runner
 
     if offline:
         from forensibench.features.weights import set_offline
@@ -225,7 +225,7 @@ def run_command(
         ray_address=ray_address,
     )
     if dry_run:
-        from forensibench.run.preflight import dry_run as preflight
+        from forensibench.engine.preflight import dry_run as preflight
 
         report = preflight(runner.make_request(suite, data_root, detectors, out, **options))
         click.echo(render_preflight(report))
@@ -246,7 +246,7 @@ def _with_table(suite: str | None, detectors: list[str], table: str | None, toy:
         if suite is None:
             raise click.UsageError("give --suite SUITE (or --table, which names its suite)")
         return suite, detectors
-    from forensibench.api.paper import table_specs
+    from forensibench.api.paper_specs import table_specs
     from forensibench.api.registry import canonical
     from forensibench.report.tables import table_def
 

@@ -45,11 +45,27 @@ import click
     help="the robustness grid of a run made with --perturb: the metric per detector x perturbation",
 )
 @click.option("--per-set", is_flag=True, help="with --robustness: one row per detector and set")
+@click.option(
+    "--suite",
+    default=None,
+    help=(
+        "instead of a paper table: the run's detectors x the sets of this suite (the run's own suite) and "
+        "their mean, in the suite's protocol metric unless --metric"
+    ),
+)
 def table_command(
-    run_dir, table_id, fmt, compare_reported, reported, metric, cost, attribution, detector, robustness, per_set
+    run_dir, table_id, fmt, compare_reported, reported, metric, cost, attribution, detector, robustness, per_set, suite
 ) -> None:
-    """Print a table of the CLIP-Flow paper filled from a run (or the paper's own with --reported)."""
+    """Print a table of the CLIP-Flow paper filled from a run (or the paper's own with --reported), or
+    with --suite any suite's table: detectors x its sets, mean."""
     from forensibench.report import tables
+
+    if suite is not None:
+        if run_dir is None or reported or compare_reported:
+            raise click.UsageError("--suite needs --run RUN (--reported and --compare-reported are for paper tables)")
+        df, notes, suite_obj, col = tables.suite_table(run_dir, suite, metric)
+        click.echo(tables.render_suite_table(df, suite_obj, col, fmt, notes), nl=False)
+        return
 
     if cost or attribution or robustness:
         if run_dir is None:
@@ -61,7 +77,7 @@ def table_command(
         click.echo(tables.render_frame(df, fmt, "Robustness: detectors under test-time perturbations", notes), nl=False)
         return
     if cost:
-        from forensibench.run.cost import cost_table, render_cost
+        from forensibench.engine.cost import cost_table, render_cost
 
         click.echo(render_cost(cost_table(run_dir), fmt), nl=False)
         return

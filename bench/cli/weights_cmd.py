@@ -96,10 +96,10 @@ def fetch_command(names, fetch_all, table, quiet) -> None:
 
 def _table_files(table: str) -> list:
     """The registry entries that the paper specs of Table `table` load (`run --dry-run` lists the same)."""
-    from forensibench.api.paper import table_specs
+    from forensibench.api.paper_specs import table_specs
     from forensibench.api.registry import create
+    from forensibench.engine.preflight import weight_needs
     from forensibench.features.released import entries
-    from forensibench.run.preflight import weight_needs
 
     names = {n.what for spec in table_specs(table).specs for n in weight_needs(create(spec))}
     return [e for name, e in entries().items() if name in names]

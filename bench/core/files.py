@@ -1,7 +1,7 @@
 """Files as every layer writes and names them: atomically, by content, and for display.
 
-* ``atomic_write_*``: write to a temporary name in the same folder, fsync, then move into place, so
-  a killed process leaves either the old file or the new one, never half of one.
+* ``atomic_open``, ``atomic_write_*``: write to a temporary name in the same folder, fsync, then move
+  into place, so a killed process leaves either the old file or the new one, never half of one.
 * `file_sha256`: a file's SHA-256, memoised on (path, size, mtime) within a process.
 * `display_path`: a path as results show it (relative to a root, undecodable bytes escaped).
 """
@@ -14,8 +14,9 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -28,13 +29,18 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+@contextlib.contextmanager
+def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file handle on a temporary name beside `path`; when the block ends without an error
+    the file is fsynced and moved onto `path`, otherwise it is removed. For writers that stream
+    (``torch.save(state, fh)``) instead of holding the whole file in memory."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600: give the file the usual permissions
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -42,6 +48,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_open(path) as fh:
+        fh.write(data)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

@@ -11,7 +11,23 @@ is the files under a ``trainA`` or ``trainB`` folder (the test split, ``testA|te
 Sampling follows UnivFD's `validate.py`: per set, shuffle each class with the seed and keep at most
 ``max_per_class`` images; if either class has fewer than that, both are capped at
 ``small_set_cap`` (100) instead. Files are listed in sorted order (UnivFD uses raw `os.walk`
-order), so the same seed gives the same sample on every filesystem.
+order), so the same seed gives the same sample on every filesystem. ``max_per_class: null`` keeps
+every image (the protocol of the benchmarks that score their whole test split).
+
+Top-level manifest fields (all optional except ``name`` and ``sets``; docs/suites.md shows each
+suite's values):
+
+* ``kind``: ``test``, ``natural`` (one-class training/validation) or ``labelled`` (supervised training).
+* ``title``: one line for `datasets list`.
+* ``source``: where the layout, class naming and split come from: repository + file (README,
+  download script, loader) of the dataset's authors.
+* ``citation``: the paper that introduced the data (authors, venue, year).
+* ``links``: URLs of the README / download script cited in ``source``.
+* ``protocol``: the benchmark's own evaluation protocol, where it has one: ``train_suite`` (the
+  labelled training manifest the benchmark trains on; None for a test-only benchmark), ``metric``
+  (the metrics.csv column its own tables report; `table --suite` shows it by default) and ``text``
+  (the protocol in words: split, subset, preprocessing).
+* ``notes``: where the public description is ambiguous, and what forensibench chose.
 """
 
 from __future__ import annotations
@@ -26,6 +42,7 @@ import yaml
 
 from forensibench.core.paths import project_dir
 from forensibench.data.images import ImageSet, list_images
+from forensibench.metrics.classification import METRIC_COLUMNS
 
 LAYOUTS = ("wang2020", "folder", "autogan-train")
 # Folder names that select a class's files under its folder, per layout ("folder": none).
@@ -100,17 +117,29 @@ class SetDef:
         return list_images(root, _SELECT[self.layout][cls] if self.layout in _SELECT else None)
 
 
+@dataclass(frozen=True)
+class Protocol:
+    """A benchmark's own evaluation protocol (the manifest's ``protocol:`` block)."""
+
+    train_suite: str | None = None  # labelled training manifest the benchmark trains on (None: test only)
+    metric: str = "ap"  # the metrics.csv column the benchmark's own tables report
+    text: str = ""  # the protocol in words
+
+
 @dataclass
 class Suite:
     name: str
     kind: str  # "test", "natural" (one-class training/validation) or "labelled" (supervised training)
     title: str
-    source: str
+    source: str  # repository + file the layout comes from
     sampling: Sampling
     sets: list[SetDef]
     path: Path
     sha256: str
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # ambiguities of the public description, our choices
+    citation: str = ""  # the paper that introduced the data
+    links: list[str] = field(default_factory=list)  # URLs of the README / download script
+    protocol: Protocol = field(default_factory=Protocol)
 
     def keys(self) -> list[str]:
         return [s.key for s in self.sets]
@@ -225,8 +254,26 @@ def _parse(raw: Any, path: Path, sha: str) -> Suite:
         sets=sets,
         path=path,
         sha256=sha,
-        notes=list(raw.get("notes") or []),
+        notes=[str(n) for n in raw.get("notes") or []],
+        citation=str(raw.get("citation", "")),
+        links=[str(u) for u in raw.get("links") or []],
+        protocol=_parse_protocol(raw.get("protocol"), path),
     )
+
+
+def _parse_protocol(raw: Any, path: Path) -> Protocol:
+    if raw is None:
+        return Protocol()
+    if not isinstance(raw, dict):
+        raise SuiteError(f"manifest {path}: `protocol` must be a mapping (train_suite, metric, text)")
+    unknown = set(raw) - {"train_suite", "metric", "text"}
+    if unknown:
+        raise SuiteError(f"manifest {path}: unknown protocol field(s) {', '.join(sorted(unknown))}")
+    metric = str(raw.get("metric", "ap"))
+    if metric not in METRIC_COLUMNS:
+        raise SuiteError(f"manifest {path}: protocol metric {metric!r} is not a metrics.csv column")
+    train = raw.get("train_suite")
+    return Protocol(train_suite=str(train) if train else None, metric=metric, text=str(raw.get("text", "")).strip())
 
 
 def verify(suite: Suite, data_root: str | Path, check_decode: bool = True) -> list[dict[str, Any]]:
@@ -235,6 +282,7 @@ def verify(suite: Suite, data_root: str | Path, check_decode: bool = True) -> li
 
     root = Path(data_root)
     rows = []
+    decode_error: dict[Path, str | None] = {}  # a folder shared by many sets (Synthbuster's reals) is decoded once
     for sdef in suite.sets:
         for cls, expected in (("real", sdef.expected_real), ("fake", sdef.expected_fake)):
             folder = sdef.folder(cls)
@@ -245,10 +293,14 @@ def verify(suite: Suite, data_root: str | Path, check_decode: bool = True) -> li
             unreadable = []
             if check_decode:
                 for f in files:
-                    try:
-                        load_rgb(f)
-                    except ImageDecodeError as exc:
-                        unreadable.append(f"{f.relative_to(root)}: {exc}")
+                    if f not in decode_error:
+                        try:
+                            load_rgb(f)
+                            decode_error[f] = None
+                        except ImageDecodeError as exc:
+                            decode_error[f] = str(exc)
+                    if decode_error[f] is not None:
+                        unreadable.append(f"{f.relative_to(root)}: {decode_error[f]}")
             if not present:
                 status = "MISSING"
             elif not files:

@@ -15,7 +15,8 @@ Used by the tests, the demo and CI; never a substitute for the real benchmark.
   - ``blend``: a face-swap-like blurred patch pasted in the centre.
 
 Besides the suite's test sets the root gets the training and validation data that detectors need,
-in the layouts of the `lsun-train`, `lsun-val`, `progan-train` and `cyclegan-train` manifests, so
+in the layouts of the `lsun-train`, `lsun-val`, `progan-train` and `cyclegan-train` manifests and of
+the suite's own protocol training set (``protocol: train_suite``, e.g. `genimage-sdv14-train`), so
 that ``forensibench run --suite S --data-root R`` needs no other flag. The fakes of `cyclegan-train`
 (AutoGAN's CycleGAN training layout) carry the upsampling kernel of the `cyclegan` test set, as
 the real CycleGAN training and test images come from the same generators.
@@ -68,6 +69,42 @@ ARTIFACTS: dict[str, Artifact] = {
     "sd15": Artifact("diffusion", 0.4),
     "progan-train": Artifact("upconv", 0.9),
     "cyclegan-train": Artifact("upconv", 0.5),
+    # Keys of the newer suites (genimage, aigcdetect, synthbuster, drct-2m, wildrf, chameleon): one
+    # key names one generator in every suite that has it, so a generator looks alike across suites.
+    "stylegan2": Artifact("upconv", 0.6),
+    "whichfaceisreal": Artifact("upconv", 0.35),
+    "midjourney": Artifact("diffusion", 0.3),
+    "midjourney-v5": Artifact("diffusion", 0.3),
+    "sdv14": Artifact("diffusion", 0.55),
+    "sdv15": Artifact("diffusion", 0.55),
+    "sd13": Artifact("diffusion", 0.5),
+    "sd14": Artifact("diffusion", 0.55),
+    "sd2": Artifact("diffusion", 0.45),
+    "sdv2": Artifact("diffusion", 0.45),
+    "sdxl": Artifact("diffusion", 0.35),
+    "sdxl-refiner": Artifact("diffusion", 0.3),
+    "sd-turbo": Artifact("diffusion", 0.4),
+    "sdxl-turbo": Artifact("diffusion", 0.3),
+    "lcm-sdv15": Artifact("diffusion", 0.45),
+    "lcm-sdxl": Artifact("diffusion", 0.3),
+    "sdv1-ctrl": Artifact("diffusion", 0.5),
+    "sdv2-ctrl": Artifact("diffusion", 0.4),
+    "sdxl-ctrl": Artifact("diffusion", 0.35),
+    "sdv1-dr": Artifact("blend", 0.35),  # inpainting: a local edit, not a whole generated image
+    "sdv2-dr": Artifact("blend", 0.3),
+    "sdxl-dr": Artifact("blend", 0.25),
+    "ldm": Artifact("diffusion", 0.6),
+    "adm": Artifact("diffusion", 0.35),
+    "glide": Artifact("diffusion", 0.45),
+    "wukong": Artifact("diffusion", 0.5),
+    "vqdm": Artifact("diffusion", 0.4),
+    "dalle2": Artifact("diffusion", 0.4),
+    "firefly": Artifact("diffusion", 0.3),
+    "reddit": Artifact("diffusion", 0.4),
+    "twitter": Artifact("diffusion", 0.3),
+    "facebook": Artifact("diffusion", 0.25),
+    "wildrf": Artifact("diffusion", 0.35),
+    "chameleon": Artifact("diffusion", 0.25),
 }
 # Training sets whose fakes come from the generator of a test set (same upsampling kernel).
 KERNEL_OF = {"cyclegan-train": "cyclegan"}
@@ -152,6 +189,11 @@ def _blend(x: np.ndarray, rng: np.random.Generator, other: np.ndarray) -> np.nda
     return out
 
 
+def artifact_of(sdef: SetDef) -> Artifact:
+    """The artifact of a set's fakes: its key's, else its generator's (training sets), else the default."""
+    return ARTIFACTS.get(sdef.key) or ARTIFACTS.get(sdef.generator) or DEFAULT_ARTIFACT
+
+
 def generated_image(rng: np.random.Generator, size: int, artifact: Artifact, set_key: str) -> np.ndarray:
     """A natural crop carrying `artifact` (the kernel of `upconv` is fixed per set)."""
     x = natural_image(rng, size).astype(np.float32)
@@ -186,7 +228,7 @@ def _write_class(root: Path, sdef: SetDef, cls: str, n: int, size: int, seed: in
         return 0  # e.g. diffusion_datasets/laion reals, shared by seven sets
     written.add((folder, cls))
     cats = list(sdef.categories) or [None]
-    artifact = ARTIFACTS.get(sdef.key, DEFAULT_ARTIFACT)
+    artifact = artifact_of(sdef)
     for i in range(n):
         cat = cats[i % len(cats)]
         rng = np.random.default_rng([seed, zlib.crc32(f"{folder}/{cls}".encode()), i])
@@ -210,8 +252,9 @@ def synthesize(
     """Write a replica tree of `suite` (and the training/validation sets) under `out`.
 
     `per_class` images per class per test set; `train_per_class` (default 8 x per_class, at least
-    the number of categories) naturals in lsun/train and reals and fakes each in train/progan and
-    autogan/real|fake (cyclegan-train); 2 x per_class naturals in lsun/val. Deterministic under `seed`.
+    the number of categories) naturals in lsun/train and reals and fakes each in train/progan,
+    autogan/real|fake (cyclegan-train) and the suite's protocol training set; 2 x per_class
+    naturals in lsun/val. Deterministic under `seed`.
     Returns a summary dict.
     """
     s = load_suite(suite) if isinstance(suite, str) else suite
@@ -228,6 +271,8 @@ def synthesize(
             (load_suite("progan-train"), train_n),
             (load_suite("cyclegan-train"), train_n),
         ]
+        if s.protocol.train_suite and s.protocol.train_suite not in TRAINING_SUITES:
+            plan.append((load_suite(s.protocol.train_suite), train_n))
     for suite_, n in plan:
         for sdef in suite_.sets:
             for cls, fmt in (("real", real_format), ("fake", fake_format)):

@@ -34,7 +34,7 @@ class FeatureStore:
     (backbone identity, transform, pre-operations, the ordered list of files), for this process.
     Random (training augmentation) transforms are never cached; seeded pre-operations are.
 
-    Counters for the run's cost records (`forensibench.run.cost`): `passes` (backbone passes run),
+    Counters for the run's cost records (`forensibench.engine.cost`): `passes` (backbone passes run),
     `images` (images they encoded), `seconds`, `hits` (requests served without a pass) and
     `cached_images` (rows read from the disk cache).
     """

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from forensibench.core.files import atomic_write_csv
-from forensibench.run.rundir import load_metrics
+from forensibench.engine.rundir import load_metrics
 
 METRICS = ("ap", "acc", "auroc")
 BASELINE_COLUMNS = ("ap", "ap_lo", "ap_hi", "acc", "acc_lo", "acc_hi", "auroc")

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from forensibench.core.files import atomic_write_bytes
+from forensibench.engine.rundir import load_metrics
 from forensibench.report import tables
-from forensibench.run.rundir import load_metrics
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1500px;color:#222;
@@ -187,7 +187,7 @@ def _metadata(info: dict) -> str:
 def build_report(run: str | Path, out: str | Path) -> Path:
     """Write the HTML report of `run` to `out` (atomically) and return its path."""
     run = Path(run)
-    info = json.loads((run / "run.json").read_text())
+    info = json.loads((run / "engine.json").read_text())
     metrics = load_metrics(run)
     warnings = []
     data_root = Path((info.get("config") or {}).get("data_root", ""))

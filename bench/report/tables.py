@@ -1,4 +1,5 @@
-"""The CLIP-Flow paper's Tables I-V, from a run's metrics or from the paper itself.
+"""The CLIP-Flow paper's Tables I-V, from a run's metrics or from the paper itself; and one table
+per suite (`suite_table`: detectors x the suite's sets, mean), for suites without a paper table.
 
 `results/reported/table<N>.csv` holds every number the paper prints (method, variant, one column
 per dataset key, mean; an empty cell where the paper prints none). A detector maps to paper rows
@@ -17,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from forensibench.core.paths import project_dir
-from forensibench.data.suites import load_suite
-from forensibench.run.rundir import load_metrics
+from forensibench.data.suites import Suite, load_suite
+from forensibench.engine.rundir import load_metrics
 
 
 class TableError(ValueError):
@@ -148,7 +149,7 @@ class RunRows:
 
 
 def run_rows(run: str | Path) -> RunRows:
-    info = json.loads((Path(run) / "run.json").read_text())
+    info = json.loads((Path(run) / "engine.json").read_text())
     rows, rnd, row_metric = {}, {}, {}
     for spec, rec in (info.get("detectors") or {}).items():
         desc = rec.get("describe", {})
@@ -187,7 +188,10 @@ def build(
     keys = dataset_keys(t.id)
     present = [k for k in keys if k in set(metrics["dataset"])]
     if not present:
-        raise TableError(f"run {run} has no set of Table {t.id} (suite {t.suite}: {', '.join(keys)})")
+        raise TableError(
+            f"run {run} has no set of Table {t.id} (suite {t.suite}: {', '.join(keys)}); "
+            f"`table --run {run} --suite SUITE` prints the table of any suite"
+        )
     rep = reported(t.id)
     by_det = {spec: g.set_index("dataset") for spec, g in metrics.groupby("detector", sort=False)}
     records: list[dict] = []
@@ -222,6 +226,12 @@ def build(
     missing = [k for k in keys if k not in present]
     if missing:
         notes.append(f"sets absent from the run: {', '.join(missing)}; means are over the {len(present)} sets present")
+    run_suite = (json.loads((Path(run) / "engine.json").read_text()).get("config") or {}).get("suite")
+    if run_suite not in (None, t.suite):
+        notes.append(
+            f"the run was made on suite {run_suite}, not {t.suite}: its sets are matched by key, their images and "
+            f"sampling may differ (`--suite {run_suite}` prints the run's own table)"
+        )
     if metric != t.metric:
         notes.append(
             f"metric: {METRIC_NAMES.get(metric, metric)} (the paper's Table {t.id} reports {METRIC_NAMES[t.metric]})"
@@ -368,3 +378,94 @@ def render_frame(df: pd.DataFrame, fmt: str = "markdown", title: str = "", notes
     if fmt == "latex":
         return f"% {title}\n{text}\n" + "".join(f"% {n}\n" for n in notes or [])
     return (f"{title}\n\n" if title else "") + text + "\n" + "".join(f"\n{n}" for n in notes or []) + "\n"
+
+
+def suite_table(
+    run: str | Path, suite: str | Path | None = None, metric: str | None = None
+) -> tuple[pd.DataFrame, list[str], Suite, str]:
+    """A run's results on a suite: one row per detector, one column per set (manifest order), mean.
+
+    `suite`: a suite name or manifest path (default: the run's own suite); a run made on another
+    suite is refused. `metric`: a `--metric` name (default: the suite's protocol metric, e.g.
+    accuracy for GenImage). The mean is over the sets the run has. Returns the frame (columns
+    ``detector``, the set keys, ``mean``; values in %), footnotes, the suite and the metric column.
+    """
+    info = json.loads((Path(run) / "engine.json").read_text())
+    config = info.get("config") or {}
+    suite_obj = load_suite(suite if suite is not None else config.get("suite", ""))
+    if config.get("suite") != suite_obj.name:
+        raise TableError(
+            f"run {run} was made on suite {config.get('suite')!r}, not {suite_obj.name!r}: "
+            f"give --suite {config.get('suite')} (or no --suite)"
+        )
+    col = metric_column(metric) if metric else suite_obj.protocol.metric
+    metrics = load_metrics(run)
+    if col not in metrics.columns:
+        raise TableError(f"{run}/metrics.csv has no {col!r} column (a run made by an older forensibench)")
+    keys = suite_obj.keys()
+    present = [k for k in keys if k in set(metrics["dataset"])]
+    if not present:
+        raise TableError(f"run {run} has no set of suite {suite_obj.name} ({', '.join(keys)})")
+    rows = run_rows(run)
+    records = []
+    for spec, g in metrics.groupby("detector", sort=False):
+        r = _row("", spec, spec, g.set_index("dataset")[col], present, None)
+        if rows.random_init.get(spec, False):
+            r["variant"] = f"{spec} †"
+        records.append(r)
+    own = col == suite_obj.protocol.metric and bool(suite_obj.protocol.text)
+    notes = [f"{METRIC_NAMES.get(col, col)}{f', the metric of the {suite_obj.name} protocol' if own else ''}"]
+    if any(rows.random_init.get(r["_spec"], False) for r in records):
+        notes.append("† randomly initialised weights (no pretrained weights were loaded)")
+    if col in CALIBRATION_METRICS:
+        notes += _mark_not_applicable(records, metrics, present, col)
+    missing = [k for k in keys if k not in present]
+    if missing:
+        notes.append(f"sets absent from the run: {', '.join(missing)}; means are over the {len(present)} sets present")
+    if config.get("manifest_sha256") not in (None, suite_obj.sha256):
+        notes.append(f"the manifest {suite_obj.path.name} changed since the run was made")
+    off = _off_protocol(info.get("detectors") or {}, suite_obj.protocol.train_suite)
+    if off:
+        notes.append(
+            f"not trained as the {suite_obj.name} protocol trains (on {suite_obj.protocol.train_suite}): "
+            + "; ".join(f"{spec} ({how})" for spec, how in off.items())
+        )
+    df = pd.DataFrame(
+        [{"detector": r["variant"], **{k: r[k] for k in present}, "mean": r["mean"]} for r in records],
+        columns=["detector", *present, "mean"],
+    )
+    return df, notes, suite_obj, col
+
+
+def _off_protocol(detectors: dict, train_suite: str | None) -> dict[str, str]:
+    """Detectors of run.json that did not train on the protocol's training suite, and on what they did."""
+    if not train_suite:
+        return {}
+    off = {}
+    for spec, rec in detectors.items():
+        desc = rec.get("describe") or {}
+        training = desc.get("training")
+        if training == "none":
+            off[spec] = "released weights"
+        elif training in ("natural", "natural+proxy"):
+            off[spec] = "one-class, natural images"
+        elif training == "natural+generated":
+            labelled = str((rec.get("training_data") or {}).get("labelled", ""))
+            used = (desc.get("params") or {}).get("train_suite", "progan-train")
+            if "0_real/1_fake folders" in labelled:
+                off[spec] = "--labelled-train folder"
+            elif used != train_suite:
+                off[spec] = str(used)
+    return off
+
+
+def render_suite_table(
+    df: pd.DataFrame, suite: Suite, metric: str, fmt: str = "markdown", notes: list[str] | None = None
+) -> str:
+    """`suite_table`'s frame as markdown, LaTeX or CSV; headers are the sets' column names (CSV: keys)."""
+    if fmt == "csv":
+        return df.to_csv(index=False, float_format="%.2f")
+    label = {s.key: s.column for s in suite.sets}
+    view = df.rename(columns={"detector": "Detector", "mean": "Mean", **label})
+    title = f"{suite.title or suite.name}: {METRIC_NAMES.get(metric, metric)}"
+    return render_frame(view, fmt, title, notes)

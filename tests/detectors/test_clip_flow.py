@@ -154,7 +154,7 @@ def test_invalid_specs_are_refused(spec, message):
 
 def test_modes_share_backbone_passes(synth_root):
     from forensibench.data.suites import load_suite
-    from forensibench.run.runner import TrainingRoots
+    from forensibench.engine.runner import TrainingRoots
 
     rt = Runtime(progress=False)
     toy = "backbone=tiny-random,depth=2,hidden=16,epochs=1,batch_size=8"
@@ -194,7 +194,7 @@ def test_seeded_resized_crop_is_a_deterministic_window():
 
 
 def test_views_are_independent_augmentations(synth_root):
-    from forensibench.run.runner import TrainingRoots
+    from forensibench.engine.runner import TrainingRoots
 
     rt = Runtime(progress=False)
     natural = TrainingRoots(synth_root).natural()[0]

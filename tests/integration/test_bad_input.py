@@ -14,8 +14,8 @@ from PIL import Image
 
 from forensibench.core.errors import DetectorError
 from forensibench.data.synth import ARTIFACTS, generated_image, natural_image
-from forensibench.run import rundir
-from forensibench.run.runner import run
+from forensibench.engine import rundir
+from forensibench.engine.runner import run
 
 FREQSPEC = "freqspec:arch=resnet18,pretrained=false,crop=64,epochs=1"
 
@@ -114,7 +114,7 @@ def test_every_bad_file_is_recorded_and_the_rest_scored(bad_run):
     m = res.metrics.set_index("dataset").loc["mixed"]
     assert m["n_failed"] == 5 and m["n_real"] == 8 and m["n_fake"] == 6 and np.isfinite(m["ap"])
     # run.json is valid JSON with the failures, and the empty/absent sets are reported, not fatal
-    info = json.loads((root / "run" / "run.json").read_text())
+    info = json.loads((root / "run" / "engine.json").read_text())
     assert sorted(info["missing_sets"]) == ["absent", "empty"]
     assert res.ok
 
@@ -146,7 +146,7 @@ def test_a_second_run_into_the_same_directory_is_refused(bad_run):
     code = textwrap.dedent(
         f"""
         import time
-        from forensibench.run.rundir import RunDir
+        from forensibench.engine.rundir import RunDir
         rd = RunDir({str(root / "run")!r}); rd.lock(); print('locked', flush=True); time.sleep(30)
         """
     )

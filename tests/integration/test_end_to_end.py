@@ -12,13 +12,14 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from forensibench.api import registry
-from forensibench.api.detector import Detector, PaperRow, Training
+from forensibench.api.detector import Detector, Training
+from forensibench.api.paper import PaperRow
 from forensibench.data.images import iter_batches
 from forensibench.data.proxies import VALIDATION_PROXY
 from forensibench.data.transforms import TransformSpec
+from forensibench.engine.runner import run
 from forensibench.metrics import best_threshold
 from forensibench.report import tables
-from forensibench.run.runner import run
 
 FREQSPEC = "freqspec:arch=resnet18,pretrained=false,crop=64,epochs=1"
 
@@ -90,7 +91,7 @@ def test_run_writes_scores_metrics_and_run_json(cli_run, synth_root):
         acc = 100 * ((g["score"] > 0.5) == (g["label"] == 1)).mean()
         assert m.set_index("dataset").loc[ds, "acc"] == pytest.approx(acc)
     assert (m["threshold"] == 0.5).all()
-    info = json.loads((out / "run.json").read_text())
+    info = json.loads((out / "engine.json").read_text())
     assert info["status"] == "finished" and info["config"]["suite"] == "cnnspot19"
     det = info["detectors"][registry.canonical(FREQSPEC)]
     assert det["describe"]["params"]["epochs"] == 1 and "random init" in json.dumps(det["describe"]["provenance"])
@@ -112,6 +113,24 @@ def test_table_from_the_run(cli_run, invoke):
     assert invoke("table", "--run", out, "--table", "II", "--format", "latex").output.count("\\midrule") == 1
     res = invoke("table", "--run", out, "--table", "V")
     assert res.exit_code == 2 and "has no set of Table V" in res.output
+
+
+def test_suite_table_of_an_old_suite(cli_run, invoke):
+    import io
+
+    out, _, _ = cli_run
+    res = invoke("table", "--run", out, "--suite", "cnnspot19", "--format", "csv")
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(io.StringIO(res.output))
+    from forensibench.data.suites import load_suite
+
+    keys = load_suite("cnnspot19").keys()
+    assert list(df.columns) == ["detector", *keys, "mean"] and len(df) == 1
+    ap = pd.read_csv(out / "metrics.csv").set_index("dataset")["ap"]
+    np.testing.assert_allclose(df.loc[0, keys].to_numpy(float), ap[keys].to_numpy(), atol=0.005)  # 2 decimals
+    assert df.loc[0, "mean"] == pytest.approx(ap[keys].mean(), abs=0.005)
+    res = invoke("table", "--run", out, "--suite", "genimage")
+    assert res.exit_code == 2 and "was made on suite 'cnnspot19', not 'genimage'" in res.output
 
 
 def test_rerun_skips_finished_cells_with_identical_metrics(cli_run, invoke):
@@ -246,7 +265,7 @@ def test_validation_threshold_never_sees_test_labels(one_class, synth_root, tmp_
     assert all(s == {-1} for s in _MeanColour.seen_labels)  # score() never gets labels
     fit = json.loads(next((tmp_path / "a" / "cells").glob("*/fit.json")).read_text())
     # the threshold is the best split of held-out naturals vs their band-stopped proxies
-    from forensibench.run.runner import TrainingRoots
+    from forensibench.engine.runner import TrainingRoots
 
     det = registry.create("test-mean-colour")
     train = TrainingRoots(synth_root).natural()[0]

@@ -8,8 +8,8 @@ import re
 import pytest
 import torch
 
-from forensibench.run.cells import TrainingRoots
-from forensibench.run.runner import RunRequest, validate
+from forensibench.engine.cells import TrainingRoots
+from forensibench.engine.runner import RunRequest, validate
 
 FREQSPEC = "freqspec:arch=resnet18,pretrained=false,crop=64,epochs=1"
 
@@ -23,7 +23,7 @@ def test_auto_device_is_printed_and_recorded_with_fp32(synth_root, tmp_path, inv
     assert res.exit_code == 0, res.output
     expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     assert f"device: {expected} (--device auto)" in res.output
-    info = json.loads((out / "run.json").read_text())
+    info = json.loads((out / "engine.json").read_text())
     assert info["device"] == expected and info["precision"] == "fp32"
 
 
@@ -52,7 +52,7 @@ def test_amp_is_opt_in(synth_root, tmp_path, monkeypatch, flag, expected):
     from click.testing import CliRunner
 
     from forensibench.cli import main
-    from forensibench.run import runner
+    from forensibench.engine import runner
 
     seen = {}
 
@@ -89,7 +89,7 @@ def test_table_without_toy_runs_the_paper_specs_and_says_what_it_skips(synth_roo
     from click.testing import CliRunner
 
     from forensibench.cli import main
-    from forensibench.run import runner
+    from forensibench.engine import runner
 
     seen = {}
 

@@ -107,7 +107,7 @@ def test_non_editable_install_finds_its_data_files(tmp_path):
     assert res.returncode == 0, res.stderr
     code = (
         "import forensibench.core.paths as p, forensibench.data.suites as s, forensibench.report.tables as t; "
-        "from forensibench.api.paper import paper_configs; from forensibench.features.released import entries; "
+        "from forensibench.api.paper_specs import paper_configs; from forensibench.features.released import entries; "
         "print(p.project_dir('datasets')); print(len(s.load_suite('cnnspot19').sets), len(t.reported('I'))); "
         "print(len(paper_configs()) > 0, len(entries()) > 0)"
     )

@@ -14,12 +14,12 @@ import pytest
 from forensibench.api import registry
 from forensibench.api.detector import Detector, Training
 from forensibench.data.transforms import clip_flow_test
+from forensibench.engine.cost import cost_table
+from forensibench.engine.provenance import weights_loaded
+from forensibench.engine.runner import run
 from forensibench.features.backbones import BackboneSpec
 from forensibench.features.weights import weight_record
 from forensibench.report import tables
-from forensibench.run.cost import cost_table
-from forensibench.run.provenance import weights_loaded
-from forensibench.run.runner import run
 
 MIB = 2**20
 
@@ -29,7 +29,7 @@ MIB = 2**20
 _MEASURE_FRESH = """
 import json, time
 import numpy as np
-from forensibench.run.cost import measure
+from forensibench.engine.cost import measure
 MIB = 2**20
 if {high_water}:
     big = np.ones(400 * MIB // 8)
@@ -196,7 +196,7 @@ def test_table_cost(trust_run, invoke):
 
 def test_run_json_provenance(trust_run, synth_root):
     out, res, (prob, _, raw) = trust_run
-    info = json.loads((out / "run.json").read_text())
+    info = json.loads((out / "engine.json").read_text())
     det = info["detectors"][prob]
     assert det["weights"] == ["random init (tiny-random test backbone, seed 0)"]
     assert det["describe"]["transform"]["test"] == clip_flow_test().key

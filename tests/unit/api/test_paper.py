@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 
-from forensibench.api.paper import paper_configs, table_specs
+from forensibench.api.paper import checkpoint_param, paper_rows
+from forensibench.api.paper_specs import paper_configs, table_specs
 from forensibench.api.registry import create, get
 from forensibench.features.released import entries as released_weights
 from forensibench.report import tables
@@ -19,7 +20,7 @@ def test_every_row_of_every_table_is_filled_exactly_once(table, toy):
     for cfg in paper_configs():
         if cfg.needs and not toy:
             continue
-        filled.update((r.method, r.variant) for r in create(cfg.spec(toy)).paper_rows() if r.table == table)
+        filled.update((r.method, r.variant) for r in paper_rows(create(cfg.spec(toy))) if r.table == table)
     rep = tables.reported(table)
     expected = set(zip(rep["method"], rep["variant"]))
     missing = {("DIRE", "-")} if (not toy and table in ("I", "II")) else set()  # DIRE needs user input
@@ -31,15 +32,15 @@ def test_toy_specs_fill_the_same_rows_as_the_paper_specs():
     for cfg in paper_configs():
         if cfg.needs:
             continue
-        paper = [(r.table, r.method, r.variant) for r in create(cfg.spec()).paper_rows()]
-        toy = [(r.table, r.method, r.variant) for r in create(cfg.spec(toy=True)).paper_rows()]
+        paper = [(r.table, r.method, r.variant) for r in paper_rows(create(cfg.spec()))]
+        toy = [(r.table, r.method, r.variant) for r in paper_rows(create(cfg.spec(toy=True)))]
         assert paper == toy, cfg
 
 
 def test_released_checkpoints_are_registry_names_and_dropped_at_toy_size():
     names = set(released_weights())
     for cfg in paper_configs():
-        key = get(cfg.detector).checkpoint_param
+        key = checkpoint_param(get(cfg.detector))
         if key and key in cfg.params:
             assert cfg.params[key] in names
             assert f"{key}={cfg.params[key]}" in cfg.spec()

@@ -54,7 +54,7 @@ def test_run_reads_the_CNN_test_variant_and_records_it(tree, tmp_path, invoke):
         "--out", out, "--bootstrap", "0", "--quiet",
     )  # fmt: skip
     assert res.exit_code == 0, res.output
-    info = json.loads((out / "run.json").read_text())
+    info = json.loads((out / "engine.json").read_text())
     assert any("CNN/test/<set>" in note for note in info["layout"])
     assert info["sets"]["progan"]["found_real"] == 2 and info["sets"]["crn"]["found_fake"] == 2
 
@@ -73,7 +73,7 @@ def test_test_sets_in_a_folder_of_another_name_get_a_symlink_to_make(tree, tmp_p
 
 
 def test_training_set_in_the_cnndetection_download_layout(tree, tmp_path):
-    from forensibench.run.cells import TrainingRoots
+    from forensibench.engine.cells import TrainingRoots
 
     root = _moved(tree, tmp_path, {"train/progan": "dataset/train"})  # dataset/train/<category>/0_real
     images, where, _, _ = TrainingRoots(root).labelled()

@@ -120,3 +120,60 @@ def test_upconv_fakes_carry_a_nyquist_peak():
         nyquist_share(generated_image(np.random.default_rng(i), 64, ARTIFACTS["progan"], "progan")) for i in range(10)
     ]
     assert np.median(fakes) > 5 * np.median(reals)
+
+
+NEWER_SUITES = ("genimage", "aigcdetect", "chameleon", "synthbuster", "wildrf", "drct-2m")
+
+
+def test_every_manifest_names_its_source_and_uses_safe_keys():
+    import re
+
+    for name in suite_names():
+        s = load_suite(name)
+        assert s.source.strip(), name
+        for sdef in s.sets:
+            # the pattern of the manifest validation being added in parallel (issue 14)
+            assert re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", sdef.key), (name, sdef.key)
+            for folder in (sdef.real, sdef.fake):
+                assert folder is None or not (folder.startswith("/") or ".." in folder.split("/")), (name, folder)
+
+
+def test_newer_suites_cite_their_upstream_and_protocol():
+    for name in NEWER_SUITES:
+        s = load_suite(name)
+        assert s.citation and s.links and all(u.startswith("https://") for u in s.links), name
+        assert s.protocol.text and s.notes, name  # the protocol in words; ambiguities and choices
+        assert s.sampling.max_per_class is None, name  # every protocol scores its whole test split
+        if s.protocol.train_suite:
+            train = load_suite(s.protocol.train_suite)
+            assert train.kind == "labelled" and all(d.real and d.fake for d in train.sets), name
+
+
+def test_protocol_block_is_checked(tmp_path):
+    import yaml
+
+    base = {"name": "x", "sets": [{"key": "a", "real": "a", "fake": "a"}]}
+    p = tmp_path / "x.yaml"
+    p.write_text(yaml.safe_dump({**base, "protocol": {"train_suite": "progan-train", "metric": "acc"}}))
+    s = load_suite(p)
+    assert (s.protocol.train_suite, s.protocol.metric, s.citation, s.links) == ("progan-train", "acc", "", [])
+    p.write_text(yaml.safe_dump(base))
+    assert load_suite(p).protocol.metric == "ap" and load_suite(p).protocol.train_suite is None
+    for bad, msg in (({"metric": "f1"}, "not a metrics.csv column"), ({"split": "val"}, "unknown protocol field")):
+        p.write_text(yaml.safe_dump({**base, "protocol": bad}))
+        with pytest.raises(SuiteError, match=msg):
+            load_suite(p)
+
+
+def test_verify_decodes_a_shared_real_folder_once(tmp_path, monkeypatch):
+    # Synthbuster's 1000 RAISE reals (DRCT-2M's 5000 COCO reals) are the reals of every set: verify
+    # reports them per set but must decode each file once, not once per set.
+    import forensibench.data.images as images
+
+    synthesize("synthbuster", tmp_path, per_class=2, size=32, with_training=False)
+    calls = []
+    real_load = images.load_rgb
+    monkeypatch.setattr(images, "load_rgb", lambda p, *a, **k: calls.append(p) or real_load(p, *a, **k))
+    rows = verify(load_suite("synthbuster"), tmp_path)
+    assert len(rows) == 18 and all(r["found"] == 2 and r["unreadable"] == 0 for r in rows)
+    assert len(calls) == len(set(calls)) == 2 + 9 * 2

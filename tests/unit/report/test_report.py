@@ -9,8 +9,8 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
+from forensibench.engine.runner import run
 from forensibench.report import tables
-from forensibench.run.runner import run
 
 DETECTORS = [
     "clip-flow:backbone=tiny-random,mode=N+P,epochs=2",

@@ -8,17 +8,17 @@ commits atomically (the parquet file last), so a killed run loses at most the ce
 Cells are functions of a picklable `RunPlan` (everything the run decided: folders, image sets,
 seed, runtime settings) and a `Session` (what one process keeps between cells: the `Runtime`, so
 one feature store and its loaded backbones, and the detectors it fitted). The local executor runs
-every cell in one session; the Ray executor (`forensibench.run.executors`) runs cells as Ray tasks,
+every cell in one session; the Ray executor (`forensibench.engine.executors`) runs cells as Ray tasks,
 each in a session of its own, and a scoring cell then loads the fitted detector from ``models/``.
 
 Training data (see `TrainingRoots`): one-class detectors get natural images from
 ``<train-root>/lsun/train`` (the `lsun-train` layout), supervised detectors real/fake images from
 ``<train-root>/train/progan`` (the `progan-train` layout), and thresholds of one-class detectors come
 from ``<train-root>/lsun/val``; ``--train-root`` defaults to the data root, and each folder can be
-given explicitly. A supervised detector's `labelled_suite()` may name any suite or manifest: every
-set of it is read under the training root and each generated image carries its set's generator
-(`TrainData.generators`), which is how attributing detectors learn the sources. Training images
-that are also test images are refused.
+given explicitly. A supervised detector's `labelled_suite` (`forensibench.api.paper`) may name any
+suite or manifest: every set of it is read under the training root and each generated image carries
+its set's generator (`TrainData.generators`), which is how attributing detectors learn the sources.
+Training images that are also test images are refused.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from forensibench.api.detector import Detector, TrainData, Training
+from forensibench.api.paper import labelled_suite
 from forensibench.api.registry import create
 from forensibench.core.errors import DetectorError
 from forensibench.core.files import display_path
@@ -42,12 +43,12 @@ from forensibench.data.images import ImageSet, list_images
 from forensibench.data.layouts import resolve_layout
 from forensibench.data.proxies import VALIDATION_PROXY
 from forensibench.data.suites import load_suite
+from forensibench.engine.cost import measure
+from forensibench.engine.provenance import git_state, weights_loaded
+from forensibench.engine.rundir import RunDir
 from forensibench.features.runtime import Runtime
 from forensibench.features.weights import weight_record
 from forensibench.metrics import best_threshold
-from forensibench.run.cost import measure
-from forensibench.run.provenance import git_state, weights_loaded
-from forensibench.run.rundir import RunDir
 
 
 def seed_everything(seed: int) -> None:
@@ -133,7 +134,7 @@ def train_data(
             )
         train.sources["natural"] = f"{where}: {len(train.natural)} images"
     elif det.training is Training.SUPERVISED:
-        train.labelled, where, train.generators, train.generator_names = roots.labelled(det.labelled_suite())
+        train.labelled, where, train.generators, train.generator_names = roots.labelled(labelled_suite(det))
         if train.labelled is None:
             raise DetectorError(
                 f"{det.spec} trains on real and generated images, and none were found at {where}; "
@@ -237,7 +238,7 @@ def fit_cell(session: Session, spec: str) -> tuple[Detector, dict]:
         train = train_data(det, plan.roots, plan.seed, plan.test_paths)
         log(f"[forensibench] {spec}: fitting on {', '.join(train.sources.values()) or 'nothing (weights)'}")
         seed_everything(plan.seed)
-        cost: dict[str, dict] = {}  # stage -> forensibench.run.cost record
+        cost: dict[str, dict] = {}  # stage -> forensibench.engine.cost record
         with measure(len(train.natural or train.labelled or ()), det.runtime) as m:
             det.fit(train)
         cost["fit"] = m.record

@@ -1,10 +1,10 @@
 """The runner: plan a run, have an executor run its cells, collect the scores and metrics.
 
-A run is a grid of cells (`forensibench.run.cells`): for each detector, one training cell (fit +
+A run is a grid of cells (`forensibench.engine.cells`): for each detector, one training cell (fit +
 threshold, `fit.json`) and one cell per test set (`<dataset>.parquet`). Each finished cell is
 committed atomically, so running the same command again into the same `out` skips what is done and
 finishes the rest, after an error, a Ctrl-C (SIGINT) or a SIGKILL alike. The cells run in this
-process (``executor="local"``) or as Ray tasks (``executor="ray"``, `forensibench.run.executors`).
+process (``executor="local"``) or as Ray tasks (``executor="ray"``, `forensibench.engine.executors`).
 
 Backbone features go through an on-disk, content-addressed cache (`forensibench.features.cache`) under
 `cache_dir` (default: `forensibench.core.paths.default_cache_dir()`), shared by every detector, run and
@@ -35,13 +35,13 @@ from forensibench.data.layouts import resolve_layout
 from forensibench.data.perturb import cell_name, split_cell
 from forensibench.data.perturb import parse as perturb_ops
 from forensibench.data.suites import Suite, SuiteError, load_suite
+from forensibench.engine.cells import RunPlan, TrainingRoots
+from forensibench.engine.executors import DetectorJob, make_executor
+from forensibench.engine.provenance import command_line, git_state, versions
+from forensibench.engine.rundir import SCORE_COLUMNS, RunDir, RunDirError
 from forensibench.features.backbones import precision
 from forensibench.features.runtime import Runtime, resolve_device
 from forensibench.metrics import METRIC_COLUMNS, cell_metrics
-from forensibench.run.cells import RunPlan, TrainingRoots
-from forensibench.run.executors import DetectorJob, make_executor
-from forensibench.run.provenance import command_line, git_state, versions
-from forensibench.run.rundir import SCORE_COLUMNS, RunDir, RunDirError
 
 
 @dataclass

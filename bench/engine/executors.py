@@ -1,4 +1,4 @@
-"""Executors: who runs the cells of a run (`forensibench.run.cells`).
+"""Executors: who runs the cells of a run (`forensibench.engine.cells`).
 
 * ``local`` (`LocalExecutor`): every cell in this process, detector after detector, in one
   `Session`, so a fitted detector is scored without being saved and reloaded and every detector
@@ -26,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from forensibench.core.errors import DetectorError
+from forensibench.engine.cells import RunPlan, Session, detector_cells, fit_cell, score_cell
 from forensibench.features.runtime import Runtime
-from forensibench.run.cells import RunPlan, Session, detector_cells, fit_cell, score_cell
 
 EXECUTORS = ("local", "ray")
 

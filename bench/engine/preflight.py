@@ -21,14 +21,14 @@ from forensibench.api.registry import get
 from forensibench.api.specs import convert_value, parse_spec
 from forensibench.core.errors import DetectorError
 from forensibench.data.suites import SuiteError
+from forensibench.engine.cells import train_data
+from forensibench.engine.rundir import RunDir, RunDirError
+from forensibench.engine.runner import RunRequest, check_previous, make_plan, pending_jobs, sample_sets, validate
 from forensibench.features import released
 from forensibench.features.backbones import TINY_RANDOM, BackboneSpec
 from forensibench.features.runtime import Runtime
 from forensibench.features.throughput import measure
 from forensibench.features.weights import offline, offline_reason
-from forensibench.run.cells import train_data
-from forensibench.run.rundir import RunDir, RunDirError
-from forensibench.run.runner import RunRequest, check_previous, make_plan, pending_jobs, sample_sets, validate
 
 # Parameters whose value may name a file (a registry name, or a path) that a detector loads.
 FILE_PARAMS = ("weights", "vq_weights", "clip_weights", "pretrained", "model", "dire_root")

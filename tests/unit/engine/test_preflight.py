@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from forensibench.api.paper import paper_configs
+from forensibench.api.paper_specs import paper_configs
 from forensibench.api.registry import create, get
 from forensibench.api.specs import convert_value, parse_spec
+from forensibench.engine.preflight import backbone_of, weight_needs
 from forensibench.features.released import entries
-from forensibench.run.preflight import backbone_of, weight_needs
 
 
 @pytest.mark.parametrize("pattern", [p for e in entries().values() for p in e.used_by])
