@@ -185,7 +185,7 @@ def cost_table(run: str | Path) -> Any:
 
     from forensibench.engine.rundir import RunDirError, load_metrics
 
-    info = json.loads((Path(run) / "engine.json").read_text())
+    info = json.loads((Path(run) / "run.json").read_text())
     metrics = load_metrics(run)
     rows = []
     for spec, rec in (info.get("detectors") or {}).items():

@@ -47,7 +47,7 @@ def _set_sources(info: dict) -> dict[str, str]:
 def attribution(run: str | Path, detector: str | None = None) -> list[Attribution]:
     """One `Attribution` per attributing detector of `run` (or only `detector`, a spec)."""
     run = Path(run)
-    info = json.loads((run / "engine.json").read_text())
+    info = json.loads((run / "run.json").read_text())
     scores = load_scores(run)
     if "source_pred" not in scores.columns or scores["source_pred"].notna().sum() == 0:
         raise TableError(

@@ -23,7 +23,7 @@ MODE_ORDER = {"P": 0, "N+P": 1, "N": 2}  # the paper's rows: P on top, N+P below
 
 def _detectors(run: str | Path) -> dict[str, dict]:
     """spec -> its `describe` record in run.json (parameters, family, provenance)."""
-    info = json.loads((Path(run) / "engine.json").read_text())
+    info = json.loads((Path(run) / "run.json").read_text())
     return {spec: rec.get("describe", {}) for spec, rec in (info.get("detectors") or {}).items()}
 
 

@@ -187,7 +187,7 @@ def _metadata(info: dict) -> str:
 def build_report(run: str | Path, out: str | Path) -> Path:
     """Write the HTML report of `run` to `out` (atomically) and return its path."""
     run = Path(run)
-    info = json.loads((run / "engine.json").read_text())
+    info = json.loads((run / "run.json").read_text())
     metrics = load_metrics(run)
     warnings = []
     data_root = Path((info.get("config") or {}).get("data_root", ""))

@@ -149,7 +149,7 @@ class RunRows:
 
 
 def run_rows(run: str | Path) -> RunRows:
-    info = json.loads((Path(run) / "engine.json").read_text())
+    info = json.loads((Path(run) / "run.json").read_text())
     rows, rnd, row_metric = {}, {}, {}
     for spec, rec in (info.get("detectors") or {}).items():
         desc = rec.get("describe", {})
@@ -226,7 +226,7 @@ def build(
     missing = [k for k in keys if k not in present]
     if missing:
         notes.append(f"sets absent from the run: {', '.join(missing)}; means are over the {len(present)} sets present")
-    run_suite = (json.loads((Path(run) / "engine.json").read_text()).get("config") or {}).get("suite")
+    run_suite = (json.loads((Path(run) / "run.json").read_text()).get("config") or {}).get("suite")
     if run_suite not in (None, t.suite):
         notes.append(
             f"the run was made on suite {run_suite}, not {t.suite}: its sets are matched by key, their images and "
@@ -390,7 +390,7 @@ def suite_table(
     accuracy for GenImage). The mean is over the sets the run has. Returns the frame (columns
     ``detector``, the set keys, ``mean``; values in %), footnotes, the suite and the metric column.
     """
-    info = json.loads((Path(run) / "engine.json").read_text())
+    info = json.loads((Path(run) / "run.json").read_text())
     config = info.get("config") or {}
     suite_obj = load_suite(suite if suite is not None else config.get("suite", ""))
     if config.get("suite") != suite_obj.name:

@@ -239,7 +239,7 @@ def test_all_ten_fill_table_one_and_write_nothing_outside_the_run(synth_root, tm
         values = [float(r[k]) for k in keys]
         assert all(0.0 <= v <= 100.0 for v in values)
         assert float(r["mean"]) == pytest.approx(np.mean(values), abs=0.01)
-    info = json.loads((run / "engine.json").read_text())
+    info = json.loads((run / "run.json").read_text())
     assert len(info["detectors"]) == 10 and not info["failed_detectors"]
     for rec in info["detectors"].values():
         assert rec["threshold_source"].startswith("validation")

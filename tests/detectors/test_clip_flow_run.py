@@ -67,7 +67,7 @@ def test_every_mode_and_proxy_setting_runs(cf_run):
     assert m["threshold_source"].str.startswith("validation").all()
     s = pd.read_parquet(cf_run / "scores.parquet")
     assert np.isfinite(s["score"]).all()
-    info = json.loads((cf_run / "engine.json").read_text())
+    info = json.loads((cf_run / "run.json").read_text())
     for spec, rec in info["detectors"].items():
         d = rec["describe"]
         assert d["threshold"] == "validation" and "random init" in json.dumps(d["provenance"])
@@ -98,7 +98,7 @@ def test_figures_3_and_4(cf_run, invoke, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = figures.histogram_data(cf_run)
     modes = [
-        json.loads((cf_run / "engine.json").read_text())["detectors"][d]["describe"]["params"]["mode"]
+        json.loads((cf_run / "run.json").read_text())["detectors"][d]["describe"]["params"]["mode"]
         for d in data["detector"].cat.categories
     ]
     assert modes == ["P", "N+P", "N"]  # the Table I rows only, in the paper's order

@@ -483,7 +483,7 @@ def test_tables_fill_the_supervised_rows(supervised_run, invoke):
     # with another metric the Oracle row would repeat the detector's own row: left out
     df_auc, _ = tables.build(out, "II", metric="auroc")
     assert ("CNNSpot", "Oracle (B+J 0.5)") not in list(zip(df_auc["method"], df_auc["variant"])) and len(df_auc) == 5
-    info = json.loads((out / "engine.json").read_text())
+    info = json.loads((out / "run.json").read_text())
     cnn = info["detectors"][spec]
     assert cnn["describe"]["training"] == "none" and cnn["training_data"] == {}
     assert cnn["describe"]["provenance"]["weights"]["sha256"]

@@ -114,7 +114,7 @@ def test_every_bad_file_is_recorded_and_the_rest_scored(bad_run):
     m = res.metrics.set_index("dataset").loc["mixed"]
     assert m["n_failed"] == 5 and m["n_real"] == 8 and m["n_fake"] == 6 and np.isfinite(m["ap"])
     # run.json is valid JSON with the failures, and the empty/absent sets are reported, not fatal
-    info = json.loads((root / "run" / "engine.json").read_text())
+    info = json.loads((root / "run" / "run.json").read_text())
     assert sorted(info["missing_sets"]) == ["absent", "empty"]
     assert res.ok
 

@@ -91,7 +91,7 @@ def test_run_writes_scores_metrics_and_run_json(cli_run, synth_root):
         acc = 100 * ((g["score"] > 0.5) == (g["label"] == 1)).mean()
         assert m.set_index("dataset").loc[ds, "acc"] == pytest.approx(acc)
     assert (m["threshold"] == 0.5).all()
-    info = json.loads((out / "engine.json").read_text())
+    info = json.loads((out / "run.json").read_text())
     assert info["status"] == "finished" and info["config"]["suite"] == "cnnspot19"
     det = info["detectors"][registry.canonical(FREQSPEC)]
     assert det["describe"]["params"]["epochs"] == 1 and "random init" in json.dumps(det["describe"]["provenance"])

@@ -23,7 +23,7 @@ def test_auto_device_is_printed_and_recorded_with_fp32(synth_root, tmp_path, inv
     assert res.exit_code == 0, res.output
     expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     assert f"device: {expected} (--device auto)" in res.output
-    info = json.loads((out / "engine.json").read_text())
+    info = json.loads((out / "run.json").read_text())
     assert info["device"] == expected and info["precision"] == "fp32"
 
 

@@ -93,12 +93,12 @@ def test_kill_and_resume_gives_the_uninterrupted_metrics(sig, synth_root, tmp_pa
     assert 1 <= len(done) < len(DETECTORS) * len(DATASETS)
     assert not (out / "metrics.csv").exists()
     if sig == signal.SIGINT:  # Ctrl-C: the run says it was interrupted
-        assert json.loads((out / "engine.json").read_text())["status"] == "interrupted"
+        assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
 
     monkeypatch.setenv("FORENSIBENCH_CACHE_DIR", str(cache))
     result = invoke(*_args(synth_root, out))  # the same command
     assert result.exit_code == 0, result.output
-    info = json.loads((out / "engine.json").read_text())
+    info = json.loads((out / "run.json").read_text())
     assert info["status"] == "finished" and len(info["previous_commands"]) == 1
     pd.testing.assert_frame_equal(_metrics(out), uninterrupted, check_exact=True)
     assert len(list((out / "cells").glob("*/*.parquet"))) == len(DETECTORS) * len(DATASETS)

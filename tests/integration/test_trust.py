@@ -196,7 +196,7 @@ def test_table_cost(trust_run, invoke):
 
 def test_run_json_provenance(trust_run, synth_root):
     out, res, (prob, _, raw) = trust_run
-    info = json.loads((out / "engine.json").read_text())
+    info = json.loads((out / "run.json").read_text())
     det = info["detectors"][prob]
     assert det["weights"] == ["random init (tiny-random test backbone, seed 0)"]
     assert det["describe"]["transform"]["test"] == clip_flow_test().key

@@ -54,7 +54,7 @@ def test_run_reads_the_CNN_test_variant_and_records_it(tree, tmp_path, invoke):
         "--out", out, "--bootstrap", "0", "--quiet",
     )  # fmt: skip
     assert res.exit_code == 0, res.output
-    info = json.loads((out / "engine.json").read_text())
+    info = json.loads((out / "run.json").read_text())
     assert any("CNN/test/<set>" in note for note in info["layout"])
     assert info["sets"]["progan"]["found_real"] == 2 and info["sets"]["crn"]["found_fake"] == 2
 

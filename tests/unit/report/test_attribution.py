@@ -86,7 +86,7 @@ def test_run_writes_predicted_sources(attr_run):
     uf = scores[scores["detector"].str.startswith("univfd")]
     assert ft["source_pred"].notna().all() and uf["source_pred"].isna().all()
     assert set(ft["source_pred"]) <= {"real", "progan", "deepfake", "ldm_200", "glide"}
-    info = json.loads((attr_run / "engine.json").read_text())
+    info = json.loads((attr_run / "run.json").read_text())
     rec = next(v for k, v in info["detectors"].items() if k.startswith("clip-finetune"))
     assert rec["source_classes"] == ["real", "progan", "deepfake", "ldm_200", "glide"]
     assert "(deepfake, glide, ldm_200, progan)" in rec["training_data"]["labelled"]
