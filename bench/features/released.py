@@ -347,6 +347,8 @@ def resolve(value: str | os.PathLike, what: str = "weights file", progress: bool
     if p.is_file():
         return p
     name = str(value)
+    if not is_name(name) and (os.sep in name or "/" in name or p.suffix):
+        raise WeightsError(f"{what} {p} does not exist")
     if not is_name(name):
         close = difflib.get_close_matches(name, list(entries()), n=2, cutoff=0.6)
         hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
