@@ -22,6 +22,23 @@ def data_root(folder: Path, per_class: int, train_per_class: int = 8, size: int 
     return folder
 
 
+def png_files(folder: Path, n: int, size: int = 256) -> list[Path]:
+    """`n` synthetic natural-looking PNG images of `size` px under `folder` (seed 0)."""
+    import numpy as np
+    from PIL import Image
+
+    from forensibench.data.synth import natural_image
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        p = folder / f"{i:04d}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(natural_image(rng, size)).save(p)
+        paths.append(p)
+    return paths
+
+
 def heads(folder: Path, names: list[str], dim: int = DIM) -> dict[str, Path]:
     """A released-head file (UnivFD's fc layout: weight [1, dim], bias [1]) per name."""
     import torch

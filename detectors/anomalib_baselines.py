@@ -35,7 +35,13 @@ from forensibench.api.paper import PaperDetector, PaperRow
 from forensibench.core.errors import DetectorError
 from forensibench.data.images import IMAGE_EXTENSIONS, ImageSet, iter_batches
 from forensibench.data.transforms import TransformSpec
-from forensibench.features.weights import downloads_allowed, library_weights, set_hub_offline, weight_record
+from forensibench.features.weights import (
+    downloads_allowed,
+    library_weights,
+    offline_reason,
+    set_hub_offline,
+    weight_record,
+)
 from forensibench.training.loops import score_batches
 
 RANDOM_INIT = "random init (pretrained=false)"
@@ -242,7 +248,7 @@ class AnomalibDetector(PaperDetector, Detector):
 
     def _build(self, for_load: bool = False):
         """The anomalib Lightning module; `for_load`: weights come from a saved state, load nothing."""
-        set_hub_offline()  # before anomalib imports huggingface_hub (a notebook may not have imported the CLI)
+        set_hub_offline()  # offline: before anomalib imports huggingface_hub, so that it fails fast
         with _quiet_libraries():
             from anomalib import models
 
@@ -540,10 +546,11 @@ class Dsr(AnomalibDetector):
         path = Path(p.vq_weights) if p.vq_weights else _anomalib_cache() / "pre_trained" / "dsr" / info.name
         if not path.is_file():
             if p.vq_weights or not downloads_allowed():
+                why = "does not exist" if p.vq_weights else f"is not on this machine and {offline_reason()}"
                 raise DetectorError(
-                    f"DSR's pretrained VQ model {info.name} is not on this machine: unzip {info.url} into "
-                    f"{path.parent}, pass vq_weights=/path/to/{info.name}, set FORENSIBENCH_ALLOW_DOWNLOADS=1 "
-                    f"to let anomalib download it, or pass pretrained=false for a randomly initialised VQ model"
+                    f"DSR's pretrained VQ model {path} {why}: unzip {info.url} into {path.parent}, "
+                    f"pass vq_weights=/path/to/{info.name}, "
+                    f"or pass pretrained=false for a randomly initialised VQ model"
                 )
             path = module.prepare_pretrained_model()  # downloads into anomalib's cache
         module.prepare_pretrained_model = lambda: path

@@ -20,7 +20,8 @@ training set are encoded once each (cached), and epoch e of the linear head uses
 -- the originals draw a fresh augmentation every epoch. Their early stopping (validation accuracy on
 a held-out ProGAN split, lr / 10 on plateau) is replaced by a fixed number of epochs.
 
-`weights=PATH` loads a released head instead of training: UnivFD's `fc_weights.pth` (an OrderedDict
+`weights=PATH` (or a name of the registry of released weights, `weights=univfd-lc`) loads a released
+head instead of training: UnivFD's `fc_weights.pth` (an OrderedDict
 `weight` [1, 768], `bias` [1], saved on cuda:0), a UnivFD training checkpoint (`{"model": ...}`, its
 `fc.*` entries), or a Freq-mask checkpoint (`{"model_state_dict": fc state dict, ...}`).
 """
@@ -39,6 +40,7 @@ from forensibench.data.augment import BlurJpeg, RandomCropFlip, ResizeShorter, a
 from forensibench.data.images import ImageSet
 from forensibench.data.transforms import TransformSpec, univfd_test
 from forensibench.features.backbones import TINY_RANDOM, BackboneSpec
+from forensibench.features.released import resolve
 from forensibench.features.weights import load_checkpoint, weight_record
 from forensibench.training.loops import train_head
 
@@ -165,10 +167,11 @@ class ClipLinear(PaperDetector, Detector):
         p = self.params
         if p.weights:
             dim = self.runtime.features.backbone(self.backbone, self.runtime.device).dim
+            path = str(resolve(p.weights, f"{self.name} head"))  # a file, or a registry name (univfd-lc)
             self.head_ = self._new_head(dim)
-            self.head_.load_state_dict(linear_head_state(p.weights, dim, f"{self.name} head"))
+            self.head_.load_state_dict(linear_head_state(path, dim, f"{self.name} head"))
             self.head_.eval()
-            self.provenance["head"] = {**weight_record(p.weights), "what": "released head (weights=)"}
+            self.provenance["head"] = {**weight_record(path), "what": "released head (weights=)"}
             self.provenance.setdefault(
                 "backbone", self.runtime.features.backbone(self.backbone, self.runtime.device).provenance
             )

@@ -9,7 +9,10 @@ import tempfile
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Tests run offline: a missing weight file is an error at once, never a download. The tests of downloads
+# (against a local HTTP server on 127.0.0.1) unset this with the `online` fixture.
+os.environ["FORENSIBENCH_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
 # Runs in tests cache features in a folder of their own (never the user's ~/.cache/forensibench),
 # shared by the session's tests; a test that counts backbone passes passes a fresh cache_dir.
 _CACHE = tempfile.mkdtemp(prefix="forensibench-test-cache-")
@@ -59,12 +62,19 @@ def empty_caches(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("FORENSIBENCH_ALLOW_DOWNLOADS", raising=False)
+    monkeypatch.setenv("FORENSIBENCH_OFFLINE", "1")
     import huggingface_hub.constants as c
 
     monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
     return tmp_path
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Downloads allowed in this test (the suite runs offline): only against a server on 127.0.0.1."""
+    for var in ("FORENSIBENCH_OFFLINE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
 
 
 @pytest.fixture

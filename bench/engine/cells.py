@@ -46,6 +46,7 @@ from forensibench.core.errors import DetectorError
 from forensibench.core.files import atomic_write_csv, display_path
 from forensibench.data.checksums import fileset_digest
 from forensibench.data.images import ImageSet, list_images
+from forensibench.data.layouts import resolve_layout
 from forensibench.data.perturb import split_cell
 from forensibench.data.proxies import VALIDATION_PROXY
 from forensibench.data.suites import load_suite
@@ -97,7 +98,7 @@ class TrainingRoots:
             where = f"{root} (0_real/1_fake folders)"
             gens, names = ["generated"] * len(fake), {"generated": "an unknown generator"}
         else:
-            suite = load_suite(suite_name)
+            suite = resolve_layout(load_suite(suite_name), self.train_root).suite  # upstream layouts too
             real, fake, gens, seen = [], [], [], set()
             for sdef in suite.sets:
                 for p in sdef.list_class(self.train_root, "real"):
@@ -222,7 +223,7 @@ class RunPlan:
     device: str = "cpu"
     batch_size: int = 32
     workers: int = 0
-    amp: bool = True
+    amp: bool = False
     progress: bool = True
     cache_dir: Path | None = None  # the on-disk feature cache; None: features are kept in memory only
     threads: int = 1  # torch intra-op threads of the process that planned the run (Ray tasks use as many)

@@ -32,6 +32,7 @@ from forensibench.core.errors import DetectorError
 from forensibench.core.files import atomic_write_csv, atomic_write_json, atomic_write_parquet
 from forensibench.core.paths import default_cache_dir
 from forensibench.data.checksums import fileset_digest
+from forensibench.data.layouts import resolve_layout
 from forensibench.data.perturb import cell_name, split_cell
 from forensibench.data.perturb import parse as perturb_ops
 from forensibench.data.suites import Suite, SuiteError, load_suite
@@ -42,6 +43,8 @@ from forensibench.engine.provenance import code_identity, command_line, git_stat
 from forensibench.engine.resume import decide
 from forensibench.engine.rundir import SCORE_COLUMNS, RunDir, RunDirError
 from forensibench.engine.stored_metrics import stored_cell_metrics
+from forensibench.features.backbones import precision
+from forensibench.features.runtime import Runtime, resolve_device
 from forensibench.metrics import METRIC_COLUMNS
 
 
@@ -75,7 +78,7 @@ def run(
     datasets: list[str] | None = None,
     perturb: list[str] | None = None,
     seed: int = 0,
-    device: str = "cpu",
+    device: str = "auto",
     max_per_class: int | None = None,
     bootstrap: int = 1000,
     batch_size: int = 32,
@@ -86,7 +89,7 @@ def run(
     cache: bool = True,
     executor: str = "local",
     ray_address: str | None = None,
-    amp: bool = True,
+    amp: bool = False,
     refit: list[str] | None = None,
     allow_code_change: bool = False,
 ) -> RunResult:
@@ -96,11 +99,13 @@ def run(
     every set, cells scored under each perturbation (``["jpeg=95,75", "blur=1"]``, see
     `forensibench.data.perturb`), named ``<set>@<perturbation>``. `cache_dir`: the feature cache
     (default `default_cache_dir()`; `cache=False`: none on disk). `executor`: "local" or "ray"
-    (`ray_address`: an existing cluster; default a local Ray instance). `amp`: fp16 autocast of
-    backbone passes on CUDA. `refit`: detectors (specs of this command) whose committed fit and cells
-    are discarded and redone. `allow_code_change`: resume fits and cells made by other forensibench
-    code (recorded in run.json's ``code_changes``) instead of refusing. Returns the scores, the metrics
-    and run.json's content; detectors that failed are in `RunResult.failed`.
+    (`ray_address`: an existing cluster; default a local Ray instance). `device`: "auto" (CUDA,
+    else MPS, else CPU), "cpu", "cuda", "cuda:N" or "mps". `amp`: fp16 autocast of backbone passes on
+    CUDA (default off: fp32, as the authors' evaluations). `refit`: detectors (specs of this command)
+    whose committed fit and cells are discarded and redone. `allow_code_change`: resume fits and cells
+    made by other forensibench code (recorded in run.json's ``code_changes``) instead of refusing.
+    Returns the scores, the metrics and run.json's content; detectors that failed are in
+    `RunResult.failed`.
 
     A rerun into the same `out` resumes: it reuses a committed fit or cell only when its fingerprint
     (`forensibench.engine.fingerprint`) matches this command's, and refuses otherwise with one sentence
@@ -114,23 +119,19 @@ def run(
     (scores.parquet, metrics.csv) and `finished_info`.
     """
     request = validate(
-        RunRequest(
-            suite=suite, data_root=Path(data_root), detectors=list(detectors), out=Path(out),
-            roots=TrainingRoots(
-                Path(train_root) if train_root else Path(data_root),
-                Path(natural_train) if natural_train else None,
-                Path(natural_val) if natural_val else None,
-                Path(labelled_train) if labelled_train else None,
-            ),
-            datasets=datasets, perturb=list(perturb or []), seed=seed, device=device, max_per_class=max_per_class,
-            bootstrap=bootstrap, batch_size=batch_size, workers=workers, progress=progress,
-            cache_dir=Path(cache_dir if cache_dir is not None else default_cache_dir()).absolute() if cache else None,
-            executor=executor, ray_address=ray_address, amp=amp, refit=list(refit or []),
-            allow_code_change=allow_code_change,
+        make_request(
+            suite, data_root, detectors, out, train_root=train_root, natural_train=natural_train,
+            natural_val=natural_val, labelled_train=labelled_train, datasets=datasets, perturb=perturb, seed=seed,
+            device=device, max_per_class=max_per_class, bootstrap=bootstrap, batch_size=batch_size, workers=workers,
+            progress=progress, cache_dir=cache_dir, cache=cache, executor=executor, ray_address=ray_address, amp=amp,
+            refit=list(refit or []), allow_code_change=allow_code_change,
         )
     )  # fmt: skip
     log = log or _log_default
     t_start = time.time()
+    log(f"[forensibench] device: {request.device} (--device {request.device_choice}), precision {request.precision}")
+    for note in request.layout.notes:
+        log(f"[forensibench] found {note}")
     rd = RunDir(request.out)
     rd.lock()
     info: dict[str, Any] = {}
@@ -161,6 +162,36 @@ def run(
         rd.unlock()
 
 
+def make_request(
+    suite: str | Suite,
+    data_root: str | Path,
+    detectors: list[str],
+    out: str | Path,
+    *,
+    train_root: str | Path | None = None,
+    natural_train: str | Path | None = None,
+    natural_val: str | Path | None = None,
+    labelled_train: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    cache: bool = True,
+    perturb: list[str] | None = None,
+    **options: Any,
+) -> RunRequest:
+    """The (not yet validated) request of `run`'s arguments; `options`: the other fields of RunRequest."""
+    return RunRequest(
+        suite=suite, data_root=Path(data_root), detectors=list(detectors), out=Path(out),
+        roots=TrainingRoots(
+            Path(train_root) if train_root else Path(data_root),
+            Path(natural_train) if natural_train else None,
+            Path(natural_val) if natural_val else None,
+            Path(labelled_train) if labelled_train else None,
+        ),
+        perturb=list(perturb or []),
+        cache_dir=Path(cache_dir if cache_dir is not None else default_cache_dir()).absolute() if cache else None,
+        **options,
+    )  # fmt: skip
+
+
 @dataclass
 class RunRequest:
     """What `run` was asked for; `validate` fills the fields below `allow_code_change` from the others."""
@@ -173,7 +204,7 @@ class RunRequest:
     datasets: list[str] | None = None
     perturb: list[str] = field(default_factory=list)
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"  # as asked; `validate` resolves it (`resolve_device`) and keeps the ask in device_choice
     max_per_class: int | None = None
     bootstrap: int = 1000
     batch_size: int = 32
@@ -182,10 +213,12 @@ class RunRequest:
     cache_dir: Path | None = None
     executor: str = "local"
     ray_address: str | None = None
-    amp: bool = True
+    amp: bool = False
     refit: list[str] = field(default_factory=list)  # specs; `validate` makes them canonical
     allow_code_change: bool = False
     # filled by `validate`
+    device_choice: str = "auto"
+    layout: Any = None  # forensibench.data.layouts.LayoutMatch: where each set was found
     suite_obj: Suite | None = None
     sampling: Any = None
     keys: list[str] = field(default_factory=list)
@@ -196,6 +229,11 @@ class RunRequest:
     @property
     def specs(self) -> list[str]:
         return [d.spec for d in self.detector_objects]
+
+    @property
+    def precision(self) -> str:
+        """The numeric precision of backbone passes: "fp32", or "amp-fp16" with `amp` on CUDA."""
+        return precision(Runtime(device=self.device, amp=self.amp))
 
     def config(self) -> dict[str, Any]:
         """What a run directory is bound to: a rerun into it must ask for the same."""
@@ -211,6 +249,7 @@ class RunRequest:
 def validate(request: RunRequest) -> RunRequest:
     """Check the whole request before any work: an unknown suite, set, perturbation, executor,
     detector or key fails at once, with one sentence."""
+    device = resolve_device(request.device)
     suite_obj = request.suite if isinstance(request.suite, Suite) else load_suite(request.suite)
     if not request.data_root.is_dir():
         raise SuiteError(f"data root {request.data_root} does not exist")
@@ -218,6 +257,7 @@ def validate(request: RunRequest) -> RunRequest:
     roots = TrainingRoots(
         **{f.name: _absolute(getattr(request.roots, f.name)) for f in dataclasses.fields(TrainingRoots)}
     )
+    layout = resolve_layout(suite_obj, request.data_root)  # sets where upstream scripts put them, too
     sampling = suite_obj.sampling
     if request.max_per_class is not None:
         sampling = dataclasses.replace(sampling, max_per_class=request.max_per_class or None)
@@ -238,7 +278,10 @@ def validate(request: RunRequest) -> RunRequest:
         roots=roots,
         cache_dir=_absolute(request.cache_dir),
         refit=refit,
-        suite_obj=suite_obj,
+        device=device,
+        device_choice=request.device,
+        suite_obj=layout.suite,
+        layout=layout,
         sampling=sampling,
         keys=[s.key for s in suite_obj.select(request.datasets)],
         perturbations=perturb_ops(request.perturb),
@@ -313,10 +356,13 @@ def sample_sets(
         plan.set_sha256[key] = record["files_sha256"]
         for op in request.perturbations:
             plan.test_sets[cell_name(key, op)] = images.with_pre(op, seed=request.seed, name=cell_name(key, op))
+    for hint in request.layout.hints if missing else []:
+        log(f"[forensibench] {hint}")
     if not plan.test_sets:
         raise SuiteError(
             f"no set of suite {suite.name!r} has images under {data_root}; "
-            f"check --data-root (see `forensibench datasets verify`)"
+            + (request.layout.hints[0] if request.layout.hints else "check --data-root")
+            + " (see `forensibench datasets verify`)"
         )
     plan.test_paths = frozenset(os.path.abspath(p) for images in plan.test_sets.values() for p in images.paths)
     if hasattr(hasher, "flush"):  # the memo on disk: a rerun (or a Ray task) stats these files, not reads them
@@ -372,6 +418,8 @@ def started_info(
         "config": request.config(),
         "suite": {"name": suite.name, "title": suite.title, "manifest": str(suite.path)},
         "device": request.device,
+        "device_choice": request.device_choice,
+        "precision": request.precision,
         "executor": request.executor,
         "feature_cache": str(plan.cache_dir) if plan.cache_dir else "in memory (--no-cache)",
         "versions": versions(),
@@ -382,6 +430,7 @@ def started_info(
         "missing_sets": missing,
         "refitted": (previous or {}).get("refitted", []) + list(refits),
         "code_changes": (previous or {}).get("code_changes", []) + list(code_changes),
+        "layout": request.layout.notes,
     }
 
 

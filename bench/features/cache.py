@@ -199,9 +199,14 @@ class FeatureCache:
         self.root = Path(root) / "features" / FORMAT
         self._index: dict[str, _Index] = {}
 
+    @staticmethod
+    def config_id(description: dict) -> str:
+        """The id (folder name) of a feature configuration, written nowhere (`config` writes it)."""
+        return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:32]
+
     def config(self, description: dict) -> str:
         """The id (folder name) of a feature configuration; writes its config.json once."""
-        cid = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:32]
+        cid = self.config_id(description)
         path = self.root / cid / "config.json"
         if not path.is_file():
             atomic_write_json(path, {**description, "format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})

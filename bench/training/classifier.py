@@ -30,6 +30,7 @@ import numpy as np
 from forensibench.api.detector import Detector, Training, load_state, save_state
 from forensibench.core.errors import DetectorError
 from forensibench.data.images import ImageSet, PreOp
+from forensibench.features.released import resolve
 from forensibench.features.weights import load_checkpoint, weight_record
 from forensibench.training.loops import (
     EarlyStopping,
@@ -167,8 +168,10 @@ class TorchClassifier(Detector):
 
         `kind` names the file in messages ("CNNDetection checkpoint"), `fits` the network it must fit;
         the state dict is the checkpoint's entry under the first of `keys` it has, else the checkpoint
-        itself. ``provenance["weights"]`` = {path, sha256, **record}.
+        itself. ``provenance["weights"]`` = {path, sha256, **record}. `path` may be a name of the
+        registry of released weights (`forensibench.features.released`): its file, fetched unless offline.
         """
+        path = str(resolve(path, kind))
         ckpt = load_checkpoint(path, kind)
         state = ckpt
         if isinstance(ckpt, dict):
