@@ -219,3 +219,20 @@ def test_manifests_are_loaded_safely(tmp_path):
     (tmp_path / "evil.yaml").write_text("name: !!python/object/apply:os.system ['echo pwned']\nsets: []\n")
     with pytest.raises(SuiteError, match="not valid YAML"):
         load_suite(tmp_path / "evil.yaml")
+
+
+def test_a_manifest_key_that_escapes_the_run_directory_is_refused(tmp_path, synth_root, invoke):
+    # issue 14 (3): `key: /abs/dir/ABS` wrote ABS.parquet and ABS.cost.json outside the run directory
+    # and the set vanished from the results; now the manifest is refused before anything runs
+    outside = tmp_path / "outside"
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "name: m\nsets:\n"
+        "  - {key: progan, real: test/progan, fake: test/progan}\n"
+        f"  - {{key: {outside}/ABS, real: test/stargan, fake: test/stargan}}\n"
+    )
+    res = invoke(
+        "run", "--suite", manifest, "--data-root", synth_root, "--out", tmp_path / "run", "--detector", "freqspec"
+    )
+    assert res.exit_code == 2 and "key" in res.output and "Traceback" not in res.output
+    assert not outside.exists() and not (tmp_path / "run").exists()
