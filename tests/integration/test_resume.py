@@ -75,13 +75,19 @@ def uninterrupted(synth_root, tmp_path_factory):
 def test_kill_and_resume_gives_the_uninterrupted_metrics(sig, synth_root, tmp_path, uninterrupted, invoke, monkeypatch):
     out, cache = tmp_path / "run", tmp_path / "cache"
     env = {**os.environ, "FORENSIBENCH_CACHE_DIR": str(cache)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "forensibench.cli", *_args(synth_root, out)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # Launched as a shell's background job, this process and its children inherit SIGINT ignored:
+    # start the child that way every time, so the test passes however the suite is launched.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "forensibench.cli", *_args(synth_root, out)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     # kill it once the first cell is committed: the grid is then partly done
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None and not list((out / "cells").glob("*/*.parquet")):
