@@ -1,5 +1,9 @@
 """The `forensibench` command: a thin layer over functions a notebook can call.
 
+One module per command (`<name>_cmd.py`), one function per command or subcommand; each imports the
+layers it calls when it runs, so that `forensibench --help` and the start-up of every command stay
+fast (torch, open_clip and anomalib take seconds to import).
+
 Exit status: 0 success; 1 the command ran but something it checks failed (a detector failed in
 `run`, a required set is missing in `datasets verify`); 2 invalid invocation or input (unknown
 detector, parameter, suite or table, missing data root, a run directory locked by another run).
@@ -10,6 +14,17 @@ from __future__ import annotations
 import click
 
 from forensibench import __version__
+from forensibench.cli import (
+    cache_cmd,
+    check_cmd,
+    datasets_cmd,
+    demo_cmd,
+    figure_cmd,
+    list_cmd,
+    report_cmd,
+    run_cmd,
+    table_cmd,
+)
 from forensibench.features.weights import set_hub_offline
 
 set_hub_offline()  # before anything imports huggingface_hub
@@ -66,17 +81,15 @@ def main() -> None:
     CLIP-Flow paper's tables from raw image folders."""
 
 
-from forensibench.cli import (  # noqa: E402 (after `main`, which the command modules register into)
-    cache_cmd,
-    check_cmd,
-    datasets_cmd,
-    demo_cmd,
-    figure_cmd,
-    list_cmd,
-    report_cmd,
-    run_cmd,
-    table_cmd,
-)
-
-for _module in (list_cmd, run_cmd, table_cmd, figure_cmd, report_cmd, check_cmd, datasets_cmd, demo_cmd, cache_cmd):
-    _module.register(main)
+for _command in (
+    list_cmd.list_detectors,
+    run_cmd.run_command,
+    table_cmd.table_command,
+    figure_cmd.figure_command,
+    report_cmd.report_command,
+    check_cmd.check_command,
+    datasets_cmd.datasets_group,
+    demo_cmd.demo_command,
+    cache_cmd.cache_group,
+):
+    main.add_command(_command)

@@ -5,52 +5,43 @@ from __future__ import annotations
 import click
 
 
-def register(main: click.Group) -> None:
-    @main.command("figure")
-    @click.option(
-        "--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False), help="run directory"
-    )
-    @click.option(
-        "--fig",
-        "fig",
-        required=True,
-        type=click.Choice(["3", "4", "pr"]),
-        help="3: score histograms per mode; 4: AP vs DR dimension; pr: precision-recall curves",
-    )
-    @click.option(
-        "--datasets",
-        default=None,
-        help=(
-            "comma-separated sets (Fig. 3 default: progan,stargan,guided,ldm_200; Fig. 4 default: every set of the run)"
-        ),
-    )
-    @click.option(
-        "--detector",
-        "detectors",
-        multiple=True,
-        help="Fig. 3: detector spec of a row (repeatable; default: the CLIP-Flow detectors with a Table I row)",
-    )
-    @click.option("--bins", type=int, default=30, show_default=True, help="Fig. 3: histogram bins")
-    @click.option(
-        "--out", default=None, type=click.Path(dir_okay=False), help="PNG path (default: RUN/figures/fig<N>.png)"
-    )
-    def figure_command(run_dir, fig, datasets, detectors, bins, out) -> None:
-        """Draw Fig. 3 (histograms of anomaly scores, natural vs generated, one row per detector) or
-        Fig. 4 (mean AP and parameter count against the DR dimension of a `dr=` sweep)."""
-        from pathlib import Path
+@click.command("figure")
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False), help="run directory")
+@click.option(
+    "--fig",
+    "fig",
+    required=True,
+    type=click.Choice(["3", "4", "pr"]),
+    help="3: score histograms per mode; 4: AP vs DR dimension; pr: precision-recall curves",
+)
+@click.option(
+    "--datasets",
+    default=None,
+    help=("comma-separated sets (Fig. 3 default: progan,stargan,guided,ldm_200; Fig. 4 default: every set of the run)"),
+)
+@click.option(
+    "--detector",
+    "detectors",
+    multiple=True,
+    help="Fig. 3: detector spec of a row (repeatable; default: the CLIP-Flow detectors with a Table I row)",
+)
+@click.option("--bins", type=int, default=30, show_default=True, help="Fig. 3: histogram bins")
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="PNG path (default: RUN/figures/fig<N>.png)")
+def figure_command(run_dir, fig, datasets, detectors, bins, out) -> None:
+    """Draw Fig. 3 (histograms of anomaly scores, natural vs generated, one row per detector) or
+    Fig. 4 (mean AP and parameter count against the DR dimension of a `dr=` sweep)."""
+    from pathlib import Path
 
-        from forensibench.report import figures
+    from forensibench.report import figures
 
-        sets = [s.strip() for s in datasets.split(",") if s.strip()] if datasets else None
-        out = out or str(Path(run_dir) / "figures" / f"fig{fig}.png")
-        if fig == "3":
-            path = figures.score_histograms(run_dir, out, sets, list(detectors) or None, bins)
-        elif fig == "pr":
-            path = figures.pr_curves(run_dir, out, sets, list(detectors) or None)
-        else:
-            if detectors:
-                raise click.UsageError(
-                    "--detector selects Fig. 3 rows; Fig. 4 uses every CLIP-Flow detector of the run"
-                )
-            path = figures.dr_figure(run_dir, out, sets)
-        click.echo(f"wrote {path}")
+    sets = [s.strip() for s in datasets.split(",") if s.strip()] if datasets else None
+    out = out or str(Path(run_dir) / "figures" / f"fig{fig}.png")
+    if fig == "3":
+        path = figures.score_histograms(run_dir, out, sets, list(detectors) or None, bins)
+    elif fig == "pr":
+        path = figures.pr_curves(run_dir, out, sets, list(detectors) or None)
+    else:
+        if detectors:
+            raise click.UsageError("--detector selects Fig. 3 rows; Fig. 4 uses every CLIP-Flow detector of the run")
+        path = figures.dr_figure(run_dir, out, sets)
+    click.echo(f"wrote {path}")

@@ -58,133 +58,128 @@ def print_summary(result, echo=click.echo) -> None:
     echo(f"\nrun written to {result.out} (scores.parquet, metrics.csv, run.json)")
 
 
-def register(main: click.Group) -> None:
-    @main.command("run")
-    @click.option("--suite", required=True, help="suite name (datasets/<name>.yaml) or a manifest path")
-    @click.option(
-        "--data-root", required=True, type=click.Path(file_okay=False), help="root folder of the suite's images"
-    )
-    @click.option(
-        "--detector",
-        "detectors",
-        multiple=True,
-        required=True,
-        help="detector spec, e.g. freqspec or clip-flow:mode=N+P (repeatable)",
-    )
-    @click.option("--out", required=True, type=click.Path(file_okay=False), help="run directory (re-running resumes)")
-    @click.option("--datasets", default=None, help="comma-separated subset of the suite's sets")
-    @click.option(
-        "--perturb",
-        "perturb",
-        multiple=True,
-        help="also score every set under KIND=V[,V..]: jpeg=95,75 blur=1,2 resize=0.5 noise=5 (repeatable)",
-    )
-    @click.option(
-        "--max-per-class",
-        type=int,
-        default=None,
-        help="cap per class and set (default: the manifest's, UnivFD's 1000; 0: no cap)",
-    )
-    @click.option(
-        "--train-root",
-        type=click.Path(file_okay=False),
-        default=None,
-        help="root of the training layouts (default: --data-root)",
-    )
-    @click.option(
-        "--natural-train",
-        type=click.Path(file_okay=False),
-        default=None,
-        help="folder of natural training images (default: TRAIN_ROOT/lsun/train)",
-    )
-    @click.option(
-        "--natural-val",
-        type=click.Path(file_okay=False),
-        default=None,
-        help="folder of held-out naturals for thresholds (default: TRAIN_ROOT/lsun/val)",
-    )
-    @click.option(
-        "--labelled-train",
-        type=click.Path(file_okay=False),
-        default=None,
-        help="folder with 0_real/1_fake training images (default: TRAIN_ROOT/train/progan)",
-    )
-    @click.option(
-        "--cache-dir",
-        type=click.Path(file_okay=False),
-        default=None,
-        help=(
-            "feature cache, shared by runs and processes (default: $FORENSIBENCH_CACHE_DIR, else ~/.cache/forensibench)"
-        ),
-    )
-    @click.option("--no-cache", is_flag=True, help="keep backbone features in memory for this run only")
-    @click.option(
-        "--executor",
-        type=click.Choice(["local", "ray"]),
-        default="local",
-        show_default=True,
-        help="run the cells in this process, or as Ray tasks (pip install 'forensibench[ray]')",
-    )
-    @click.option(
-        "--ray-address",
-        default=None,
-        help="address of an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray instance)",
-    )
-    @common_run_options
-    def run_command(
+@click.command("run")
+@click.option("--suite", required=True, help="suite name (datasets/<name>.yaml) or a manifest path")
+@click.option("--data-root", required=True, type=click.Path(file_okay=False), help="root folder of the suite's images")
+@click.option(
+    "--detector",
+    "detectors",
+    multiple=True,
+    required=True,
+    help="detector spec, e.g. freqspec or clip-flow:mode=N+P (repeatable)",
+)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="run directory (re-running resumes)")
+@click.option("--datasets", default=None, help="comma-separated subset of the suite's sets")
+@click.option(
+    "--perturb",
+    "perturb",
+    multiple=True,
+    help="also score every set under KIND=V[,V..]: jpeg=95,75 blur=1,2 resize=0.5 noise=5 (repeatable)",
+)
+@click.option(
+    "--max-per-class",
+    type=int,
+    default=None,
+    help="cap per class and set (default: the manifest's, UnivFD's 1000; 0: no cap)",
+)
+@click.option(
+    "--train-root",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="root of the training layouts (default: --data-root)",
+)
+@click.option(
+    "--natural-train",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="folder of natural training images (default: TRAIN_ROOT/lsun/train)",
+)
+@click.option(
+    "--natural-val",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="folder of held-out naturals for thresholds (default: TRAIN_ROOT/lsun/val)",
+)
+@click.option(
+    "--labelled-train",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="folder with 0_real/1_fake training images (default: TRAIN_ROOT/train/progan)",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help=("feature cache, shared by runs and processes (default: $FORENSIBENCH_CACHE_DIR, else ~/.cache/forensibench)"),
+)
+@click.option("--no-cache", is_flag=True, help="keep backbone features in memory for this run only")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="run the cells in this process, or as Ray tasks (pip install 'forensibench[ray]')",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="address of an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray instance)",
+)
+@common_run_options
+def run_command(
+    suite,
+    data_root,
+    detectors,
+    out,
+    datasets,
+    perturb,
+    max_per_class,
+    train_root,
+    natural_train,
+    natural_val,
+    labelled_train,
+    cache_dir,
+    no_cache,
+    executor,
+    ray_address,
+    device,
+    seed,
+    bootstrap,
+    batch_size,
+    workers,
+    quiet,
+) -> None:
+    """Fit every detector on the training data it declares and score every set of SUITE."""
+    from forensibench.data.images import default_workers
+    from forensibench.run.runner import run
+
+    if ray_address and executor != "ray":
+        raise click.UsageError("--ray-address needs --executor ray")
+    if no_cache and cache_dir:
+        raise click.UsageError("--cache-dir and --no-cache exclude each other")
+    result = run(
         suite,
         data_root,
-        detectors,
+        list(detectors),
         out,
-        datasets,
-        perturb,
-        max_per_class,
-        train_root,
-        natural_train,
-        natural_val,
-        labelled_train,
-        cache_dir,
-        no_cache,
-        executor,
-        ray_address,
-        device,
-        seed,
-        bootstrap,
-        batch_size,
-        workers,
-        quiet,
-    ) -> None:
-        """Fit every detector on the training data it declares and score every set of SUITE."""
-        from forensibench.data.images import default_workers
-        from forensibench.run.runner import run
-
-        if ray_address and executor != "ray":
-            raise click.UsageError("--ray-address needs --executor ray")
-        if no_cache and cache_dir:
-            raise click.UsageError("--cache-dir and --no-cache exclude each other")
-        result = run(
-            suite,
-            data_root,
-            list(detectors),
-            out,
-            train_root=train_root,
-            natural_train=natural_train,
-            natural_val=natural_val,
-            labelled_train=labelled_train,
-            datasets=datasets.split(",") if datasets else None,
-            perturb=list(perturb),
-            seed=seed,
-            device=device,
-            max_per_class=max_per_class,
-            bootstrap=bootstrap,
-            batch_size=batch_size,
-            workers=default_workers() if workers is None else workers,
-            progress=not quiet,
-            cache_dir=cache_dir,
-            cache=not no_cache,
-            executor=executor,
-            ray_address=ray_address,
-        )
-        print_summary(result)
-        if result.failed:
-            sys.exit(1)
+        train_root=train_root,
+        natural_train=natural_train,
+        natural_val=natural_val,
+        labelled_train=labelled_train,
+        datasets=datasets.split(",") if datasets else None,
+        perturb=list(perturb),
+        seed=seed,
+        device=device,
+        max_per_class=max_per_class,
+        bootstrap=bootstrap,
+        batch_size=batch_size,
+        workers=default_workers() if workers is None else workers,
+        progress=not quiet,
+        cache_dir=cache_dir,
+        cache=not no_cache,
+        executor=executor,
+        ray_address=ray_address,
+    )
+    print_summary(result)
+    if result.failed:
+        sys.exit(1)

@@ -5,84 +5,79 @@ from __future__ import annotations
 import click
 
 
-def register(main: click.Group) -> None:
-    @main.command("table")
-    @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), default=None, help="run directory")
-    @click.option(
-        "--table",
-        "table_id",
-        default="I",
-        show_default=True,
-        type=click.Choice(["I", "II", "III", "IV", "V"], case_sensitive=False),
-    )
-    @click.option(
-        "--format", "fmt", type=click.Choice(["markdown", "latex", "csv"]), default="markdown", show_default=True
-    )
-    @click.option("--compare-reported", is_flag=True, help="add the difference to the paper's value after every cell")
-    @click.option("--reported", is_flag=True, help="print the paper's own table")
-    @click.option(
-        "--metric",
-        default=None,
-        help=(
-            "metric to show instead of the table's own: ap, acc, auroc, tpr@1fpr, tpr@5fpr, fpr@95tpr, ece, "
-            "brier, oracle_acc"
-        ),
-    )
-    @click.option(
-        "--cost",
-        is_flag=True,
-        help="print each detector's compute cost (time, images/s, peak memory) beside its mean AP",
-    )
-    @click.option(
-        "--attribution",
-        is_flag=True,
-        help=(
-            "source attribution instead: confusion table and per-generator accuracy of every detector of the "
-            "run that predicts sources"
-        ),
-    )
-    @click.option("--detector", "detector", default=None, help="with --attribution: only this detector (spec)")
-    @click.option(
-        "--robustness",
-        is_flag=True,
-        help="the robustness grid of a run made with --perturb: the metric per detector x perturbation",
-    )
-    @click.option("--per-set", is_flag=True, help="with --robustness: one row per detector and set")
-    def table_command(
-        run_dir, table_id, fmt, compare_reported, reported, metric, cost, attribution, detector, robustness, per_set
-    ) -> None:
-        """Print a table of the CLIP-Flow paper filled from a run (or the paper's own with --reported)."""
-        from forensibench.report import tables
+@click.command("table")
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), default=None, help="run directory")
+@click.option(
+    "--table",
+    "table_id",
+    default="I",
+    show_default=True,
+    type=click.Choice(["I", "II", "III", "IV", "V"], case_sensitive=False),
+)
+@click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv"]), default="markdown", show_default=True)
+@click.option("--compare-reported", is_flag=True, help="add the difference to the paper's value after every cell")
+@click.option("--reported", is_flag=True, help="print the paper's own table")
+@click.option(
+    "--metric",
+    default=None,
+    help=(
+        "metric to show instead of the table's own: ap, acc, auroc, tpr@1fpr, tpr@5fpr, fpr@95tpr, ece, "
+        "brier, oracle_acc"
+    ),
+)
+@click.option(
+    "--cost",
+    is_flag=True,
+    help="print each detector's compute cost (time, images/s, peak memory) beside its mean AP",
+)
+@click.option(
+    "--attribution",
+    is_flag=True,
+    help=(
+        "source attribution instead: confusion table and per-generator accuracy of every detector of the "
+        "run that predicts sources"
+    ),
+)
+@click.option("--detector", "detector", default=None, help="with --attribution: only this detector (spec)")
+@click.option(
+    "--robustness",
+    is_flag=True,
+    help="the robustness grid of a run made with --perturb: the metric per detector x perturbation",
+)
+@click.option("--per-set", is_flag=True, help="with --robustness: one row per detector and set")
+def table_command(
+    run_dir, table_id, fmt, compare_reported, reported, metric, cost, attribution, detector, robustness, per_set
+) -> None:
+    """Print a table of the CLIP-Flow paper filled from a run (or the paper's own with --reported)."""
+    from forensibench.report import tables
 
-        if cost or attribution or robustness:
-            if run_dir is None:
-                raise click.UsageError(
-                    f"--{'cost' if cost else 'attribution' if attribution else 'robustness'} needs --run RUN"
-                )
-        if robustness:
-            df, notes = tables.robustness(run_dir, metric or "ap", per_set)
-            click.echo(
-                tables.render_frame(df, fmt, "Robustness: detectors under test-time perturbations", notes), nl=False
-            )
-            return
-        if cost:
-            from forensibench.run.cost import cost_table, render_cost
-
-            click.echo(render_cost(cost_table(run_dir), fmt), nl=False)
-            return
-        if attribution:
-            from forensibench.report.attribution import attribution as attribute
-            from forensibench.report.attribution import render_attribution
-
-            click.echo("\n".join(render_attribution(a, fmt) for a in attribute(run_dir, detector)))
-            return
-        if reported:
-            df = tables.reported_frame(table_id)
-            click.echo(
-                tables.render(df, table_id, fmt, title=f"{tables.table_def(table_id).title} (as printed in the paper)")
-            )
-            return
+    if cost or attribution or robustness:
         if run_dir is None:
-            raise click.UsageError("give --run RUN, or --reported for the paper's own table")
-        df, notes = tables.build(run_dir, table_id, compare=compare_reported, metric=metric)
-        click.echo(tables.render(df, table_id, fmt, notes))
+            raise click.UsageError(
+                f"--{'cost' if cost else 'attribution' if attribution else 'robustness'} needs --run RUN"
+            )
+    if robustness:
+        df, notes = tables.robustness(run_dir, metric or "ap", per_set)
+        click.echo(tables.render_frame(df, fmt, "Robustness: detectors under test-time perturbations", notes), nl=False)
+        return
+    if cost:
+        from forensibench.run.cost import cost_table, render_cost
+
+        click.echo(render_cost(cost_table(run_dir), fmt), nl=False)
+        return
+    if attribution:
+        from forensibench.report.attribution import attribution as attribute
+        from forensibench.report.attribution import render_attribution
+
+        click.echo("\n".join(render_attribution(a, fmt) for a in attribute(run_dir, detector)))
+        return
+    if reported:
+        df = tables.reported_frame(table_id)
+        click.echo(
+            tables.render(df, table_id, fmt, title=f"{tables.table_def(table_id).title} (as printed in the paper)")
+        )
+        return
+    if run_dir is None:
+        raise click.UsageError("give --run RUN, or --reported for the paper's own table")
+    df, notes = tables.build(run_dir, table_id, compare=compare_reported, metric=metric)
+    click.echo(tables.render(df, table_id, fmt, notes))

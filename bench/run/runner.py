@@ -38,7 +38,7 @@ from forensibench.metrics import METRIC_COLUMNS, cell_metrics
 from forensibench.run.cells import RunPlan, TrainingRoots
 from forensibench.run.executors import DetectorJob, make_executor
 from forensibench.run.provenance import command_line, git_state, versions
-from forensibench.run.rundir import RunDir, RunDirError
+from forensibench.run.rundir import SCORE_COLUMNS, RunDir, RunDirError
 
 
 @dataclass
@@ -93,149 +93,252 @@ def run(
     (`ray_address`: an existing cluster; default a local Ray instance). `amp`: fp16 autocast of
     backbone passes on CUDA. Returns the scores, the metrics and run.json's content; detectors that
     failed are in `RunResult.failed`.
-    """
-    log = log or _log_default
-    t_start = time.time()
-    suite_obj = load_suite(suite) if not isinstance(suite, Suite) else suite
-    data_root = Path(data_root)
-    if not data_root.is_dir():
-        raise SuiteError(f"data root {data_root} does not exist")
-    sampling = suite_obj.sampling
-    if max_per_class is not None:
-        sampling = dataclasses.replace(sampling, max_per_class=max_per_class or None)
-    keys = [s.key for s in suite_obj.select(datasets)]
-    perturbations = perturb_ops(perturb or [])
-    runner = make_executor(executor, ray_address)
-    # Validate every spec before any work: an unknown detector or key fails at once.
-    dets: list[Detector] = [create(spec) for spec in detectors]
-    specs = [d.spec for d in dets]
-    if len(set(specs)) != len(specs):
-        raise ValueError(f"the same detector is asked for twice: {specs}")
 
-    rd = RunDir(out)
-    rd.lock()
-    info: dict[str, Any] = {}
-    try:
-        plan = RunPlan(
-            out=rd.root,
-            data_root=data_root,
+    The steps, each a function of this module: `validate` the request (every spec and set before
+    any work), `make_plan`, `check_previous` (a run directory holds one configuration), `sample_sets`
+    (the images of every set, named by content), `started_info` (run.json), `pending_jobs` (what is
+    not done yet), the executor, `collect` (scores.parquet, metrics.csv) and `finished_info`.
+    """
+    request = validate(
+        RunRequest(
+            suite=suite, data_root=Path(data_root), detectors=list(detectors), out=Path(out),
             roots=TrainingRoots(
-                Path(train_root) if train_root else data_root,
+                Path(train_root) if train_root else Path(data_root),
                 Path(natural_train) if natural_train else None,
                 Path(natural_val) if natural_val else None,
                 Path(labelled_train) if labelled_train else None,
             ),
-            seed=seed,
-            test_sets={},
-            device=device,
-            batch_size=batch_size,
-            workers=workers,
-            amp=amp,
-            progress=progress,
+            datasets=datasets, perturb=list(perturb or []), seed=seed, device=device, max_per_class=max_per_class,
+            bootstrap=bootstrap, batch_size=batch_size, workers=workers, progress=progress,
             cache_dir=Path(cache_dir if cache_dir is not None else default_cache_dir()).absolute() if cache else None,
-            threads=_torch_threads(),
+            executor=executor, ray_address=ray_address, amp=amp,
         )
+    )  # fmt: skip
+    log = log or _log_default
+    t_start = time.time()
+    rd = RunDir(request.out)
+    rd.lock()
+    info: dict[str, Any] = {}
+    try:
+        plan = make_plan(request, rd)
         runtime = plan.runtime()  # this process's feature store: its file-hash memo names the sets by content
-        config = {
-            "suite": suite_obj.name,
-            "manifest_sha256": suite_obj.sha256,
-            "data_root": str(data_root.resolve()),
-            "seed": seed,
-            "sampling": dataclasses.asdict(sampling),
-        }
-        previous = rd.read_json() if rd.run_json.is_file() else None
-        if previous is not None:
-            old = previous.get("config", {})
-            diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
-            if diff:
-                raise RunDirError(
-                    f"{rd.root} holds a run with a different configuration "
-                    f"({', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in diff.items())}); "
-                    f"use another --out"
-                )
-        records: dict[str, dict] = {}
-        missing = []
-        for key in keys:
-            images, record = suite_obj.images(data_root, key, sampling)
-            if len(images) == 0:
-                missing.append(key)
-                log(
-                    f"[forensibench] set {key!r}: no images under {data_root} (folders "
-                    f"{suite_obj.set(key).real!r}, {suite_obj.set(key).fake!r}); skipped"
-                )
-                continue
-            # names the sampled files by content: two copies of the data that differ are told apart
-            record["files_sha256"] = fileset_digest(images.paths, data_root, runtime.features.file_sha256)
-            old_sha = ((previous or {}).get("sets") or {}).get(key, {}).get("files_sha256")
-            if old_sha is not None and old_sha != record["files_sha256"]:
-                raise RunDirError(
-                    f"the images of set {key!r} under {data_root} differ from those {rd.root} was run on "
-                    f"(files_sha256 {old_sha[:12]}... -> {record['files_sha256'][:12]}...); use another --out"
-                )
-            plan.test_sets[key], records[key] = images, record
-            for op in perturbations:
-                plan.test_sets[cell_name(key, op)] = images.with_pre(op, seed=seed, name=cell_name(key, op))
-        if not plan.test_sets:
-            raise SuiteError(
-                f"no set of suite {suite_obj.name!r} has images under {data_root}; check --data-root (see "
-                "`forensibench datasets verify`)"
-            )
-
-        info = {
-            "forensibench": __version__,
-            "status": "running",
-            "command": command_line(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "config": config,
-            "suite": {"name": suite_obj.name, "title": suite_obj.title, "manifest": str(suite_obj.path)},
-            "device": device,
-            "executor": executor,
-            "feature_cache": str(plan.cache_dir) if plan.cache_dir else "in memory (--no-cache)",
-            "versions": versions(),
-            "code": git_state(),
-            "sets": records,
-            "perturbations": [op.key for op in perturbations],
-            "missing_sets": missing,
-        }
+        previous = check_previous(rd, request)
+        records, missing = sample_sets(request, plan, runtime.features.file_sha256, previous, log)
+        info = started_info(request, plan, records, missing)
         atomic_write_json(rd.run_json, {**(previous or {}), **info})
-
-        plan.test_paths = frozenset(os.path.abspath(p) for images in plan.test_sets.values() for p in images.paths)
-        jobs = []
-        for det in dets:
-            todo = [k for k in plan.test_sets if not rd.cell_done(det.spec, k)]
-            if not todo and rd.read_fit(det.spec) is not None:
-                log(f"[forensibench] {det.spec}: all {len(plan.test_sets)} sets already scored, skipped")
-                continue
-            jobs.append(DetectorJob(det.spec, todo, det.supports_save))
-        failed = runner.run(plan, jobs, log, runtime)
-
-        scores, metrics = _collect(rd, bootstrap, seed, specs, suite_obj.keys(), [op.key for op in perturbations])
-        detectors_info = {}
-        for spec in specs:
-            rec = rd.read_fit(spec)
-            if rec is not None:
-                detectors_info[spec] = _with_cell_costs(rd, spec, rec)
-        info.update(
-            status="finished" if not failed else "finished with failed detectors",
-            finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            wall_seconds=round(time.time() - t_start, 3),
-            detectors=detectors_info,
-            failed_detectors=failed,
-            image_failures=_failures(scores),
-            bootstrap=bootstrap,
-        )
-        if previous is not None:
-            info["previous_commands"] = previous.get("previous_commands", []) + [previous.get("command")]
+        jobs = pending_jobs(rd, plan, request.detector_objects, log)
+        failed = request.executor_obj.run(plan, jobs, log, runtime)
+        scores, metrics = collect(rd, request)
+        info = finished_info(info, rd, request, failed, scores, previous, t_start)
         atomic_write_json(rd.run_json, info)
         return RunResult(rd.root, scores, metrics, info, failed)
     except KeyboardInterrupt:
         if info:  # say so in run.json; the committed cells stay, the same command resumes
-            atomic_write_json(
-                rd.run_json, {**info, "status": "interrupted", "interrupted": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            )
+            interrupted = {"status": "interrupted", "interrupted": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            atomic_write_json(rd.run_json, {**info, **interrupted})
         raise
     finally:
         rd.unlock()
+
+
+@dataclass
+class RunRequest:
+    """What `run` was asked for; `validate` fills the fields below `amp` from the others."""
+
+    suite: str | Suite
+    data_root: Path
+    detectors: list[str]
+    out: Path
+    roots: TrainingRoots
+    datasets: list[str] | None = None
+    perturb: list[str] = field(default_factory=list)
+    seed: int = 0
+    device: str = "cpu"
+    max_per_class: int | None = None
+    bootstrap: int = 1000
+    batch_size: int = 32
+    workers: int = 0
+    progress: bool = True
+    cache_dir: Path | None = None
+    executor: str = "local"
+    ray_address: str | None = None
+    amp: bool = True
+    # filled by `validate`
+    suite_obj: Suite | None = None
+    sampling: Any = None
+    keys: list[str] = field(default_factory=list)
+    perturbations: list[Any] = field(default_factory=list)
+    detector_objects: list[Detector] = field(default_factory=list)
+    executor_obj: Any = None
+
+    @property
+    def specs(self) -> list[str]:
+        return [d.spec for d in self.detector_objects]
+
+    def config(self) -> dict[str, Any]:
+        """What a run directory is bound to: a rerun into it must ask for the same."""
+        return {
+            "suite": self.suite_obj.name,
+            "manifest_sha256": self.suite_obj.sha256,
+            "data_root": str(self.data_root.resolve()),
+            "seed": self.seed,
+            "sampling": dataclasses.asdict(self.sampling),
+        }
+
+
+def validate(request: RunRequest) -> RunRequest:
+    """Check the whole request before any work: an unknown suite, set, perturbation, executor,
+    detector or key fails at once, with one sentence."""
+    suite_obj = request.suite if isinstance(request.suite, Suite) else load_suite(request.suite)
+    if not request.data_root.is_dir():
+        raise SuiteError(f"data root {request.data_root} does not exist")
+    sampling = suite_obj.sampling
+    if request.max_per_class is not None:
+        sampling = dataclasses.replace(sampling, max_per_class=request.max_per_class or None)
+    detector_objects = [create(spec) for spec in request.detectors]
+    specs = [d.spec for d in detector_objects]
+    if len(set(specs)) != len(specs):
+        raise ValueError(f"the same detector is asked for twice: {specs}")
+    return dataclasses.replace(
+        request,
+        suite_obj=suite_obj,
+        sampling=sampling,
+        keys=[s.key for s in suite_obj.select(request.datasets)],
+        perturbations=perturb_ops(request.perturb),
+        detector_objects=detector_objects,
+        executor_obj=make_executor(request.executor, request.ray_address),
+    )
+
+
+def make_plan(request: RunRequest, rd: RunDir) -> RunPlan:
+    """The picklable plan every cell runs from (test sets are added by `sample_sets`)."""
+    return RunPlan(
+        out=rd.root,
+        data_root=request.data_root,
+        roots=request.roots,
+        seed=request.seed,
+        test_sets={},
+        device=request.device,
+        batch_size=request.batch_size,
+        workers=request.workers,
+        amp=request.amp,
+        progress=request.progress,
+        cache_dir=request.cache_dir,
+        threads=_torch_threads(),
+    )
+
+
+def check_previous(rd: RunDir, request: RunRequest) -> dict | None:
+    """run.json of an earlier run into the same directory (None if new); refuses another configuration."""
+    if not rd.run_json.is_file():
+        return None
+    previous = rd.read_json()
+    old = previous.get("config", {})
+    diff = {k: (old.get(k), v) for k, v in request.config().items() if old.get(k) != v}
+    if diff:
+        changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
+        raise RunDirError(f"{rd.root} holds a run with a different configuration ({changes}); use another --out")
+    return previous
+
+
+def sample_sets(
+    request: RunRequest, plan: RunPlan, hasher: Callable, previous: dict | None, log: Callable[[str], None]
+) -> tuple[dict[str, dict], list[str]]:
+    """Sample every asked-for set into `plan.test_sets` (with its perturbed copies), name each by the
+    content of its files, and refuse a set whose files differ from those the directory was run on.
+    Returns (the sets' records for run.json, the keys of sets without images)."""
+    suite, data_root = request.suite_obj, request.data_root
+    records: dict[str, dict] = {}
+    missing = []
+    for key in request.keys:
+        images, record = suite.images(data_root, key, request.sampling)
+        if len(images) == 0:
+            missing.append(key)
+            sdef = suite.set(key)
+            folders = f"folders {sdef.real!r}, {sdef.fake!r}"
+            log(f"[forensibench] set {key!r}: no images under {data_root} ({folders}); skipped")
+            continue
+        # names the sampled files by content: two copies of the data that differ are told apart
+        record["files_sha256"] = fileset_digest(images.paths, data_root, hasher)
+        old_sha = ((previous or {}).get("sets") or {}).get(key, {}).get("files_sha256")
+        if old_sha is not None and old_sha != record["files_sha256"]:
+            raise RunDirError(
+                f"the images of set {key!r} under {data_root} differ from those {plan.out} was run on "
+                f"(files_sha256 {old_sha[:12]}... -> {record['files_sha256'][:12]}...); use another --out"
+            )
+        plan.test_sets[key], records[key] = images, record
+        for op in request.perturbations:
+            plan.test_sets[cell_name(key, op)] = images.with_pre(op, seed=request.seed, name=cell_name(key, op))
+    if not plan.test_sets:
+        raise SuiteError(
+            f"no set of suite {suite.name!r} has images under {data_root}; "
+            f"check --data-root (see `forensibench datasets verify`)"
+        )
+    plan.test_paths = frozenset(os.path.abspath(p) for images in plan.test_sets.values() for p in images.paths)
+    return records, missing
+
+
+def started_info(request: RunRequest, plan: RunPlan, records: dict[str, dict], missing: list[str]) -> dict[str, Any]:
+    """run.json as the run starts."""
+    suite = request.suite_obj
+    return {
+        "forensibench": __version__,
+        "status": "running",
+        "command": command_line(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": request.config(),
+        "suite": {"name": suite.name, "title": suite.title, "manifest": str(suite.path)},
+        "device": request.device,
+        "executor": request.executor,
+        "feature_cache": str(plan.cache_dir) if plan.cache_dir else "in memory (--no-cache)",
+        "versions": versions(),
+        "code": git_state(),
+        "sets": records,
+        "perturbations": [op.key for op in request.perturbations],
+        "missing_sets": missing,
+    }
+
+
+def pending_jobs(rd: RunDir, plan: RunPlan, dets: list[Detector], log: Callable[[str], None]) -> list[DetectorJob]:
+    """Per detector, the cells not committed yet (a detector with every cell done is skipped)."""
+    jobs = []
+    for det in dets:
+        todo = [k for k in plan.test_sets if not rd.cell_done(det.spec, k)]
+        if not todo and rd.read_fit(det.spec) is not None:
+            log(f"[forensibench] {det.spec}: all {len(plan.test_sets)} sets already scored, skipped")
+            continue
+        jobs.append(DetectorJob(det.spec, todo, det.supports_save))
+    return jobs
+
+
+def finished_info(
+    info: dict[str, Any],
+    rd: RunDir,
+    request: RunRequest,
+    failed: dict[str, str],
+    scores: pd.DataFrame,
+    previous: dict | None,
+    t_start: float,
+) -> dict[str, Any]:
+    """run.json once every cell ran: status, timings, detectors' fit records, failures."""
+    detectors_info = {}
+    for spec in request.specs:
+        rec = rd.read_fit(spec)
+        if rec is not None:
+            detectors_info[spec] = _with_cell_costs(rd, spec, rec)
+    info = {
+        **info,
+        "status": "finished" if not failed else "finished with failed detectors",
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "wall_seconds": round(time.time() - t_start, 3),
+        "detectors": detectors_info,
+        "failed_detectors": failed,
+        "image_failures": _failures(scores),
+        "bootstrap": request.bootstrap,
+    }
+    if previous is not None:
+        info["previous_commands"] = previous.get("previous_commands", []) + [previous.get("command")]
+    return info
 
 
 def _torch_threads() -> int:
@@ -253,15 +356,28 @@ def _with_cell_costs(rd: RunDir, spec: str, rec: dict) -> dict:
     return rec
 
 
-def _collect(
-    rd: RunDir, bootstrap: int, seed: int, order: list[str], set_order: list[str], cond_order: list[str] = ()
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Concatenate every committed cell into scores.parquet and compute metrics.csv from it.
-
-    Rows follow the command's detector order (detectors only in earlier runs of the directory last)
-    and the suite's set order, each set clean first, then its perturbations in the order given.
-    """
+def collect(rd: RunDir, request: RunRequest) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Concatenate every committed cell into scores.parquet and compute metrics.csv from it."""
+    cells = ordered_cells(rd, request.specs, request.suite_obj.keys(), [op.key for op in request.perturbations])
     frames, rows = [], []
+    for spec, dataset, path in cells:
+        df = pd.read_parquet(path)
+        frames.append(df)
+        metrics = metrics_of_cell(rd.read_fit(spec) or {}, spec, dataset, df, request.bootstrap, request.seed)
+        rows.append({"detector": spec, "dataset": dataset, **metrics})
+    scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
+    metrics = pd.DataFrame(rows, columns=["detector", "dataset", *METRIC_COLUMNS])
+    atomic_write_parquet(rd.scores_path, scores)
+    atomic_write_csv(rd.metrics_path, metrics)
+    return scores, metrics
+
+
+def ordered_cells(
+    rd: RunDir, order: list[str], set_order: list[str], cond_order: list[str] = ()
+) -> list[tuple[str, str, Path]]:
+    """Every committed cell (spec, set, parquet path) in the order of the results: the command's
+    detector order (detectors only in earlier runs of the directory last), then the suite's set
+    order, each set clean first, then its perturbations in the order given."""
 
     def rank(c):
         det = order.index(c[0]) if c[0] in order else len(order)
@@ -270,33 +386,22 @@ def _collect(
         cond_rank = -1 if cond == "clean" else (list(cond_order).index(cond) if cond in cond_order else len(cond_order))
         return (det, c[0], ds, base, cond_rank, cond)
 
-    cells = sorted(rd.iter_cells(), key=rank)
-    for spec, dataset, path in cells:
-        df = pd.read_parquet(path)
-        frames.append(df)
-        fit = rd.read_fit(spec) or {}
-        thr = fit.get("threshold")
-        cell_seed = seed ^ zlib.crc32(f"{spec}/{dataset}".encode())
-        probability = fit.get("describe", {}).get("threshold") == "probability"  # the score is P(generated)
-        m = cell_metrics(
-            df["label"].to_numpy(),
-            df["score"].to_numpy(),
-            thr,
-            fit.get("threshold_source", ""),
-            bootstrap,
-            cell_seed,
-            probability=probability,
-        )
-        rows.append({"detector": spec, "dataset": dataset, **m})
-    scores = (
-        pd.concat(frames, ignore_index=True)
-        if frames
-        else pd.DataFrame(columns=["detector", "dataset", "path", "label", "score", "error"])
+    return sorted(rd.iter_cells(), key=rank)
+
+
+def metrics_of_cell(fit: dict, spec: str, dataset: str, df: pd.DataFrame, bootstrap: int, seed: int) -> dict:
+    """metrics.csv's row of one cell; the bootstrap seed is the run's seed mixed with the cell's name."""
+    cell_seed = seed ^ zlib.crc32(f"{spec}/{dataset}".encode())
+    probability = fit.get("describe", {}).get("threshold") == "probability"  # the score is P(generated)
+    return cell_metrics(
+        df["label"].to_numpy(),
+        df["score"].to_numpy(),
+        fit.get("threshold"),
+        fit.get("threshold_source", ""),
+        bootstrap,
+        cell_seed,
+        probability=probability,
     )
-    metrics = pd.DataFrame(rows, columns=["detector", "dataset", *METRIC_COLUMNS])
-    atomic_write_parquet(rd.scores_path, scores)
-    atomic_write_csv(rd.metrics_path, metrics)
-    return scores, metrics
 
 
 def _failures(scores: pd.DataFrame) -> list[dict[str, str]]:
