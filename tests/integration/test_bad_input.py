@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -236,3 +237,23 @@ def test_a_manifest_key_that_escapes_the_run_directory_is_refused(tmp_path, synt
     )
     assert res.exit_code == 2 and "key" in res.output and "Traceback" not in res.output
     assert not outside.exists() and not (tmp_path / "run").exists()
+
+
+def test_check_fails_when_images_of_a_baseline_cell_fail(tmp_path, synth_root, invoke):
+    # issue 14 (1): with one real emptied and one fake truncated in a copy of the data, `check` said ok
+    spec = "freqspec:pretrained=false,epochs=1,crop=32"
+    common = ["--suite", "cnnspot19", "--datasets", "progan", "--detector", spec, "--bootstrap", "20", "--quiet"]
+    baseline = tmp_path / "baseline.csv"
+    res = invoke("run", *common, "--data-root", synth_root, "--out", tmp_path / "intact")
+    assert res.exit_code == 0, res.output
+    assert invoke("check", "--run", tmp_path / "intact", "--baseline", baseline, "--update").exit_code == 0
+    broken = tmp_path / "broken"
+    shutil.copytree(synth_root, broken)
+    real = sorted((broken / "test/progan").rglob("0_real/*.png"))[0]
+    fake = sorted((broken / "test/progan").rglob("1_fake/*.png"))[0]
+    real.write_bytes(b"")
+    fake.write_bytes(fake.read_bytes()[:100])
+    res = invoke("run", *common, "--data-root", broken, "--out", tmp_path / "broken-run")
+    assert res.exit_code == 0, res.output
+    res = invoke("check", "--run", tmp_path / "broken-run", "--baseline", baseline, "--tolerance", "100")
+    assert res.exit_code == 1 and "images changed" in res.output and "n_failed 0 -> 2" in res.output
