@@ -227,3 +227,20 @@ def test_a_json_baseline_round_trips(tmp_path, invoke):
     assert invoke("check", "--run", run, "--baseline", b, "--update").exit_code == 0
     assert json.loads(b.read_text())[0]["n_real"] == 4
     assert invoke("check", "--run", run, "--baseline", b, "--ci").exit_code == 0
+
+
+# -- issue 14 (6): `check --update --baseline RUN/metrics.csv` overwrote the run's own metrics -------
+@pytest.mark.parametrize("inside", ["metrics.csv", "baselines/ci.csv", "OTHER/metrics.csv"])
+def test_update_refuses_a_baseline_inside_a_run_directory(tmp_path, invoke, inside):
+    run = finished_run(tmp_path, metrics())
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "run.json").write_text(json.dumps({"status": "finished"}))  # another run directory
+    target = other / inside.split("/", 1)[1] if inside.startswith("OTHER/") else run / inside
+    before = {p: p.read_bytes() for p in (run / "metrics.csv", run / "run.json")}
+    out = invoke("check", "--run", run, "--baseline", target, "--update")
+    assert out.exit_code == 2 and "run directory" in out.output and "Traceback" not in out.output
+    assert len(out.output.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in before} == before and not (target.exists() and target.parent != run)
+    with pytest.raises(CheckError, match="run directory"):
+        write_baseline(run, target)
