@@ -21,6 +21,7 @@ compared with the run:
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,18 +94,39 @@ def run_status(run: str | Path) -> str:
     return str(info.get("status", "unknown")) if isinstance(info, dict) else "unknown"
 
 
+def _run_directory_holding(path: Path, run: Path) -> Path | None:
+    """The run directory that `path` lies in (`run` itself, or any folder above `path` holding a
+    forensibench run.json), or None. Symlinks are resolved, so another name for a run is caught."""
+    run_root = run.resolve()
+    for d in path.resolve().parents:
+        if d == run_root:
+            return run
+        with contextlib.suppress(OSError, ValueError):
+            info = json.loads((d / "run.json").read_text(encoding="utf-8"))
+            if isinstance(info, dict) and "status" in info:
+                return d
+    return None
+
+
 def write_baseline(run: str | Path, path: str | Path) -> pd.DataFrame:
     """Write the metrics of a finished run as a baseline (image counts, every metric with its interval).
 
-    CSV, or a JSON list of records when `path` ends in ``.json``.
+    CSV, or a JSON list of records when `path` ends in ``.json``. Refuses (CheckError) a `path` inside
+    a run directory (it would overwrite the run's own files, e.g. its metrics.csv).
     """
+    p = Path(path)
+    inside = _run_directory_holding(p, Path(run))
+    if inside is not None:
+        raise CheckError(
+            f"baseline {p} lies inside the run directory {inside}, whose files it would overwrite or mix with; "
+            "keep baselines outside run directories (e.g. results/baselines/)"
+        )
     status = run_status(run)
     if status != FINISHED:
         raise CheckError(f"{run} is not a baseline: its status is {status!r}, not {FINISHED!r}")
     m = load_metrics(run)
     cols = ["detector", "dataset"] + [c for c in BASELINE_COLUMNS if c in m.columns]
     out = m[cols]
-    p = Path(path)
     if p.suffix == ".json":
         atomic_write_bytes(p, (out.to_json(orient="records", indent=1) + "\n").encode())
     else:
