@@ -168,3 +168,26 @@ def test_threshold_is_the_validation_split_and_ignores_test_labels(synth_root, t
     assert res2.metrics["threshold"].iloc[0] == pytest.approx(thr)
     a, b = res.metrics.iloc[0], res2.metrics.iloc[0]
     assert a["acc"] + b["acc"] == pytest.approx(100.0)  # every prediction flips its correctness
+
+
+@pytest.mark.parametrize(
+    "val,overlap",
+    [("lsun/train", "training images"), ("test/progan", "test images"), ("lsun/train/airplane", "training images")],
+)
+def test_validation_naturals_that_are_training_or_test_images_are_refused(synth_root, tmp_path, val, overlap):
+    # issue 14 (10): --natural-val at the training folder silently gave an optimistic threshold
+    spec = f"clip-flow:mode=N,{TOY}"
+    res = run(
+        "cnnspot19",
+        synth_root,
+        [spec],
+        tmp_path / "r",
+        datasets=["progan"],
+        bootstrap=0,
+        progress=False,
+        log=lambda m: None,
+        natural_val=synth_root / val,
+    )
+    (err,) = res.failed.values()
+    assert f"validation images are also {overlap}" in err and "--natural-val" in err and "\n" not in err
+    assert not list((tmp_path / "r").rglob("fit.json"))  # refused before fitting, as training vs test
