@@ -143,24 +143,45 @@ def train_data(
         train.sources["labelled"] = (
             f"{where}: {len(train.labelled) - n_fake} real, {n_fake} generated ({', '.join(gens)})"
         )
-    if test_paths:
-        for part in (train.natural, train.labelled):
-            shared = [p for p in (part.paths if part is not None else []) if os.path.abspath(p) in test_paths]
-            if shared:
-                raise DetectorError(
-                    f"{det.spec}: {len(shared)} training images are also test images (e.g. {shared[0]}); "
-                    f"train on another copy: --train-root ROOT, --natural-train DIR or --labelled-train DIR"
-                )
+    for part in (train.natural, train.labelled):
+        shared = _shared(part, test_paths or frozenset())
+        if shared:
+            raise DetectorError(
+                f"{det.spec}: {len(shared)} training images are also test images (e.g. {shared[0]}); "
+                f"train on another copy: --train-root ROOT, --natural-train DIR or --labelled-train DIR"
+            )
     return train
 
 
-def _validation_threshold(det: Detector, roots: TrainingRoots) -> tuple[float, str, int]:
+def _shared(images: ImageSet | None, paths: set[str] | frozenset[str]) -> list[str]:
+    """The files of `images` that are in `paths` (absolute paths)."""
+    return [p for p in (images.paths if images is not None else []) if os.path.abspath(p) in paths]
+
+
+def validation_data(
+    det: Detector, roots: TrainingRoots, train: TrainData, test_paths: set[str] | frozenset[str] = frozenset()
+) -> tuple[ImageSet, str]:
+    """The held-out naturals that fix `det`'s threshold, and where they are; refuses (as training
+    images that are test images) validation images that are also training or test images: the
+    threshold must come from images the detector neither trained on nor is tested on."""
     val, where = roots.validation()
     if val is None:
         raise DetectorError(
             f"{det.spec} fixes its threshold on held-out natural images, and none were found at {where}; "
             f"pass --natural-val DIR or --train-root ROOT"
         )
+    trained = frozenset(os.path.abspath(p) for part in (train.natural, train.labelled) if part for p in part.paths)
+    for others, what in ((trained, "training images"), (test_paths, "test images")):
+        shared = _shared(val, others)
+        if shared:
+            raise DetectorError(
+                f"{det.spec}: {len(shared)} validation images are also {what} (e.g. {shared[0]}); its threshold "
+                f"needs held-out naturals: point --natural-val at another folder (or --train-root at another copy)"
+            )
+    return val, where
+
+
+def _validation_threshold(det: Detector, val: ImageSet, where: str) -> tuple[float, str, int]:
     proxies = val.with_pre(VALIDATION_PROXY, name="validation-proxies")
     s_nat = det.score(val.without_labels())
     s_prox = det.score(proxies.without_labels())
@@ -234,6 +255,8 @@ def fit_cell(session: Session, spec: str) -> tuple[Detector, dict]:
         log(f"[forensibench] {spec}: loaded the fitted detector from {model_dir}")
     else:
         train = train_data(det, plan.roots, plan.seed, plan.test_paths)
+        if det.threshold == "validation":  # checked before the fit, as the training data
+            val, val_where = validation_data(det, plan.roots, train, plan.test_paths)
         log(f"[forensibench] {spec}: fitting on {', '.join(train.sources.values()) or 'nothing (weights)'}")
         seed_everything(plan.seed)
         cost: dict[str, dict] = {}  # stage -> forensibench.run.cost record
@@ -245,7 +268,7 @@ def fit_cell(session: Session, spec: str) -> tuple[Detector, dict]:
         with measure(0, det.runtime) as m:
             if det.threshold == "validation":
                 seed_everything(plan.seed)
-                threshold, source, m.images = _validation_threshold(det, plan.roots)
+                threshold, source, m.images = _validation_threshold(det, val, val_where)
             else:
                 threshold, source = 0.5, "0.5 on the probability"
         cost["threshold"] = m.record
