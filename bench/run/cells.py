@@ -23,9 +23,12 @@ that are also test images are refused.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import random
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +39,7 @@ import pandas as pd
 from forensibench.api.detector import Detector, TrainData, Training
 from forensibench.api.registry import create
 from forensibench.core.errors import DetectorError
-from forensibench.core.files import display_path
+from forensibench.core.files import atomic_write_bytes, display_path
 from forensibench.data.checksums import fileset_digest
 from forensibench.data.images import ImageSet, list_images
 from forensibench.data.proxies import VALIDATION_PROXY
@@ -341,13 +344,38 @@ def score_cell(session: Session, spec: str, key: str) -> None:
     )
 
 
+def guarded(session: Session, spec: str, step: str, fn: Callable[[], object]) -> str | None:
+    """Run `fn`, one step of detector `spec` ("fitting", "scoring set 'progan'"): None, or why it
+    failed, as one sentence (logged; the runner writes it to run.json's ``failed_detectors``).
+
+    A DetectorError carries the detector's own sentence. Any other exception (a bug, an input no one
+    foresaw) becomes "<type> while <step>: <first line of its message>", and its traceback is kept in
+    ``cells/<slug>/traceback.txt``; ``FORENSIBENCH_DEBUG=1`` raises it instead. KeyboardInterrupt
+    and SystemExit are never caught.
+    """
+    try:
+        fn()
+        return None
+    except DetectorError as exc:
+        msg = str(exc)
+    except Exception as exc:
+        if os.environ.get("FORENSIBENCH_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        msg = f"{type(exc).__name__} while {step}: {first}".rstrip(": ")
+        path = RunDir(session.plan.out).cell_dir(spec) / "traceback.txt"
+        with contextlib.suppress(OSError):
+            atomic_write_bytes(path, traceback.format_exc().encode())
+            msg += f" (traceback in {path})"
+    session.log(f"[forensibench] {spec}: FAILED: {msg}")
+    return msg
+
+
 def detector_cells(session: Session, spec: str, keys: list[str]) -> str | None:
     """The training cell of `spec` and its scoring cells `keys`, in order; the error if it failed."""
-    try:
-        fit_cell(session, spec)
-        for key in keys:
-            score_cell(session, spec, key)
-    except DetectorError as exc:
-        session.log(f"[forensibench] {spec}: FAILED: {exc}")
-        return str(exc)
-    return None
+    err = guarded(session, spec, "fitting", functools.partial(fit_cell, session, spec))
+    for key in keys if err is None else []:
+        err = guarded(session, spec, f"scoring set {key!r}", functools.partial(score_cell, session, spec, key))
+        if err is not None:
+            break
+    return err

@@ -293,6 +293,11 @@ class _Broken:
             training = Training.NONE
             threshold = "probability"
 
+            def transform(self, train=False):
+                from forensibench.data.transforms import TransformSpec
+
+                return TransformSpec(crop=32)
+
             def fit(self, train):
                 if where == "fit":
                     raise ZeroDivisionError("division by zero\nsecond line of the message")
