@@ -68,7 +68,7 @@ def _written_back(cls, spec: str):
     return cls.Params(**{k: convert_value(cls.Params, k, v) for k, v in raw.items()})
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(detector_params())
 def test_the_canonical_spec_parses_back_to_the_same_parameters(case):
     name, cls, params = case
@@ -80,7 +80,7 @@ def test_the_canonical_spec_parses_back_to_the_same_parameters(case):
     _check_round_trip(name, cls, params, spec)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(detector_params(ORDINARY))
 def test_ordinary_values_are_never_refused(case):
     name, cls, params = case

@@ -46,7 +46,7 @@ folders = st.lists(st.sampled_from(["test", "progan", "..", ".", "", "a b", "x..
 ) | st.sampled_from(["/abs", "/", "./test", "test/", "test//progan"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(keys)
 def test_a_key_is_accepted_exactly_when_the_rule_allows_it(key):
     try:
@@ -62,7 +62,7 @@ def test_a_key_is_accepted_exactly_when_the_rule_allows_it(key):
             assert os.path.normpath(f).startswith("/run/cells/") and f.parent == RunDir(out).cell_dir("det")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(folders, st.sampled_from(["real", "fake"]))
 def test_a_folder_is_accepted_exactly_when_the_rule_allows_it(folder, cls):
     try:
