@@ -29,9 +29,12 @@ validation threshold go to ``cells/<slug>/validation.csv``.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import random
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +46,7 @@ from forensibench.api.detector import Detector, TrainData, Training
 from forensibench.api.paper import labelled_suite
 from forensibench.api.registry import create
 from forensibench.core.errors import DetectorError
-from forensibench.core.files import atomic_write_csv, display_path
+from forensibench.core.files import atomic_write_bytes, atomic_write_csv, display_path
 from forensibench.data.checksums import fileset_digest
 from forensibench.data.images import ImageSet, list_images
 from forensibench.data.layouts import resolve_layout
@@ -155,45 +158,54 @@ def train_data(
         train.sources["labelled"] = (
             f"{where}: {len(train.labelled) - n_fake} real, {n_fake} generated ({', '.join(gens)})"
         )
-    if det.threshold == "validation":
-        train.validation, where = roots.validation()  # None: the threshold step says what is missing
-        if train.validation is not None:
-            train.sources["validation"] = f"{where}: {len(train.validation)} images"
-    if test_paths:
-        for part in (train.natural, train.labelled):
-            shared = [p for p in (part.paths if part is not None else []) if os.path.abspath(p) in test_paths]
-            if shared:
-                raise DetectorError(
-                    f"{det.spec}: {len(shared)} training images are also test images (e.g. {shared[0]}); "
-                    f"train on another copy: --train-root ROOT, --natural-train DIR or --labelled-train DIR"
-                )
-    if train.validation is not None:
-        trained = {
-            os.path.abspath(p) for part in (train.natural, train.labelled) if part is not None for p in part.paths
-        }
-        for other, what in ((test_paths or frozenset(), "test"), (trained, "training")):
-            shared = [p for p in train.validation.paths if os.path.abspath(p) in other]
-            if shared:
-                raise DetectorError(
-                    f"{det.spec}: {len(shared)} held-out validation images are also {what} images (e.g. {shared[0]}); "
-                    f"hold out other images: --natural-val DIR or --train-root ROOT"
-                )
+    for part in (train.natural, train.labelled):
+        shared = _shared(part, test_paths or frozenset())
+        if shared:
+            raise DetectorError(
+                f"{det.spec}: {len(shared)} training images are also test images (e.g. {shared[0]}); "
+                f"train on another copy: --train-root ROOT, --natural-train DIR or --labelled-train DIR"
+            )
+    if det.threshold == "validation":  # checked before the fit, as the training data
+        train.validation, where = validation_data(det, roots, train, test_paths or frozenset())
+        train.sources["validation"] = f"{where}: {len(train.validation)} images"
     return train
 
 
-def _validation_threshold(
-    det: Detector, roots: TrainingRoots, seed: int, out: Path | None = None
-) -> tuple[float, str, int]:
-    """(threshold, where it came from, images scored): the best split of held-out naturals vs their
-    band-stopped copies. With `out` (validation.csv), their scores are written there, with those of
-    the naturals' own proxies for detectors that make them (`proxy_op`, seeded with `seed`: the
-    images `fit` monitored)."""
+def _shared(images: ImageSet | None, paths: set[str] | frozenset[str]) -> list[str]:
+    """The files of `images` that are in `paths` (absolute paths)."""
+    return [p for p in (images.paths if images is not None else []) if os.path.abspath(p) in paths]
+
+
+def validation_data(
+    det: Detector, roots: TrainingRoots, train: TrainData, test_paths: set[str] | frozenset[str] = frozenset()
+) -> tuple[ImageSet, str]:
+    """The held-out naturals that fix `det`'s threshold, and where they are; refuses (as training
+    images that are test images) validation images that are also training or test images: the
+    threshold must come from images the detector neither trained on nor is tested on."""
     val, where = roots.validation()
     if val is None:
         raise DetectorError(
             f"{det.spec} fixes its threshold on held-out natural images, and none were found at {where}; "
             f"pass --natural-val DIR or --train-root ROOT"
         )
+    trained = frozenset(os.path.abspath(p) for part in (train.natural, train.labelled) if part for p in part.paths)
+    for others, what in ((trained, "training images"), (test_paths, "test images")):
+        shared = _shared(val, others)
+        if shared:
+            raise DetectorError(
+                f"{det.spec}: {len(shared)} validation images are also {what} (e.g. {shared[0]}); its threshold "
+                f"needs held-out naturals: point --natural-val at another folder (or --train-root at another copy)"
+            )
+    return val, where
+
+
+def _validation_threshold(
+    det: Detector, val: ImageSet, where: str, seed: int, out: Path | None = None
+) -> tuple[float, str, int]:
+    """(threshold, where it came from, images scored): the best split of held-out naturals vs their
+    band-stopped copies. With `out` (validation.csv), their scores are written there, with those of
+    the naturals' own proxies for detectors that make them (`proxy_op`, seeded with `seed`: the
+    images `fit` monitored)."""
     proxies = val.with_pre(VALIDATION_PROXY, name="validation-proxies")
     s_nat = det.score(val.without_labels())
     s_prox = det.score(proxies.without_labels())
@@ -295,8 +307,9 @@ def fit_cell(session: Session, spec: str) -> tuple[Detector, dict]:
         with measure(0, det.runtime) as m:
             if det.threshold == "validation":
                 seed_everything(plan.seed)
+                val_where = train.sources["validation"].rsplit(":", 1)[0]
                 threshold, source, m.images = _validation_threshold(
-                    det, plan.roots, plan.seed, rd.validation_path(spec)
+                    det, train.validation, val_where, plan.seed, rd.validation_path(spec)
                 )
             else:
                 threshold, source = 0.5, "0.5 on the probability"
@@ -390,13 +403,38 @@ def score_cell(session: Session, spec: str, key: str) -> None:
     )
 
 
+def guarded(session: Session, spec: str, step: str, fn: Callable[[], object]) -> str | None:
+    """Run `fn`, one step of detector `spec` ("fitting", "scoring set 'progan'"): None, or why it
+    failed, as one sentence (logged; the runner writes it to run.json's ``failed_detectors``).
+
+    A DetectorError carries the detector's own sentence. Any other exception (a bug, an input no one
+    foresaw) becomes "<type> while <step>: <first line of its message>", and its traceback is kept in
+    ``cells/<slug>/traceback.txt``; ``FORENSIBENCH_DEBUG=1`` raises it instead. KeyboardInterrupt
+    and SystemExit are never caught.
+    """
+    try:
+        fn()
+        return None
+    except DetectorError as exc:
+        msg = str(exc)
+    except Exception as exc:
+        if os.environ.get("FORENSIBENCH_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        msg = f"{type(exc).__name__} while {step}: {first}".rstrip(": ")
+        path = RunDir(session.plan.out).cell_dir(spec) / "traceback.txt"
+        with contextlib.suppress(OSError):
+            atomic_write_bytes(path, traceback.format_exc().encode())
+            msg += f" (traceback in {path})"
+    session.log(f"[forensibench] {spec}: FAILED: {msg}")
+    return msg
+
+
 def detector_cells(session: Session, spec: str, keys: list[str]) -> str | None:
     """The training cell of `spec` and its scoring cells `keys`, in order; the error if it failed."""
-    try:
-        fit_cell(session, spec)
-        for key in keys:
-            score_cell(session, spec, key)
-    except DetectorError as exc:
-        session.log(f"[forensibench] {spec}: FAILED: {exc}")
-        return str(exc)
-    return None
+    err = guarded(session, spec, "fitting", functools.partial(fit_cell, session, spec))
+    for key in keys if err is None else []:
+        err = guarded(session, spec, f"scoring set {key!r}", functools.partial(score_cell, session, spec, key))
+        if err is not None:
+            break
+    return err

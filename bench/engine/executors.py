@@ -22,12 +22,13 @@ thread count (float rounding depends on it).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from forensibench.core.errors import DetectorError
-from forensibench.engine.cells import RunPlan, Session, detector_cells, fit_cell, score_cell
+from forensibench.engine.cells import RunPlan, Session, detector_cells, fit_cell, guarded, score_cell
 from forensibench.features.runtime import Runtime
 
 EXECUTORS = ("local", "ray")
@@ -77,24 +78,14 @@ def _task_plan(plan: RunPlan) -> RunPlan:
 
 def _fit_task(plan: RunPlan, spec: str) -> str | None:
     session = Session(_task_plan(plan))
-    try:
-        fit_cell(session, spec)
-    except DetectorError as exc:
-        session.log(f"[forensibench] {spec}: FAILED: {exc}")
-        return str(exc)
-    return None
+    return guarded(session, spec, "fitting", functools.partial(fit_cell, session, spec))
 
 
 def _score_task(plan: RunPlan, spec: str, key: str, fit_error: str | None) -> str | None:
     if fit_error is not None:  # the training task failed: nothing to score
         return fit_error
     session = Session(_task_plan(plan))
-    try:
-        score_cell(session, spec, key)
-    except DetectorError as exc:
-        session.log(f"[forensibench] {spec} / {key}: FAILED: {exc}")
-        return str(exc)
-    return None
+    return guarded(session, spec, f"scoring set {key!r}", functools.partial(score_cell, session, spec, key))
 
 
 def _cells_task(plan: RunPlan, spec: str, keys: list[str]) -> str | None:

@@ -3,6 +3,9 @@
 Layout under the cache folder (``--cache-dir``, ``$FORENSIBENCH_CACHE_DIR``, by default
 `forensibench.core.paths.default_cache_dir()`)::
 
+    features/v1/CACHEDIR.TAG                   the cache's marker (also in hashes/v1): a cache
+                                               directory tag (https://bford.info/cachedir/) naming
+                                               forensibench; `clear_cache` deletes only marked folders
     features/v1/<config>/config.json           what the features are: backbone identity, transform,
                                                pre-operations, numeric precision, dimension
     features/v1/<config>/shards/<id>.npy       float32 [rows, dim]; written once, never modified
@@ -40,10 +43,12 @@ ignored: those files are hashed once more. ``forensibench datasets verify`` neve
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -66,6 +71,43 @@ HASH_THREADS = 4  # hashlib releases the GIL: cold hashing reads several files a
 
 def _new_name() -> str:
     return f"{time.time_ns():016x}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+# The Cache Directory Tagging Specification's signature (backup tools skip tagged folders), then the
+# line that says the folder is forensibench's: `clear_cache` deletes a folder only when it holds both.
+MARKER = "CACHEDIR.TAG"
+_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
+_MARKER_TEXT = (
+    f"{_SIGNATURE}\n# This file is a cache directory tag created by forensibench (feature cache).\n"
+    "# For information about cache directory tags, see https://bford.info/cachedir/\n"
+)
+
+
+def _owned(folder: Path) -> bool:
+    """Whether `folder` holds forensibench's marker (so it was created by this cache)."""
+    try:
+        text = (folder / MARKER).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return text.startswith(_SIGNATURE) and "created by forensibench" in text
+
+
+def _create_owned(folder: Path) -> None:
+    """Create the versioned folder `folder` with the marker in it, atomically: another process sees it
+    whole or not at all (the folder is made under a temporary name and renamed into place). A folder
+    that already exists is left as it is (marked or not: a cache made before the marker has none)."""
+    if folder.is_dir():
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.{_new_name()}.tmp"
+    tmp.mkdir()
+    try:
+        (tmp / MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
+        os.rename(tmp, folder)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not folder.is_dir():
+            raise  # not the lost race of two processes creating it
 
 
 def sha256_file(path: str | Path) -> str:
@@ -157,6 +199,7 @@ class FileHashes:
             return
         with self._lock:
             new, self._new = self._new, []
+        _create_owned(self.dir)
         name = _new_name() + ".jsonl"
         atomic_write_bytes(self.dir / name, "".join(_line(self._memo[k], k) for k in new).encode())
         self._read.add(name)
@@ -209,6 +252,7 @@ class FeatureCache:
         cid = self.config_id(description)
         path = self.root / cid / "config.json"
         if not path.is_file():
+            _create_owned(self.root)
             atomic_write_json(path, {**description, "format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         return cid
 
@@ -366,16 +410,45 @@ def cache_info(root: str | Path) -> dict:
     }
 
 
-def clear_cache(root: str | Path) -> int:
-    """Delete the cached features and file hashes under `root` (nothing else there); bytes freed.
+@dataclass
+class Cleared:
+    """What `clear_cache` did: bytes freed, folders removed, and folders left with the reason."""
 
-    Do not clear a cache that a running forensibench process is writing into.
+    freed: int = 0
+    removed: list[Path] = field(default_factory=list)
+    left: list[tuple[Path, str]] = field(default_factory=list)
+
+
+_VERSIONED = re.compile(r"v\d+")
+
+
+def clear_cache(root: str | Path) -> Cleared:
+    """Delete the cache's own folders under `root`: ``features/v<N>`` and ``hashes/v<N>`` that hold
+    the cache's marker, nothing else (files and folders of anyone else there are kept).
+
+    A versioned folder without the marker (not the cache's, or made by a forensibench from before the
+    marker: forensibench 0.2.0 as released) is left and listed in `Cleared.left` with the reason; so is a symbolic
+    link. Do not clear a cache that a running forensibench process is writing into.
     """
     root = Path(root)
-    freed = 0
+    res = Cleared()
     for sub in ("features", "hashes"):
-        p = root / sub
-        if p.is_dir():
-            freed += _size(p)
-            shutil.rmtree(p)
-    return freed
+        parent = root / sub
+        if not parent.is_dir():
+            continue
+        for d in sorted(parent.iterdir()):
+            if not _VERSIONED.fullmatch(d.name) or not d.is_dir():
+                continue
+            if d.is_symlink():
+                res.left.append((d, "a symbolic link, not a folder the cache created"))
+            elif not _owned(d):
+                res.left.append(
+                    (d, f"no forensibench {MARKER} marker: not made by this cache, or made before caches were marked")
+                )
+            else:
+                res.freed += _size(d)
+                shutil.rmtree(d)
+                res.removed.append(d)
+        with contextlib.suppress(OSError):
+            parent.rmdir()  # only when nothing else is left in it
+    return res

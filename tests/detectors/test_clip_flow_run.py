@@ -219,10 +219,10 @@ def test_validation_images_must_be_held_out(synth_root):
     ok = train_data(det, TrainingRoots(synth_root), 0)
     assert ok.validation is not None and len(ok.validation) > 0 and "validation" in ok.sources
     same = TrainingRoots(synth_root, natural_val=synth_root / "lsun/train")
-    with pytest.raises(DetectorError, match="held-out validation images are also training images"):
+    with pytest.raises(DetectorError, match="validation images are also training images"):
         train_data(det, same, 0)
     test_paths = frozenset(str(p) for p in ok.validation.paths[:1])
-    with pytest.raises(DetectorError, match="held-out validation images are also test images"):
+    with pytest.raises(DetectorError, match="validation images are also test images"):
         train_data(det, TrainingRoots(synth_root), 0, test_paths)
     assert train_data(registry.create("cnnspot:pretrained=false"), TrainingRoots(synth_root), 0).validation is None
 
@@ -280,3 +280,26 @@ def test_fig3_draws_the_held_out_proxies_and_the_training_figure(cf_run, tmp_pat
     )
     assert res.exit_code == 0 and (tmp_path / "p.png").is_file()
     assert invoke("figure", "--run", cf_run, "--fig", "training", "--datasets", "progan").exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "val,overlap",
+    [("lsun/train", "training images"), ("test/progan", "test images"), ("lsun/train/airplane", "training images")],
+)
+def test_validation_naturals_that_are_training_or_test_images_are_refused(synth_root, tmp_path, val, overlap):
+    # issue 14 (10): --natural-val at the training folder silently gave an optimistic threshold
+    spec = f"clip-flow:mode=N,{TOY}"
+    res = run(
+        "cnnspot19",
+        synth_root,
+        [spec],
+        tmp_path / "r",
+        datasets=["progan"],
+        bootstrap=0,
+        progress=False,
+        log=lambda m: None,
+        natural_val=synth_root / val,
+    )
+    (err,) = res.failed.values()
+    assert f"validation images are also {overlap}" in err and "--natural-val" in err and "\n" not in err
+    assert not list((tmp_path / "r").rglob("fit.json"))  # refused before fitting, as training vs test
