@@ -53,7 +53,7 @@ import yaml
 
 from forensibench.core.paths import project_dir
 from forensibench.data.images import ImageSet, list_images
-from forensibench.metrics.classification import METRIC_COLUMNS
+from forensibench.metrics import METRIC_COLUMNS
 
 LAYOUTS = ("wang2020", "folder", "autogan-train")
 # Folder names that select a class's files under its folder, per layout ("folder": none).
