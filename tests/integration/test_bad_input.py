@@ -285,11 +285,12 @@ class _Broken:
 
     @staticmethod
     def make(where):
-        from forensibench.api.detector import Detector, Training
+        from forensibench.api.detector import Detector, NoParams, Training
 
         class Broken(Detector):
             name = f"test-broken-{where}"
             family = "test"
+            Params = NoParams
             training = Training.NONE
             threshold = "probability"
 
