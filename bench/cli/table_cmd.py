@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
+from forensibench.cli.runs_option import open_run, run_option
+
 
 @click.command("table")
-@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), default=None, help="run directory")
+@run_option(required=False)
 @click.option(
     "--table",
     "table_id",
@@ -54,12 +56,24 @@ import click
     ),
 )
 def table_command(
-    run_dir, table_id, fmt, compare_reported, reported, metric, cost, attribution, detector, robustness, per_set, suite
+    run_dirs,
+    table_id,
+    fmt,
+    compare_reported,
+    reported,
+    metric,
+    cost,
+    attribution,
+    detector,
+    robustness,
+    per_set,
+    suite,
 ) -> None:
     """Print a table of the CLIP-Flow paper filled from a run (or the paper's own with --reported), or
-    with --suite any suite's table: detectors x its sets, mean."""
+    with --suite any suite's table: detectors x its sets, mean. Several --run make one table."""
     from forensibench.report import tables
 
+    run_dir = open_run(run_dirs)
     if suite is not None:
         if run_dir is None or reported or compare_reported:
             raise click.UsageError("--suite needs --run RUN (--reported and --compare-reported are for paper tables)")
