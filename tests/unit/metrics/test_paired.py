@@ -8,7 +8,15 @@ from hypothesis import strategies as st
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
-from forensibench.metrics.paired import bootstrap_pvalue, delong, delong_test, holm
+from forensibench.metrics.paired import (
+    PairedTest,
+    bootstrap_pvalue,
+    bootstrap_test,
+    delong,
+    delong_test,
+    holm,
+    signed_rank_pvalue,
+)
 
 
 def delong_by_definition(y, scores):
@@ -126,3 +134,22 @@ def test_bootstrap_pvalue_by_hand():
     assert bootstrap_pvalue(d) == pytest.approx(0.1)
     assert bootstrap_pvalue(-d) == pytest.approx(0.1)
     assert np.isnan(bootstrap_pvalue([np.nan]))
+
+
+def test_bootstrap_test_interval_and_self_comparison():
+    rng = np.random.default_rng(0)
+    d = rng.normal(0.05, 0.02, 999)
+    t = bootstrap_test(0.05, d)
+    assert (t.lo, t.hi) == pytest.approx(tuple(np.percentile(d, [2.5, 97.5])), abs=1e-15)
+    assert t.p == bootstrap_pvalue(d)
+    assert bootstrap_test(0.0, np.zeros(200)) == PairedTest(0.0, 0.0, 0.0, 1.0)
+
+
+def test_signed_rank_pvalue_exact_small_samples():
+    # n = 3, all positive: the exact two-sided p is 2 / 2**3 (only the all-positive and all-negative signs)
+    assert signed_rank_pvalue([0.1, 0.2, 0.3]) == pytest.approx(0.25)
+    # n = 6, one negative of rank 2: W- = 2; the sign patterns with W- <= 2 are {}, {1}, {2}: 3 of 64; x2
+    assert signed_rank_pvalue([0.1, -0.2, 0.3, 0.5, 0.6, 0.7]) == pytest.approx(2 * 3 / 64)
+    assert signed_rank_pvalue([0.0, 0.0]) == 1.0
+    assert signed_rank_pvalue([0.0, 0.1, 0.2, np.nan]) == pytest.approx(0.5)  # zeros and NaN dropped: n = 2
+    assert np.isnan(signed_rank_pvalue([np.nan]))
