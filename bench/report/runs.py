@@ -154,6 +154,14 @@ def _same_threshold(a: dict, b: dict) -> bool:
     return ta == tb or (np.isnan(ta) and np.isnan(tb))
 
 
+def _difference(a, b) -> str:
+    """The fields of two hash records that differ, e.g. "labelled 845ded45021d... vs a69e15599c1b..."."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return f"{str(a)[:12]}... vs {str(b)[:12]}..."
+    keys = [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+    return "; ".join(f"{k} {str(a.get(k))[:12]}... vs {str(b.get(k))[:12]}..." for k in keys)
+
+
 def _combine_detectors(runs: list[_Run]) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[str]]:
     """metrics, scores, detectors records of the union; refuses a detector with two results."""
     metrics_rows, score_parts, records, notes = [], [], {}, []
@@ -169,7 +177,7 @@ def _combine_detectors(runs: list[_Run]) -> tuple[pd.DataFrame, pd.DataFrame, di
             if det in trained and None not in (data, trained[det][1]) and trained[det][1] != data:
                 raise RunsError(
                     f"detector {det} was trained on different data in runs {trained[det][0].name} and {r.name} "
-                    f"(training_data_sha256 {trained[det][1]} vs {data}): one leaderboard cannot hold both"
+                    f"(training_data_sha256 {_difference(trained[det][1], data)}): one leaderboard cannot hold both"
                 )
             trained.setdefault(det, (r, data))
             cell = cells.get((det, ds), r.scores.iloc[:0])
