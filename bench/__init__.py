@@ -5,7 +5,7 @@ The data flows one way, and the package is laid out in layers that import only d
 
     cli        the command line: one function per command, over the layers below
     report     tables, figures, the HTML report, attribution, regression checks, the demo
-    run        the plan and its cells (fit, threshold, score), executors, the run directory
+    engine     runs: the plan and its cells (fit, threshold, score), executors, the run directory
     detectors  the built-in detectors (forensibench.detectors; plugins sit here too)
     training   training loops shared by detectors that train a torch model
     api        the detector interface, spec strings, the registry
@@ -37,7 +37,7 @@ _LAZY = {
     "TrainData": "forensibench.api.detector",
     "ImageSet": "forensibench.data.images",
     "load_suite": "forensibench.data.suites",
-    "run": "forensibench.run.runner",
+    "run": "forensibench.engine.runner",
 }
 
 

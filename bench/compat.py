@@ -19,7 +19,7 @@ REMOVED_IN = "0.3"
 
 # old module -> the modules that now hold its names, searched in order
 MOVED: dict[str, tuple[str, ...]] = {
-    "detector": ("api.detector", "api.specs", "core.errors", "features.runtime"),
+    "detector": ("api.detector", "api.paper", "api.specs", "core.errors", "features.runtime"),
     "registry": ("api.registry", "api.specs"),
     "paths": ("core.paths",),
     "images": ("data.images",),
@@ -34,12 +34,12 @@ MOVED: dict[str, tuple[str, ...]] = {
     "cache": ("features.cache",),
     "weights": ("features.weights", "core.files"),
     "loops": ("training.loops",),
-    "runner": ("run.runner",),
-    "cells": ("run.cells",),
-    "executors": ("run.executors",),
-    "rundir": ("run.rundir", "core.files"),
-    "provenance": ("run.provenance",),
-    "cost": ("run.cost",),
+    "runner": ("engine.runner",),
+    "cells": ("engine.cells",),
+    "executors": ("engine.executors",),
+    "rundir": ("engine.rundir", "core.files"),
+    "provenance": ("engine.provenance",),
+    "cost": ("engine.cost",),
     "tables": ("report.tables",),
     "figures": ("report.figures",),
     "attribution": ("report.attribution",),
@@ -50,15 +50,27 @@ MOVED: dict[str, tuple[str, ...]] = {
 PACKAGES: dict[str, tuple[str, ...]] = {
     "features": ("features.backbones", "features.store", "features.runtime", "features.weights"),
 }
-# names whose 0.1 meaning is kept by a class of its own (see forensibench.api.legacy)
-OVERRIDES: dict[tuple[str, str], str] = {}
+# names whose 0.1 meaning is kept by a stand-in of its own -> (module holding it, what new code uses).
+# 0.1's Detector had defaults for Params, training and threshold and carried the paper hooks; 0.2's
+# is the bare contract, so 0.1 plugins get forensibench.api.legacy.Detector, which keeps them.
+OVERRIDES: dict[tuple[str, str], tuple[str, str]] = {
+    ("detector", "Detector"): ("forensibench.api.legacy", "forensibench.api.detector.Detector"),
+}
 
 
 def resolve(old: str, name: str, homes: tuple[str, ...]) -> object:
     """The object `name` of the 0.1 module `old`, from its new home; warns once per (module, name)."""
-    target = OVERRIDES.get((old, name))
-    candidates = [target] if target else [f"forensibench.{h}" for h in homes]
-    for modname in candidates:
+    override = OVERRIDES.get((old, name))
+    if override:
+        modname, new = override
+        warnings.warn(
+            f"forensibench.{old}.{name} is deprecated and will be removed in forensibench {REMOVED_IN}: it keeps "
+            f"0.1's behaviour ({modname}.{name}); new code uses {new} (see docs/plugins.md)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return getattr(importlib.import_module(modname), name)
+    for modname in [f"forensibench.{h}" for h in homes]:
         mod = importlib.import_module(modname)
         if hasattr(mod, name):
             warnings.warn(

@@ -56,8 +56,8 @@ def one(name: str, args) -> dict:
     from forensibench.api.registry import create
     from forensibench.data.images import ImageSet, list_images
     from forensibench.data.synth import synthesize
+    from forensibench.engine.cells import seed_everything
     from forensibench.features.runtime import Runtime
-    from forensibench.run.cells import seed_everything
 
     if args.threads:
         torch.set_num_threads(args.threads)

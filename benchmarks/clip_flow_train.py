@@ -51,9 +51,8 @@ def main() -> None:
         torch.manual_seed(0)
         model = clip_flow_model(args.dim, p.dr, p.l2norm, p.depth, p.hidden, p.clamp)
         t0 = time.perf_counter()
-        losses = train_flow(
-            model, natural, proxy, args.epochs, p.batch_size, p.lr, p.margin, seed=0, device=args.device
-        )
+        log = train_flow(model, natural, proxy, args.epochs, p.batch_size, p.lr, p.margin, seed=0, device=args.device)
+        losses = [r["loss"] for r in log]
         wall = times[threads] = time.perf_counter() - t0
         n_params = sum(t.numel() for t in model.parameters())
         print(

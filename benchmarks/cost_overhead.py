@@ -1,4 +1,4 @@
-"""Overhead of `forensibench.run.cost.measure` (RSS sampling thread, counters) on a CPU-bound stage.
+"""Overhead of `forensibench.engine.cost.measure` (RSS sampling thread, counters) on a CPU-bound stage.
 
 Runs the same torch workload (ResNet-18 forward passes on 64-px batches, as a toy scoring stage)
 with and without `measure`, interleaved, and prints the ratio of median wall times.
@@ -25,7 +25,7 @@ def main() -> None:
     import torch
     import torchvision
 
-    from forensibench.run.cost import measure
+    from forensibench.engine.cost import measure
 
     torch.manual_seed(0)
     model = torchvision.models.resnet18(weights=None).eval()

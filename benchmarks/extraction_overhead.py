@@ -7,9 +7,10 @@ same model object, batch size and device, and writing the cache shards. Interlea
 median of each is compared (throughput ratio harness / raw, goal >= 0.90).
 
     python benchmarks/extraction_overhead.py [--images 32] [--batch-size 16] [--repeats 3]
-        [--device cpu|cuda] [--no-amp]
+        [--device cpu|cuda] [--amp]
 
-On CUDA the forward runs under fp16 autocast, as the harness does (`--no-amp`: fp32).
+The forward runs in fp32, as the harness does by default (`--amp`: fp16 autocast on CUDA, as `run --amp`).
+fp32 vs --amp (speed-up and largest score change) is `benchmarks/amp_vs_fp32.py`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ARCH, interleaved_medians, machine  # noqa: E402
+from common import ARCH, interleaved_medians, machine, png_files  # noqa: E402
 
 
 def main() -> None:
@@ -30,7 +31,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--no-amp", action="store_true")
+    ap.add_argument("--amp", action="store_true")
     ap.add_argument("--arch", default=ARCH)
     ap.add_argument("--pretrained", default="random")
     args = ap.parse_args()
@@ -40,22 +41,15 @@ def main() -> None:
     from PIL import Image
 
     from forensibench.data.images import ImageSet, default_workers
-    from forensibench.data.synth import natural_image
     from forensibench.data.transforms import clip_flow_test
     from forensibench.features.backbones import BackboneSpec, precision
     from forensibench.features.runtime import Runtime
     from forensibench.features.store import FeatureStore
 
     tmp = Path(tempfile.mkdtemp(prefix="fb-extract-"))
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(args.images):
-        p = tmp / "img" / f"{i:04d}.png"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(natural_image(rng, 256)).save(p)
-        paths.append(p)
+    paths = png_files(tmp / "img", args.images)
     workers = default_workers() if args.workers is None else args.workers
-    rt = Runtime(device=args.device, batch_size=args.batch_size, workers=workers, amp=not args.no_amp, progress=False)
+    rt = Runtime(device=args.device, batch_size=args.batch_size, workers=workers, amp=args.amp, progress=False)
     spec = BackboneSpec(args.arch, args.pretrained)
     transform = clip_flow_test()
     loaded = FeatureStore().backbone(spec, args.device)

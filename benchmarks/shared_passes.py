@@ -72,9 +72,9 @@ def main() -> None:
 
     from forensibench.data.images import default_workers
     from forensibench.data.transforms import univfd_test
+    from forensibench.engine.runner import run
     from forensibench.features.backbones import BackboneSpec, load_backbone
     from forensibench.features.weights import load_checkpoint
-    from forensibench.run.runner import run
 
     workers = default_workers() if args.workers is None else args.workers
     base = Path(tempfile.mkdtemp(prefix="fb-shared-"))

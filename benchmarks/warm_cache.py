@@ -4,7 +4,7 @@ The command: three CLIP-based detectors (UnivFD, Freq-mask, OnlyReal, each train
 view, 10 head epochs) on a random-init ViT-B/16, two test sets of a synthetic cnnspot19 replica.
 Cold: an empty feature cache and a new run directory. Warm: the same command into another new run
 directory, with the cache the cold run filled (a rerun after changing a detector's head, say). Both
-run in this process through `forensibench.run.runner.run` (what the CLI calls), after the imports. Then
+run in this process through `forensibench.engine.runner.run` (what the CLI calls), after the imports. Then
 the warm rerun as a real `forensibench run` process, against the cold run plus the start-up a cold
 CLI process pays (interpreter, torch, open_clip imports; measured in a subprocess).
 
@@ -37,7 +37,7 @@ def main() -> None:
     import open_clip  # noqa: F401 - imports are start-up, not the run (measured apart below)
 
     from forensibench.data.images import default_workers
-    from forensibench.run.runner import run
+    from forensibench.engine.runner import run
 
     workers = default_workers() if args.workers is None else args.workers
     base = Path(args.keep or tempfile.mkdtemp(prefix="fb-warm-"))
@@ -67,7 +67,7 @@ def main() -> None:
         [
             sys.executable,
             "-c",
-            "import forensibench.cli, forensibench.run.runner, forensibench.detectors.clip_linear, torch, open_clip",
+            "import forensibench.cli, forensibench.engine.runner, forensibench.detectors.clip_linear, torch, open_clip",
         ],
         check=True,
     )

@@ -30,11 +30,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.api.detector import Detector, TrainData, Training, load_state, save_state
+from forensibench.api.paper import PaperDetector, PaperRow
 from forensibench.core.errors import DetectorError
 from forensibench.data.images import IMAGE_EXTENSIONS, ImageSet, iter_batches
 from forensibench.data.transforms import TransformSpec
-from forensibench.features.weights import downloads_allowed, library_weights, set_hub_offline, weight_record
+from forensibench.features.weights import (
+    downloads_allowed,
+    library_weights,
+    offline_reason,
+    set_hub_offline,
+    weight_record,
+)
 from forensibench.training.loops import score_batches
 
 RANDOM_INIT = "random init (pretrained=false)"
@@ -207,7 +214,7 @@ class CflowParams(_Pretrained, _Base):
 
 
 # -- the adapter ------------------------------------------------------------------------------
-class AnomalibDetector(Detector):
+class AnomalibDetector(PaperDetector, Detector):
     """Any anomalib image model as a one-class detector (subclasses name the model)."""
 
     family = "anomaly"
@@ -222,8 +229,10 @@ class AnomalibDetector(Detector):
         return [PaperRow("I", "Anomaly Detection", self.paper_name)]
 
     def transform(self, train: bool = False) -> TransformSpec:
-        # Resized here (antialiased bilinear); the model's pre-processor then normalises as anomalib does.
-        return TransformSpec(resize=self.params.image_size)
+        # As anomalib 2.x: float32 in [0, 1] (read_image), then its models' Resize (bilinear, antialias)
+        # on the float tensor, per image (datamodule _update_augmentations); the pre-processor then
+        # normalises (its own Resize is the identity at this size).
+        return TransformSpec(resize=self.params.image_size, backend="tensor")
 
     # -- building -----------------------------------------------------------------------------
     def _model_kwargs(self, cls) -> dict[str, Any]:
@@ -239,7 +248,7 @@ class AnomalibDetector(Detector):
 
     def _build(self, for_load: bool = False):
         """The anomalib Lightning module; `for_load`: weights come from a saved state, load nothing."""
-        set_hub_offline()  # before anomalib imports huggingface_hub (a notebook may not have imported the CLI)
+        set_hub_offline()  # offline: before anomalib imports huggingface_hub, so that it fails fast
         with _quiet_libraries():
             from anomalib import models
 
@@ -349,10 +358,10 @@ class AnomalibDetector(Detector):
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, directory) -> None:
-        self._save_state(directory, {"module": self.module_.state_dict(), "provenance": json.dumps(self.provenance)})
+        save_state(self, directory, {"module": self.module_.state_dict(), "provenance": json.dumps(self.provenance)})
 
     def load(self, directory) -> AnomalibDetector:
-        state = self._load_state(directory)
+        state = load_state(self, directory)
         module = self._build(for_load=True)
         module.load_state_dict(state["module"])
         self.module_ = module.eval()
@@ -537,10 +546,11 @@ class Dsr(AnomalibDetector):
         path = Path(p.vq_weights) if p.vq_weights else _anomalib_cache() / "pre_trained" / "dsr" / info.name
         if not path.is_file():
             if p.vq_weights or not downloads_allowed():
+                why = "does not exist" if p.vq_weights else f"is not on this machine and {offline_reason()}"
                 raise DetectorError(
-                    f"DSR's pretrained VQ model {info.name} is not on this machine: unzip {info.url} into "
-                    f"{path.parent}, pass vq_weights=/path/to/{info.name}, set FORENSIBENCH_ALLOW_DOWNLOADS=1 "
-                    f"to let anomalib download it, or pass pretrained=false for a randomly initialised VQ model"
+                    f"DSR's pretrained VQ model {path} {why}: unzip {info.url} into {path.parent}, "
+                    f"pass vq_weights=/path/to/{info.name}, "
+                    f"or pass pretrained=false for a randomly initialised VQ model"
                 )
             path = module.prepare_pretrained_model()  # downloads into anomalib's cache
         module.prepare_pretrained_model = lambda: path

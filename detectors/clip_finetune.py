@@ -38,9 +38,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forensibench.api.detector import Detector, TrainData, Training
+from forensibench.api.detector import TrainData
+from forensibench.api.paper import PaperDetector
 from forensibench.core.errors import DetectorError
-from forensibench.data.images import ImageSet, iter_batches
+from forensibench.data.images import ImageSet
 from forensibench.data.transforms import CLIP_MEAN, CLIP_STD, TransformSpec
 from forensibench.features.backbones import (
     TINY_RANDOM,
@@ -50,8 +51,8 @@ from forensibench.features.backbones import (
     encode_batches,
     load_backbone,
 )
-from forensibench.features.weights import load_checkpoint, weight_record
-from forensibench.training.loops import train_classifier, train_head
+from forensibench.training.classifier import TorchClassifier
+from forensibench.training.loops import score_batches, train_head
 
 LOSSES = ("clip", "classes")
 HEADS = ("captions", "linear")
@@ -110,13 +111,9 @@ class ClipFinetuneParams:
             raise ValueError(f"fake_caption={self.fake_caption!r} needs a {{}} where the generator's name goes")
 
 
-class ClipFinetune(Detector):
+class ClipFinetune(PaperDetector, TorchClassifier):
     name = "clip-finetune"
-    family = "supervised"
-    training = Training.SUPERVISED
-    threshold = "probability"
     attributes = True
-    supports_save = True
     description = "CLIP fine-tuned as image-caption matching; also names the generator (Moskowitz et al. 2024)"
     Params = ClipFinetuneParams
     toy_params = {"arch": TINY_RANDOM, "epochs": 2, "batch_size": 16, "head_epochs": 5}
@@ -199,21 +196,16 @@ class ClipFinetune(Detector):
         opt = torch.optim.Adam(
             self.model_.parameters(), lr=p.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=p.weight_decay
         )
-        self.losses_ = train_classifier(
-            self.model_,
+        self.train_model(
             train.labelled,
-            self.transform(train=True),
-            self.runtime,
-            p.epochs,
             opt,
             self._loss(self.model_, tokens),
-            p.batch_size,
-            desc=f"{self.name} fine-tune",
+            epochs=p.epochs,
+            batch_size=p.batch_size,
             targets=targets,
+            desc=f"{self.name} fine-tune",
         )
-        for prm in self.model_.parameters():
-            prm.requires_grad_(False)
-        self.model_.eval()
+        self.model_.requires_grad_(False)
         self.head_ = None
         if p.head == "linear":
             self._fit_probe(train.labelled, targets)
@@ -263,73 +255,57 @@ class ClipFinetune(Detector):
         img = F.normalize(self.model_.encode_image(x), dim=-1)
         return torch.softmax(self.model_.logit_scale.exp() * img @ self.text_.T, dim=1)
 
-    def attribute(self, images: ImageSet) -> tuple[np.ndarray, np.ndarray]:
-        import torch
+    def probability(self, x):
+        return 1.0 - self._probs(x)[:, 0]  # class 0 is "real"
 
-        scores = np.full(len(images), np.nan)
+    def attribute(self, images: ImageSet) -> tuple[np.ndarray, np.ndarray]:
+        desc = f"{self.name} {images.name}"
+        prob = score_batches(self._probs, images, self.transform(), self.runtime, desc, width=len(self.classes_))
+        ok = np.isfinite(prob).all(axis=1)
         sources = np.full(len(images), None, dtype=object)
-        classes = np.array(self.classes_, dtype=object)
-        with torch.no_grad():
-            for idx, x in iter_batches(
-                images,
-                self.transform(),
-                self.runtime.batch_size,
-                self.runtime.workers,
-                progress=self.runtime.progress,
-                desc=f"{self.name} {images.name}",
-            ):
-                prob = self._probs(x.to(self.runtime.device)).double().cpu().numpy()
-                scores[idx] = 1.0 - prob[:, 0]  # class 0 is "real"
-                sources[idx] = classes[prob.argmax(1)]
-        return scores, sources
+        sources[ok] = np.array(self.classes_, dtype=object)[prob[ok].argmax(1)]
+        return 1.0 - prob[:, 0], sources  # class 0 is "real"
 
     def score(self, images: ImageSet) -> np.ndarray:
         return self.attribute(images)[0]
 
     # -- weights, save, load --------------------------------------------------------------
-    def _build(self):
-        self.model_ = clip_architecture(self.backbone).to(self.runtime.device)
+    def build_model(self):
+        return clip_architecture(self.backbone)
 
-    def _set_model_state(self, state: dict, what: str) -> None:
-        state = {k.removeprefix("module."): v for k, v in state.items()}
+    def adapt_state(self, state: dict) -> dict:
         for key in ("input_resolution", "context_length", "vocab_size"):  # OpenAI JIT-era extras
             state.pop(key, None)
-        try:
-            self.model_.load_state_dict(state)
-        except RuntimeError as exc:
-            raise DetectorError(f"{what} does not fit {self.params.arch}: {str(exc).splitlines()[0]}") from None
-        self.model_.eval()
-        for prm in self.model_.parameters():
-            prm.requires_grad_(False)
+        return state
+
+    def install_state(self, state: dict, source: str, fits: str) -> None:
+        super().install_state(state, source, fits)
+        self.model_.requires_grad_(False)
 
     def _load_weights(self) -> ClipFinetune:
         p = self.params
-        sd = load_checkpoint(p.weights, f"{self.name} checkpoint")
-        if isinstance(sd, dict) and "model_state_dict" in sd:
-            sd = sd["model_state_dict"]
-        elif isinstance(sd, dict) and "state_dict" in sd:
-            sd = sd["state_dict"]
-        self._build()
-        self._set_model_state(sd, f"{self.name} checkpoint {p.weights}")
+        self.load_released(
+            p.weights,
+            f"{self.name} checkpoint",
+            p.arch,
+            keys=("model_state_dict", "state_dict"),
+            record={"what": "fine-tuned CLIP (weights=)"},
+        )
         self.classes_ = [REAL, *p.classes]
         self.names_ = [REAL, *p.classes]
         self.head_ = None
         self._cache_text()
-        self.provenance["weights"] = {**weight_record(p.weights), "what": "fine-tuned CLIP (weights=)"}
         return self
 
-    def save(self, directory) -> None:
-        state = {"model": self.model_.state_dict(), "classes": list(self.classes_), "names": list(self.names_)}
+    def extra_state(self) -> dict:
+        extra = {"classes": list(self.classes_), "names": list(self.names_)}
         if self.head_ is not None:
-            state["head"] = self.head_.state_dict()
-        self._save_state(directory, state)
+            extra["head"] = self.head_.state_dict()
+        return extra
 
-    def load(self, directory) -> ClipFinetune:
+    def restore_extra_state(self, state: dict) -> None:
         import torch
 
-        state = self._load_state(directory)
-        self._build()
-        self._set_model_state(state["model"], f"fitted state in {directory}")
         self.classes_, self.names_ = list(state["classes"]), list(state["names"])
         self.head_ = None
         if "head" in state:
@@ -338,5 +314,3 @@ class ClipFinetune(Detector):
             self.head_.load_state_dict(state["head"])
             self.head_.eval()
         self._cache_text()
-        self.provenance.setdefault("weights", f"fitted state loaded from {directory}")
-        return self

@@ -9,20 +9,23 @@ linear layer (`dr`, none to skip it), the L2 normalisation optional (`l2norm`), 
 image of z in its N(0, I) base and J = d g^-1 / dz. Modes: N (naturals only, maximum likelihood),
 P (proxies only, likelihood pushed down), N+P (both). Higher score = more likely generated.
 
-Every choice the paper leaves open is listed in the README ("CLIP-Flow: what the paper fixes and
-what we chose"); in short:
+Every parameter, the paper's value, ours and why they differ: `PAPER_DIFF` below (`forensibench list
+--paper-diff clip-flow`); the training objective, proxies and log: docs/clip-flow.md. In short:
 
 * Eq. 7 as printed has the two terms' signs swapped with respect to Eq. 6, Eq. 8 and the text; we
-  implement Eq. 6 / the text: loss = mean_n score(z_n) + mean_m relu(margin - score(z'_m)). The
-  proxy term is the paper's -score(z') (up to a constant) below the margin and 0 beyond it, so the
-  loss is bounded below (minimising a likelihood is not).
+  implement Eq. 6 / the text, divided by C: loss = mean_n score(z_n) - mean_m score(z'_m), exactly
+  (`margin` unset: the paper's rows). The proxy term has no lower bound; a non-finite loss stops
+  training with an error naming the epoch. `margin=m` opts in to the hinge relu(m - score(z')).
 * The flow: `depth` normflows affine coupling blocks (`AffineCouplingBlock`, an MLP with one hidden
   layer of `hidden` units, last layer initialised at zero) alternating with fixed random
   permutations; each log-scale is soft-clamped to clamp * tanh(s / clamp) (normflows' `exp` scale
   map has no clamp), which bounds log|det J| and so the naturals' term.
 * Training features are cached: the paper's train augmentation (resize 256 bilinear, random crop
-  224) is a seeded per-image pre-operation, `views` augmented views per image (epoch e uses view
-  e mod views); each view pairs a natural and its proxy with the same crop window.
+  224) is a seeded per-image pre-operation. Each epoch draws a fresh view (crop and proxy mask),
+  as the paper's loader does; `views=k` cycles k cached views instead (epoch e uses view e mod k),
+  a speed trade-off. A view pairs a natural and its proxy with the same crop window.
+* After fit, `training_log_` holds one record per epoch (`LOG_COLUMNS`: the loss terms, score
+  quantiles, the AP of held-out naturals vs their proxies); the run writes it to training.csv.
 """
 
 from __future__ import annotations
@@ -33,10 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.api.detector import Detector, TrainData, Training, load_state, save_state
+from forensibench.api.paper import PaperDetector, PaperRow
+from forensibench.api.paper_diff import Choice
 from forensibench.core.errors import DetectorError
+from forensibench.data.augment import view_seed
 from forensibench.data.images import ImageSet
-from forensibench.data.proxies import BANDS, PROXIES, make_proxy
+from forensibench.data.proxies import BANDS, OVERFLOWS, PROXIES, VALIDATION_PROXY, make_proxy
 from forensibench.data.transforms import SeededResizedCrop, TransformSpec, clip_flow_test, clip_normalise
 from forensibench.training.loops import optimisation_step
 
@@ -55,6 +61,94 @@ TABLE_III = {
 TABLE_IV = {"low": "Low", "mid": "Mid", "high": "High"}
 
 
+# Paper vs ours, per parameter and per choice that is no parameter (`forensibench list --paper-diff
+# clip-flow`). "ours" is the Params default unless given; "unstated": the paper leaves it open.
+PAPER_DIFF = (
+    Choice("mode", "N, P and N+P (Table I); N+P is the best", "same", "mode=N|P|N+P"),
+    Choice("backbone", "CLIP ViT-L/14 image encoder (Sec. IV-A)", "same", "open_clip's ViT-L-14, run with QuickGELU"),
+    Choice("pretrained", "pre-trained CLIP [5] (OpenAI's)", "same"),
+    Choice("dr", "a linear layer to 128 dimensions (Eq. 1, Fig. 4)", "same", "Linear(768, 128) with bias, trained"),
+    Choice("l2norm", "L2 normalisation after DR (Eq. 1; 93.41 vs 95.56 mAP without)", "same"),
+    Choice("proxy", "random frequency masking [8] (Sec. III-B); Table III: five others", "same"),
+    Choice("band", "the low part of the spectrum (Sec. IV-A); Table IV: mid, high", "same", "[8]'s quadrants"),
+    Choice(
+        "ratio", "1.0 in P mode, 0.1 in N+P (Sec. IV-A)", "same", "", f"P {PAPER_RATIO['P']}, N+P {PAPER_RATIO['N+P']}"
+    ),
+    Choice(
+        "overflow",
+        "not stated; [8]'s code converts with astype(np.uint8), which wraps",
+        "unstated",
+        "wrap, as [8]'s mask.py (chandlerbing65nm/FakeImageDetection); overflow=clip rounds and clips",
+        "wrap",
+    ),
+    Choice(
+        "epochs", "P mode 30, N+P mode 10 (Sec. IV-A)", "same", "", f"P {PAPER_EPOCHS['P']}, N+P {PAPER_EPOCHS['N+P']}"
+    ),
+    Choice("epochs (N mode)", "not stated", "unstated", "as N+P's", f"{PAPER_EPOCHS['N']}"),
+    Choice(
+        "batch_size",
+        "128 (Sec. IV-A)",
+        "same",
+        "in N+P a step holds 128 naturals and their 128 proxies; the paper may mean 128 images of both kinds",
+    ),
+    Choice("lr", "Adam, 1e-4 (Sec. IV-A)", "same"),
+    Choice(
+        "depth",
+        "not stated: 'affine coupling layer [29]'",
+        "unstated",
+        "as CFlow [11], whose C-normalised loss the paper adopts",
+    ),
+    Choice("hidden", "not stated", "unstated", "one hidden layer per coupling MLP, as CFlow's subnets"),
+    Choice(
+        "clamp", "not stated", "unstated", "log-scales soft-clamped to clamp*tanh(s/clamp), CFlow's; bounds log|det J|"
+    ),
+    Choice(
+        "margin",
+        "none: Eq. 6 minimises the proxies' likelihood without bound (Fig. 3: proxies 'at very high values')",
+        "same",
+        "margin=m opts in to the hinge relu(m - score) on proxies; a non-finite loss stops with an error",
+        "the exact Eq. 6",
+    ),
+    Choice(
+        "views",
+        "images 'randomly cropped to 224x224' during training: a new crop (and mask) each epoch",
+        "same",
+        "views=k cycles k cached views instead (faster, less augmentation)",
+        "a fresh view per epoch, cached",
+    ),
+    Choice(
+        "Eq. 7",
+        "printed with the two terms' signs swapped with respect to Eq. 6, Eq. 8 and the text",
+        "differs",
+        "we minimise Eq. 6 / C (Eqs. 4-5 and Sec. III-D agree with it); Eq. 7 as printed inverts the training",
+        "Eq. 6 / C",
+    ),
+    Choice(
+        "flow layout",
+        "affine coupling layers [29], base N(0, I); nothing on permutations or initialisation",
+        "unstated",
+        "normflows AffineCouplingBlock + a fixed random permutation per block, last layer at zero (identity start)",
+        "depth x (coupling block + fixed random permutation)",
+    ),
+    Choice(
+        "proxy resolution",
+        "not stated",
+        "unstated",
+        "proxies are made on the full-resolution image, before the resize and crop, as [8] masks before its transforms",
+        "full resolution",
+    ),
+    Choice(
+        "threshold rule",
+        "'a threshold based on a synthetic validation set': held-out LSUN naturals vs copies masked in the "
+        "band (30, 100) (Sec. IV-A)",
+        "unstated",
+        "the accuracy-maximising split of held-out naturals vs BandStop(30, 100) copies (radius in cycles per "
+        "image); the rule and the band's shape are our reading",
+        "best split, BandStop(30, 100)",
+    ),
+)
+
+
 @dataclass
 class CLIPFlowParams:
     mode: str = field(default="N+P", metadata={"help": "N (naturals), P (proxies) or N+P (both)"})
@@ -71,17 +165,24 @@ class CLIPFlowParams:
     ratio: float | None = field(
         default=None, metadata={"help": "fraction of the band masked by fm/fm-phase; none: 1.0 in P, 0.1 in N+P"}
     )
+    overflow: str | None = field(
+        default=None,
+        metadata={"help": "fm/fm-phase to 8 bits: wrap (FreqMask's astype(uint8), the paper's) or clip; none: wrap"},
+    )
     epochs: int | None = field(default=None, metadata={"help": "training epochs; none: 30 in P, 10 in N+P and N"})
     batch_size: int = field(default=128, metadata={"help": "training images per step (N+P: and their proxies)"})
     lr: float = field(default=1e-4, metadata={"help": "Adam learning rate"})
     depth: int = field(default=8, metadata={"help": "affine coupling blocks of the flow"})
     hidden: int = field(default=256, metadata={"help": "hidden units of each coupling block's MLP"})
     clamp: float = field(default=1.9, metadata={"help": "log-scales soft-clamped to clamp*tanh(s/clamp)"})
-    margin: float = field(
-        default=10.0,
-        metadata={"help": "proxy term relu(margin - score): no push beyond this score (nats per dimension)"},
+    margin: float | None = field(
+        default=None,
+        metadata={"help": "none: the exact Eq. 6 (unbounded proxy term); m: the hinge relu(m - score) (opt-in)"},
     )
-    views: int = field(default=1, metadata={"help": "cached augmented views (crop, proxy mask) per training image"})
+    views: int | None = field(
+        default=None,
+        metadata={"help": "none: a fresh view (crop, proxy mask) every epoch; k: k cached views, cycled (faster)"},
+    )
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -93,12 +194,20 @@ class CLIPFlowParams:
         if self.ratio is not None and not 0.0 < self.ratio <= 1.0:
             raise ValueError(f"ratio={self.ratio}: expected a fraction in (0, 1]")
         masking = self.proxy in ("fm", "fm-phase")
-        if self.mode == "N" and (self.proxy != "fm" or self.band != "low" or self.ratio is not None):
-            raise ValueError("mode=N trains on naturals only: proxy, band and ratio do not apply")
+        if self.overflow is not None and self.overflow not in OVERFLOWS:
+            raise ValueError(f"overflow={self.overflow!r}: expected one of {', '.join(OVERFLOWS)}")
+        if self.mode == "N" and (
+            self.proxy != "fm" or self.band != "low" or self.ratio is not None or self.overflow is not None
+        ):
+            raise ValueError("mode=N trains on naturals only: proxy, band, ratio and overflow do not apply")
         if not masking and (self.band != "low" or self.ratio is not None):
             raise ValueError(f"band and ratio apply to proxy=fm|fm-phase, not proxy={self.proxy}")
+        if not masking and self.overflow is not None:
+            raise ValueError(
+                f"overflow applies to proxy=fm|fm-phase (the spatial proxies clip), not proxy={self.proxy}"
+            )
         for key in ("batch_size", "depth", "hidden", "views"):
-            if getattr(self, key) < 1:
+            if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ValueError(f"{key}={getattr(self, key)}: expected a positive integer")
         if self.dr is not None and self.dr < 2:
             raise ValueError(f"dr={self.dr}: expected at least 2 dimensions, or none")
@@ -106,14 +215,26 @@ class CLIPFlowParams:
             raise ValueError(f"epochs={self.epochs}: expected a positive integer")
         if not self.clamp > 0 or not self.lr > 0:
             raise ValueError("clamp and lr must be positive")
+        if self.margin is not None and not np.isfinite(self.margin):
+            raise ValueError(f"margin={self.margin}: expected a finite number, or none for the exact Eq. 6")
+        if self.resolved_views > 1000:
+            raise ValueError(f"{self.resolved_views} views: at most 1000 (set views=k to cycle k views)")
 
     @property
     def resolved_ratio(self) -> float:
         return self.ratio if self.ratio is not None else PAPER_RATIO.get(self.mode, 0.1)
 
     @property
+    def resolved_overflow(self) -> str:
+        return self.overflow or "wrap"
+
+    @property
     def resolved_epochs(self) -> int:
         return self.epochs if self.epochs is not None else PAPER_EPOCHS[self.mode]
+
+    @property
+    def resolved_views(self) -> int:
+        return self.views if self.views is not None else self.resolved_epochs
 
 
 # -- the flow -----------------------------------------------------------------------------------
@@ -200,9 +321,14 @@ def eq8_score(flow, z):
     return (u.pow(2).sum(dim=1) - 2.0 * log_det) / (2.0 * z.shape[1])
 
 
-def clip_flow_loss(s_nat, s_prox, margin: float):
-    """Eq. 6 normalised by C (what Eqs. 6 and 8 and the text mean), with a bounded proxy term:
-    mean(score(naturals)) + mean(relu(margin - score(proxies))); either may be None."""
+def clip_flow_loss(s_nat, s_prox, margin: float | None = None):
+    """The training loss from Eq. 8 scores [n] of naturals and proxies (either may be None).
+
+    `margin` None: Eq. 6 divided by C exactly, mean(score(naturals)) - mean(score(proxies)) (the
+    log(2 pi) constants of Eq. 8 cancel; with one kind of image, one term vanishes). The proxy term
+    has no lower bound, as in the paper. `margin` m: the opt-in hinge mean(relu(m - score(proxies)))
+    replaces the proxy term (Eq. 6's gradient below m, none beyond it).
+    """
     import torch
     import torch.nn.functional as F
 
@@ -210,8 +336,67 @@ def clip_flow_loss(s_nat, s_prox, margin: float):
     if s_nat is not None:
         loss = loss.to(s_nat) + s_nat.mean()
     if s_prox is not None:
-        loss = loss.to(s_prox) + F.relu(margin - s_prox).mean()
+        term = -s_prox.mean() if margin is None else F.relu(margin - s_prox).mean()
+        loss = loss.to(s_prox) + term
     return loss
+
+
+QUANTILES = (0.05, 0.5, 0.95)
+# The per-epoch record of `train_flow` (the detector's `training_log_`, the run's training.csv).
+LOG_COLUMNS = (
+    "epoch",
+    "loss",
+    *(
+        f"{kind}_{stat}"
+        for kind in ("natural", "proxy", "val_natural", "val_proxy")
+        for stat in ("mean", "q05", "q50", "q95")
+    ),
+    "val_ap",
+    "val_ap_threshold",
+)
+
+
+def _ranked(scores) -> np.ndarray:
+    """Scores with +-inf replaced by the largest float64, so that ranks and quantiles survive an
+    overflowing flow (scikit-learn refuses inf)."""
+    big = np.finfo(np.float64).max
+    return np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=np.nan, posinf=big, neginf=-big)
+
+
+def _score_stats(prefix: str, scores) -> dict[str, float]:
+    """Mean and `QUANTILES` of `scores` as {prefix_mean, prefix_q05, ...}; NaN when there are none,
+    +-inf where scores overflowed."""
+    s = np.asarray(scores, dtype=np.float64) if scores is not None else np.zeros(0)
+    if len(s) == 0:
+        return {f"{prefix}_{k}": float("nan") for k in ("mean", "q05", "q50", "q95")}
+    big = np.finfo(np.float64).max
+    q = np.where(np.abs(qs := np.quantile(_ranked(s), QUANTILES)) >= big, np.sign(qs) * np.inf, qs)
+    return {
+        f"{prefix}_mean": float(s.mean()),
+        **{f"{prefix}_q{round(100 * a):02d}": float(v) for a, v in zip(QUANTILES, q)},
+    }
+
+
+def _ap(natural, proxy) -> float:
+    """AP (%) of proxies (positives) against naturals; NaN when either is missing or a score is NaN."""
+    from forensibench.metrics import average_precision
+
+    if natural is None or proxy is None or len(natural) == 0 or len(proxy) == 0:
+        return float("nan")
+    scores = _ranked(np.r_[natural, proxy])
+    if np.isnan(scores).any():
+        return float("nan")
+    return 100.0 * average_precision(np.r_[np.zeros(len(natural)), np.ones(len(proxy))], scores)
+
+
+def _score_all(model, feats, device: str):
+    import torch
+
+    if feats is None:
+        return None
+    with torch.no_grad():
+        x = torch.as_tensor(feats, dtype=torch.float32)
+        return torch.cat([model(b.to(device)) for b in x.split(4096)]).double().cpu().numpy()
 
 
 def train_flow(
@@ -221,18 +406,32 @@ def train_flow(
     epochs: int,
     batch_size: int,
     lr: float,
-    margin: float,
+    margin: float | None = None,
     seed: int = 0,
     device: str = "cpu",
     progress: bool = False,
     desc: str = "clip-flow",
-) -> list[float]:
-    """Train `model` on cached features; returns the mean loss per epoch.
+    validation: dict[str, np.ndarray] | None = None,
+    log: list[dict[str, float]] | None = None,
+) -> list[dict[str, float]]:
+    """Train `model` on cached features; returns one record per epoch (`LOG_COLUMNS`).
 
     `natural`, `proxy`: lists (one per augmented view) of float arrays [n, d], row i of every array
     being image i (N+P pairs a natural with its proxy), or None for the mode that does not use
     them. Epoch e uses view e mod len(views); batches of `batch_size` images, shuffled by a
-    generator seeded with `seed`. A non-finite loss raises DetectorError.
+    generator seeded with `seed`. `margin`: see `clip_flow_loss`.
+
+    Each record: `loss` (mean over the epoch's batches); `natural_*`, `proxy_*`: mean and 5/50/95 %
+    quantiles of the Eq. 8 scores the epoch's batches gave the training naturals and proxies (the
+    two loss terms; NaN for the kind the mode does not train on); with `validation` (features
+    [m, d] of held-out images: "natural", their "proxy" copies, the threshold's band-stopped
+    "threshold" copies, any may be missing), after the epoch: `val_natural_*`, `val_proxy_*` and the
+    AP (%) of held-out naturals vs their proxies (`val_ap`) and vs the threshold's copies
+    (`val_ap_threshold`). `log`: a list the records are appended to as epochs finish, so that a
+    caller keeps them when training stops with an error.
+
+    A non-finite loss raises DetectorError naming the epoch and the remedy (with the exact objective,
+    `margin=10`, fewer epochs or a lower lr): nothing is substituted silently.
     """
     import torch
     from tqdm.auto import tqdm
@@ -241,28 +440,57 @@ def train_flow(
     n_views, n = len(views), len(views[0])
     nat = [torch.as_tensor(v, dtype=torch.float32) for v in natural] if natural is not None else None
     prox = [torch.as_tensor(v, dtype=torch.float32) for v in proxy] if proxy is not None else None
+    val = {k: v[np.isfinite(v).all(axis=1)] for k, v in (validation or {}).items() if v is not None}
     model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    losses: list[float] = []
+    log = [] if log is None else log
     bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         v = epoch % n_views
-        total = 0.0
+        total, seen_nat, seen_prox = 0.0, [], []
         for idx in torch.randperm(n, generator=gen).split(batch_size):
             s_nat = model(nat[v][idx].to(device)) if nat is not None else None
             s_prox = model(prox[v][idx].to(device)) if prox is not None else None
-            total += optimisation_step(opt, clip_flow_loss(s_nat, s_prox, margin), f"{desc}, epoch {epoch + 1}") * len(
-                idx
-            )
-        losses.append(total / n)
-        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            loss = clip_flow_loss(s_nat, s_prox, margin)
+            if not torch.isfinite(loss):
+                raise DetectorError(_divergence(desc, loss.item(), epoch + 1, epochs, margin))
+            total += optimisation_step(opt, loss, f"{desc}, epoch {epoch + 1}") * len(idx)
+            seen_nat += [s_nat.detach().double().cpu().numpy()] if s_nat is not None else []
+            seen_prox += [s_prox.detach().double().cpu().numpy()] if s_prox is not None else []
+        model.eval()
+        scored = {k: _score_all(model, f, device) for k, f in val.items()}
+        model.train()
+        record = {
+            "epoch": epoch + 1,
+            "loss": total / n,
+            **_score_stats("natural", np.concatenate(seen_nat) if seen_nat else None),
+            **_score_stats("proxy", np.concatenate(seen_prox) if seen_prox else None),
+            **_score_stats("val_natural", scored.get("natural")),
+            **_score_stats("val_proxy", scored.get("proxy")),
+            "val_ap": _ap(scored.get("natural"), scored.get("proxy")),
+            "val_ap_threshold": _ap(scored.get("natural"), scored.get("threshold")),
+        }
+        log.append(record)
+        bar.set_postfix(loss=f"{record['loss']:.4f}")
     model.eval()
-    return losses
+    return log
+
+
+def _divergence(desc: str, value: float, epoch: int, epochs: int, margin: float | None) -> str:
+    if margin is None:
+        remedy = (
+            "the exact Eq. 6 pushes the proxies' likelihood down without a bound; bound it with margin=10 "
+            "(the hinge relu(10 - score)), or train fewer epochs or with a lower lr"
+        )
+    else:
+        remedy = "train with a lower lr or fewer epochs"
+    kept = "the finished epochs are kept in the training log, training.csv"
+    return f"{desc}: the loss became {value} at epoch {epoch} of {epochs}; {remedy} ({kept})"
 
 
 # -- the detector -------------------------------------------------------------------------------
-class CLIPFlow(Detector):
+class CLIPFlow(PaperDetector, Detector):
     name = "clip-flow"
     family = "clip-flow"
     training = Training.NATURAL_PROXY
@@ -272,6 +500,7 @@ class CLIPFlow(Detector):
     toy_params = {"backbone": "tiny-random", "depth": 2, "hidden": 32, "epochs": 3, "batch_size": 16}
     demo_variants = ({"mode": "N"}, {"mode": "P"}, {"mode": "N+P"})
     supports_save = True
+    paper_diff = PAPER_DIFF
 
     def paper_rows(self) -> list[PaperRow]:
         p = self.params
@@ -301,16 +530,27 @@ class CLIPFlow(Detector):
 
     def proxy_op(self):
         p = self.params
-        return make_proxy(p.proxy, p.band, p.resolved_ratio)
+        return make_proxy(p.proxy, p.band, p.resolved_ratio, p.resolved_overflow)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         p = self.params
+        cycle = (
+            "a fresh view every epoch" if p.views is None else f"{p.views} cached views, epoch e uses e mod {p.views}"
+        )
         d["train_augmentation"] = (
             f"per image and view: {self.proxy_op().key + ' (proxy, full resolution), then ' if p.mode != 'N' else ''}"
-            f"{SeededResizedCrop().key.replace('view0', f'views 0..{p.views - 1}')}, seeded per image"
+            f"{SeededResizedCrop().key.replace('view0', f'views 0..{p.resolved_views - 1}')}, seeded per image"
+            f" ({cycle})"
         )
-        d["resolved"] = {"ratio": p.resolved_ratio if p.mode != "N" else None, "epochs": p.resolved_epochs}
+        masking = p.mode != "N" and p.proxy in ("fm", "fm-phase")
+        d["resolved"] = {
+            "ratio": p.resolved_ratio if p.mode != "N" else None,
+            "overflow": p.resolved_overflow if masking else None,
+            "epochs": p.resolved_epochs,
+            "views": p.resolved_views,
+            "objective": "exact Eq. 6 / C" if p.margin is None else f"hinge relu({p.margin:g} - score) on proxies",
+        }
         return d
 
     # -- features ---------------------------------------------------------------------------
@@ -324,26 +564,45 @@ class CLIPFlow(Detector):
         self.provenance.update(loaded.provenance)
         return feats
 
-    def training_features(self, natural: ImageSet, seed: int) -> tuple[list | None, list | None]:
-        """Cached features of every view: (naturals per view or None, proxies per view or None).
+    def training_views(self, natural: ImageSet, seed: int) -> list[tuple[ImageSet | None, ImageSet | None]]:
+        """(naturals, proxies) of every training view, None for the kind the mode does not train on.
 
         View v: the natural through SeededResizedCrop(256, 224, view=v) with `seed`; its proxy is
-        the proxy op (masks drawn with seed `seed * 1000 + v`) followed by the same crop window.
+        the proxy op (masks drawn with seed `view_seed(seed, v)`) followed by the same crop window.
+        There is one view per epoch unless `views` is set.
         """
         p = self.params
-        nat, prox = [], []
-        for v in range(p.views):
+        out = []
+        for v in range(p.resolved_views):
             crop = SeededResizedCrop(256, 224, view=v)
-            if p.mode in ("N", "N+P"):
-                nat.append(
-                    self._features(natural.with_pre(crop, seed, name=f"natural-train view {v}"), self.transform(True))
-                )
+            nat = natural.with_pre(crop, seed, name=f"natural-train view {v}") if p.mode in ("N", "N+P") else None
+            prox = None
             if p.mode in ("P", "N+P"):
-                proxies = natural.with_pre(self.proxy_op(), seed * 1000 + v).with_pre(
+                prox = natural.with_pre(self.proxy_op(), view_seed(seed, v)).with_pre(
                     crop, seed, name=f"proxy-train view {v}"
                 )
-                prox.append(self._features(proxies, self.transform(True)))
+            out.append((nat, prox))
+        return out
+
+    def training_features(self, natural: ImageSet, seed: int) -> tuple[list | None, list | None]:
+        """Cached features of every view: (naturals per view or None, proxies per view or None)."""
+        nat, prox = [], []
+        for nat_set, prox_set in self.training_views(natural, seed):
+            nat += [self._features(nat_set, self.transform(True))] if nat_set is not None else []
+            prox += [self._features(prox_set, self.transform(True))] if prox_set is not None else []
         return (nat or None), (prox or None)
+
+    def validation_features(self, validation: ImageSet, seed: int) -> dict[str, np.ndarray]:
+        """Features, through the test transform, of held-out naturals ("natural"), their proxies
+        ("proxy": the proxy op with `seed`; in N mode the N+P proxies, fm low 0.1) and the
+        threshold's band-stopped copies ("threshold"), for the training log. The threshold step
+        scores the same images, so these passes are shared with it."""
+        test = self.transform(False)
+        return {
+            "natural": self._features(validation, test),
+            "proxy": self._features(validation.with_pre(self.proxy_op(), seed, name="validation-proxies"), test),
+            "threshold": self._features(validation.with_pre(VALIDATION_PROXY, name="validation-bandstop"), test),
+        }
 
     # -- fit / score ------------------------------------------------------------------------
     def _new_model(self, in_dim: int):
@@ -363,11 +622,13 @@ class CLIPFlow(Detector):
             raise DetectorError(f"{self.spec}: no training image could be decoded")
         nat = [a[ok] for a in nat] if nat else None
         prox = [a[ok] for a in prox] if prox else None
+        val = self.validation_features(train.validation, train.seed) if train.validation is not None else None
         self.in_dim_ = arrays[0].shape[1]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(train.seed)  # DR init and the flow's permutations
             self.model_ = self._new_model(self.in_dim_)
-        self.losses_ = train_flow(
+        self.training_log_: list[dict[str, float]] = []  # filled epoch by epoch: kept if training stops
+        train_flow(
             self.model_,
             nat,
             prox,
@@ -378,7 +639,9 @@ class CLIPFlow(Detector):
             seed=train.seed,
             device=self.runtime.device,
             progress=self.runtime.progress,
-            desc=f"{self.name} {p.mode} train",
+            desc=f"{self.name} {p.mode} mode",
+            validation=val,
+            log=self.training_log_,
         )
         self.provenance["parameters"] = int(sum(t.numel() for t in self.model_.parameters()))
         self.provenance["training_images"] = int(ok.sum())
@@ -400,10 +663,10 @@ class CLIPFlow(Detector):
         return self.score_features(self._features(images, self.transform(False)))
 
     def save(self, directory) -> None:
-        self._save_state(directory, {"model": self.model_.state_dict(), "in_dim": self.in_dim_})
+        save_state(self, directory, {"model": self.model_.state_dict(), "in_dim": self.in_dim_})
 
     def load(self, directory) -> CLIPFlow:
-        state = self._load_state(directory)
+        state = load_state(self, directory)
         self.in_dim_ = int(state["in_dim"])
         self.model_ = self._new_model(self.in_dim_)
         self.model_.load_state_dict(state["model"])

@@ -20,7 +20,8 @@ training set are encoded once each (cached), and epoch e of the linear head uses
 -- the originals draw a fresh augmentation every epoch. Their early stopping (validation accuracy on
 a held-out ProGAN split, lr / 10 on plateau) is replaced by a fixed number of epochs.
 
-`weights=PATH` loads a released head instead of training: UnivFD's `fc_weights.pth` (an OrderedDict
+`weights=PATH` (or a name of the registry of released weights, `weights=univfd-lc`) loads a released
+head instead of training: UnivFD's `fc_weights.pth` (an OrderedDict
 `weight` [1, 768], `bias` [1], saved on cuda:0), a UnivFD training checkpoint (`{"model": ...}`, its
 `fc.*` entries), or a Freq-mask checkpoint (`{"model_state_dict": fc state dict, ...}`).
 """
@@ -32,12 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.api.detector import Detector, TrainData, Training, load_state, save_state
+from forensibench.api.paper import PaperDetector, PaperRow
 from forensibench.core.errors import DetectorError
 from forensibench.data.augment import BlurJpeg, RandomCropFlip, ResizeShorter, augmented_views
 from forensibench.data.images import ImageSet
 from forensibench.data.transforms import TransformSpec, univfd_test
 from forensibench.features.backbones import TINY_RANDOM, BackboneSpec
+from forensibench.features.released import resolve
 from forensibench.features.weights import load_checkpoint, weight_record
 from forensibench.training.loops import train_head
 
@@ -101,7 +104,7 @@ class UnivFDParams(ClipHeadParams):
     )
 
 
-class ClipLinear(Detector):
+class ClipLinear(PaperDetector, Detector):
     """A Linear(d, 1) head on frozen CLIP features from the shared FeatureStore (see the module doc)."""
 
     family = "supervised"
@@ -164,10 +167,11 @@ class ClipLinear(Detector):
         p = self.params
         if p.weights:
             dim = self.runtime.features.backbone(self.backbone, self.runtime.device).dim
+            path = str(resolve(p.weights, f"{self.name} head"))  # a file, or a registry name (univfd-lc)
             self.head_ = self._new_head(dim)
-            self.head_.load_state_dict(linear_head_state(p.weights, dim, f"{self.name} head"))
+            self.head_.load_state_dict(linear_head_state(path, dim, f"{self.name} head"))
             self.head_.eval()
-            self.provenance["head"] = {**weight_record(p.weights), "what": "released head (weights=)"}
+            self.provenance["head"] = {**weight_record(path), "what": "released head (weights=)"}
             self.provenance.setdefault(
                 "backbone", self.runtime.features.backbone(self.backbone, self.runtime.device).provenance
             )
@@ -210,10 +214,10 @@ class ClipLinear(Detector):
         return out
 
     def save(self, directory) -> None:
-        self._save_state(directory, {"head": self.head_.state_dict()})
+        save_state(self, directory, {"head": self.head_.state_dict()})
 
     def load(self, directory) -> ClipLinear:
-        state = self._load_state(directory)["head"]
+        state = load_state(self, directory)["head"]
         self.head_ = self._new_head(int(state["weight"].shape[1]))
         self.head_.load_state_dict(state)
         self.head_.eval()

@@ -30,21 +30,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from forensibench.api.detector import Detector, PaperRow, TrainData, Training
-from forensibench.core.errors import DetectorError
+from forensibench.api.detector import TrainData
+from forensibench.api.paper import PaperDetector, PaperRow
 from forensibench.data.augment import augmentation
 from forensibench.data.images import ImageSet
 from forensibench.data.transforms import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, TransformSpec
-from forensibench.features.weights import load_checkpoint, torchvision_backbone, weight_record
-from forensibench.training.loops import (
-    EarlyStopping,
-    score_batches,
-    split_validation,
-    train_classifier,
-    validation_accuracy,
-)
+from forensibench.features.weights import torchvision_backbone
+from forensibench.training.classifier import TorchClassifier
+from forensibench.training.loops import check_val_fraction
 
 RESNETS = ("resnet50", "resnet18", "resnet34")
 CLIP_BACKBONES = ("clip-vit", "tiny-random")
@@ -101,22 +94,17 @@ class CNNSpotParams:
             raise ValueError("weights= loads CNNDetection's ResNet checkpoints: use it with a ResNet backbone")
         if self.backbone in CLIP_BACKBONES and self.crop != 224:
             raise ValueError(f"crop={self.crop}: the CLIP ViT backbones take 224-px inputs")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"val_fraction={self.val_fraction}: expected 0 <= val_fraction < 1")
+        check_val_fraction(self.val_fraction)
 
 
-class CNNSpot(Detector):
+class CNNSpot(PaperDetector, TorchClassifier):
     name = "cnnspot"
-    family = "supervised"
-    training = Training.SUPERVISED
-    threshold = "probability"
     description = "ResNet-50 real/generated classifier with blur+JPEG augmentation (Wang et al. 2020, CNNDetection)"
     Params = CNNSpotParams
     # Random-init ResNet-50 on 32-px crops, one epoch, no held-out validation: seconds on a CPU.
     toy_params = {"pretrained": False, "resize": 0, "crop": 32, "epochs": 1, "val_fraction": 0.0, "batch_size": 24}
     demo_variants = ({},)
-    supports_save = True
-    checkpoint_param = "weights"
+    checkpoint_param = "weights"  # state.pt has CNNDetection's layout: weights=<dir>/state.pt reloads a fit
 
     # -- what it is --------------------------------------------------------------------------
     @property
@@ -175,15 +163,26 @@ class CNNSpot(Detector):
         torch.nn.init.normal_(model.fc.weight, 0.0, 0.02)  # CNNDetection's init_gain
         return model, what
 
-    def _prob(self, x):
+    def build_model(self):
+        return self._build(pretrained=False)[0]
+
+    def probability(self, x):
         import torch
 
         return torch.sigmoid(self.model_(x)).squeeze(1)
 
-    # -- fit / score -------------------------------------------------------------------------
+    # -- fit ---------------------------------------------------------------------------------
     def fit(self, train: TrainData) -> CNNSpot:
-        if self.params.weights:
-            return self._load_cnndetection(self.params.weights)
+        p = self.params
+        if p.weights:
+            # CNNDetection's blur_jpg_prob*.pth: {"model": ResNet-50 state dict with fc 2048 -> 1, ...}
+            self.load_released(
+                p.weights,
+                "CNNDetection checkpoint",
+                f"a {p.backbone} with fc -> 1 (CNNDetection's format)",
+                record={"format": "CNNDetection checkpoint ({'model': state_dict})"},
+            )
+            return self
         return self.fit_images(train.labelled, train.seed)
 
     def fit_images(self, labelled: ImageSet, seed: int = 0) -> CNNSpot:
@@ -191,75 +190,19 @@ class CNNSpot(Detector):
         import torch
 
         p = self.params
-        if labelled is None:
-            raise DetectorError(f"{self.name} needs labelled training images")
         model, self.provenance["weights"] = self._build()
         self.model_ = model.to(self.runtime.device)
         opt = torch.optim.Adam(self.model_.parameters(), lr=p.lr, betas=(0.9, 0.999))
         bce = torch.nn.BCEWithLogitsLoss()
-        train_set, val_set = split_validation(labelled, p.val_fraction, seed)
-        stopper = None
-        if val_set is not None:
-            stopper = EarlyStopping(
-                self.model_,
-                opt,
-                lambda: validation_accuracy(self.model_, self._prob, val_set, self.transform(), self.runtime),
-                p.patience,
-            )
-        self.losses_ = train_classifier(
-            self.model_,
-            train_set,
-            self.transform(train=True),
-            self.runtime,
-            p.epochs,
+        self.train_model(
+            labelled,
             opt,
             lambda m, x, y: bce(m(x).squeeze(1), y.float()),
-            p.batch_size,
-            desc=f"{self.name} train",
+            epochs=p.epochs,
+            batch_size=p.batch_size,
+            seed=seed,
+            val_fraction=p.val_fraction,
+            stopping={"patience": p.patience},
             augment=augmentation(p.aug),
-            on_epoch_end=stopper,
         )
-        if stopper is not None:
-            stopper.restore()
-            self.provenance["early_stopping"] = {
-                "epochs_trained": len(self.losses_),
-                "best_epoch": stopper.best_epoch + 1,
-                "lr_drops": stopper.n_drops,
-                "validation": f"{len(val_set)} held-out training images (val_fraction={p.val_fraction})",
-            }
-        self.model_.eval()
-        return self
-
-    def score(self, images: ImageSet) -> np.ndarray:
-        self.model_.eval()
-        return score_batches(self._prob, images, self.transform(), self.runtime, desc=f"{self.name} {images.name}")
-
-    # -- checkpoints -------------------------------------------------------------------------
-    def _load_cnndetection(self, path: str) -> CNNSpot:
-        ckpt = load_checkpoint(path, "CNNDetection checkpoint")
-        state = ckpt["model"] if isinstance(ckpt, dict) and "model" in ckpt else ckpt
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-        model, _ = self._build(pretrained=False)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise DetectorError(
-                f"checkpoint {path} does not fit a {self.params.backbone} with fc -> 1 (CNNDetection's format): {exc}"
-            ) from None
-        self.model_ = model.to(self.runtime.device).eval()
-        self.provenance["weights"] = {
-            **weight_record(path),
-            "format": "CNNDetection checkpoint ({'model': state_dict})",
-        }
-        return self
-
-    def save(self, directory) -> None:
-        # The same layout as CNNDetection's checkpoints: `weights=<dir>/state.pt` reloads it.
-        self._save_state(directory, {"model": self.model_.state_dict()})
-
-    def load(self, directory) -> CNNSpot:
-        model, _ = self._build(pretrained=False)
-        model.load_state_dict(self._load_state(directory)["model"])
-        self.model_ = model.to(self.runtime.device).eval()
-        self.provenance.setdefault("weights", f"fitted state loaded from {directory}")
         return self

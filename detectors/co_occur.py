@@ -23,14 +23,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from forensibench.api.detector import Detector, PaperRow, TrainData, Training
-from forensibench.core.errors import DetectorError
-from forensibench.data.images import ImageSet
+from forensibench.api.detector import TrainData
+from forensibench.api.paper import PaperDetector, PaperRow
 from forensibench.data.transforms import TransformSpec
-from forensibench.features.weights import load_checkpoint, weight_record
-from forensibench.training.loops import score_batches, train_classifier
+from forensibench.training.classifier import TorchClassifier
 
 PAIRS = ("horizontal", "vertical", "both")
 
@@ -115,16 +111,12 @@ class CoOccurParams:
             raise ValueError(f"levels={self.levels}: expected a multiple of 8 between 8 and 256")
 
 
-class CoOccur(Detector):
+class CoOccur(PaperDetector, TorchClassifier):
     name = "co-occur"
-    family = "supervised"
-    training = Training.SUPERVISED
-    threshold = "probability"
     description = "CNN on per-channel pixel co-occurrence matrices (Nataraj et al. 2019; no official code)"
     Params = CoOccurParams
     toy_params = {"crop": 64, "levels": 32, "width": 8, "dense": 32, "epochs": 3, "batch_size": 16, "lr": 1e-3}
     demo_variants = ({},)
-    supports_save = True
     checkpoint_param = "weights"
 
     def paper_rows(self) -> list[PaperRow]:
@@ -133,7 +125,7 @@ class CoOccur(Detector):
     def transform(self, train: bool = False) -> TransformSpec:
         return TransformSpec(crop=self.params.crop)  # no augmentation; values stay in [0, 1]
 
-    def _network(self):
+    def build_model(self):
         p = self.params
         return cooccur_network(6 if p.pairs == "both" else 3, p.levels, p.width, p.dense)
 
@@ -142,7 +134,7 @@ class CoOccur(Detector):
         # small for a network at default initialisation to see.
         return cooccurrence(x, self.params.levels, self.params.pairs) * self.params.levels**2
 
-    def _prob(self, x):
+    def probability(self, x):
         import torch
 
         return torch.sigmoid(self.model_(self._features(x))).squeeze(1)
@@ -152,46 +144,17 @@ class CoOccur(Detector):
 
         p = self.params
         if p.weights:
-            return self._load(p.weights, weight_record(p.weights))
-        self.model_ = self._network().to(self.runtime.device)
+            self.load_released(p.weights, "Co-Occur state", "a co-occur network with these parameters")
+            return self
+        self.model_ = self.build_model().to(self.runtime.device)
         self.provenance["weights"] = "trained from scratch (PyTorch default init)"
         opt = torch.optim.Adam(self.model_.parameters(), lr=p.lr)
         bce = torch.nn.BCEWithLogitsLoss()
-        self.losses_ = train_classifier(
-            self.model_,
+        self.train_model(
             train.labelled,
-            self.transform(train=True),
-            self.runtime,
-            p.epochs,
             opt,
             lambda m, x, y: bce(m(self._features(x)).squeeze(1), y.float()),
-            p.batch_size,
-            desc=f"{self.name} train",
+            epochs=p.epochs,
+            batch_size=p.batch_size,
         )
         return self
-
-    def score(self, images: ImageSet) -> np.ndarray:
-        self.model_.eval()
-        return score_batches(self._prob, images, self.transform(), self.runtime, desc=f"{self.name} {images.name}")
-
-    def _load(self, path, record) -> CoOccur:
-        ckpt = load_checkpoint(path, "Co-Occur state")
-        state = ckpt["model"] if isinstance(ckpt, dict) and "model" in ckpt else ckpt
-        model = self._network()
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise DetectorError(f"{path} does not fit a co-occur network with these parameters: {exc}") from None
-        self.model_ = model.to(self.runtime.device).eval()
-        self.provenance["weights"] = record
-        return self
-
-    def save(self, directory) -> None:
-        self._save_state(directory, {"model": self.model_.state_dict()})
-
-    def load(self, directory) -> CoOccur:
-        from pathlib import Path
-
-        return self._load(
-            Path(directory) / "state.pt", self.provenance.get("weights", f"fitted state loaded from {directory}")
-        )

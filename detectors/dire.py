@@ -11,8 +11,9 @@ The reconstructor is pluggable (`recon=`):
 * ``ddim``: computed here with a diffusers `UNet2DModel` from a local folder (`model=PATH`: a
   pipeline folder with `unet/` and `scheduler/`, or a UNet folder; linear 1000-step schedule when no
   scheduler config is found) or ``model=tiny-random`` (a tiny random UNet for tests). Faithful to
-  their `compute_dire.py` and guided-diffusion's `ddim_reverse_sample` / `ddim_sample`: images centre
-  cropped to a square and resized (bicubic) to the model's size, mapped to [-1, 1]; `steps` (20)
+  their `compute_dire.py` and guided-diffusion's `ddim_reverse_sample` / `ddim_sample`: images read
+  as guided-diffusion's `center_crop_arr` does (Pillow BOX halvings, bicubic resize of the shorter
+  side to the model's size, centre crop), mapped to [-1, 1]; `steps` (20)
   DDIM steps on the respaced timesteps {0, s, 2s, ...} (guided-diffusion's "ddim20"), predicted x0
   clipped to [-1, 1] and epsilon re-derived from it, inversion up to alpha_bar = 0, then
   deterministic sampling back; DIRE = |x - recon| * 255 / 2 as 8-bit. Differences: DIRE images are
@@ -40,11 +41,13 @@ from pathlib import Path
 
 import numpy as np
 
-from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.api.detector import Detector, TrainData, Training
+from forensibench.api.paper import PaperDetector, PaperRow
 from forensibench.core.errors import DetectorError
 from forensibench.core.files import file_sha256
 from forensibench.data.images import ImageSet, iter_batches
-from forensibench.data.transforms import TransformSpec
+from forensibench.data.transforms import GuidedDiffusionCrop, TransformSpec
+from forensibench.training.loops import check_val_fraction
 
 RECONS = ("precomputed", "ddim")
 TINY_RANDOM = "tiny-random"
@@ -217,9 +220,10 @@ class DIREParams:
             raise ValueError(f"arch={self.arch!r}: expected resnet50, resnet18 or resnet34")
         if self.steps < 1:
             raise ValueError(f"steps={self.steps}: expected at least 1")
+        check_val_fraction(self.val_fraction)
 
 
-class DIRE(Detector):
+class DIRE(PaperDetector, Detector):
     name = "dire"
     family = "supervised"
     training = Training.SUPERVISED
@@ -346,10 +350,7 @@ class DIRE(Detector):
         if todo.any():
             model = self._model()
             size = self._size()
-            # their reshape_image: centre crop to a square, bicubic resize to the model's size; [-1, 1]
-            tf = TransformSpec(
-                resize=size, square=False, interpolation="bicubic", crop=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)
-            )
+            tf = GuidedDiffusionCrop(size)  # guided-diffusion's center_crop_arr, [-1, 1]
             sub = images.subset(np.flatnonzero(todo))
             where = np.flatnonzero(todo)
 

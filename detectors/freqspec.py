@@ -21,14 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from forensibench.api.detector import Detector, PaperRow, TrainData, Training
-from forensibench.core.errors import DetectorError
-from forensibench.data.images import ImageSet
+from forensibench.api.detector import TrainData
+from forensibench.api.paper import PaperDetector, PaperRow
 from forensibench.data.transforms import TransformSpec
-from forensibench.features.weights import load_checkpoint, torchvision_backbone, weight_record
-from forensibench.training.loops import score_batches, train_classifier
+from forensibench.features.weights import torchvision_backbone
+from forensibench.training.classifier import TorchClassifier
 
 ARCHS = ("resnet18", "resnet34", "resnet50")
 
@@ -70,16 +67,12 @@ class FreqSpecParams:
             raise ValueError(f"arch={self.arch!r}: expected one of {', '.join(ARCHS)}")
 
 
-class FreqSpec(Detector):
+class FreqSpec(PaperDetector, TorchClassifier):
     name = "freqspec"
-    family = "supervised"
-    training = Training.SUPERVISED
-    threshold = "probability"
     description = "ResNet on the per-channel log spectrum (Zhang et al. 2019, AutoGAN)"
     Params = FreqSpecParams
     toy_params = {"arch": "resnet18", "pretrained": False, "crop": 64, "epochs": 2}
     demo_variants = ({},)
-    supports_save = True
     checkpoint_param = "weights"
 
     def paper_rows(self) -> list[PaperRow]:
@@ -93,81 +86,57 @@ class FreqSpec(Detector):
     def transform(self, train: bool = False) -> TransformSpec:
         return TransformSpec(crop=self.params.crop, crop_mode="random" if train else "center")
 
-    def _build(self):
+    def _build(self, pretrained: bool | None = None):
+        """(ResNet `arch` with a 2-way head, what run.json records as its weights); ImageNet weights
+        when `pretrained` (default: the `pretrained` parameter)."""
         import torch
 
-        model, self.provenance["weights"] = torchvision_backbone(self.params.arch, self.params.pretrained)
+        pretrained = self.params.pretrained if pretrained is None else pretrained
+        model, what = torchvision_backbone(self.params.arch, pretrained)
         model.fc = torch.nn.Linear(model.fc.in_features, 2)
-        return model.to(self.runtime.device)
+        return model, what
+
+    def build_model(self):
+        return self._build(pretrained=False)[0]
+
+    def probability(self, x):
+        import torch
+
+        return torch.softmax(self.model_(log_spectrum(x)), dim=1)[:, 1]
 
     def fit(self, train: TrainData) -> FreqSpec:
         import torch
 
-        if self.params.weights:
-            return self._load_autogan(self.params.weights)
-        self.model_ = self._build()
         p = self.params
+        if p.weights:
+            return self._load_autogan(p.weights)
+        model, self.provenance["weights"] = self._build()
+        self.model_ = model.to(self.runtime.device)
         opt = torch.optim.SGD(self.model_.parameters(), lr=p.lr, momentum=0.9, dampening=0.9, weight_decay=1e-4)
         ce = torch.nn.CrossEntropyLoss()
-        self.losses_ = train_classifier(
-            self.model_,
+        self.train_model(
             train.labelled,
-            self.transform(train=True),
-            self.runtime,
-            p.epochs,
             opt,
             lambda m, x, y: ce(m(log_spectrum(x)), y),
-            p.batch_size,
-            desc=f"{self.name} train",
+            epochs=p.epochs,
+            batch_size=p.batch_size,
         )
         return self
 
     def _load_autogan(self, path: str) -> FreqSpec:
         """Load AutoGAN's checkpoint format; AutoGAN's label 1 is real, so the fc rows are swapped."""
         import torch
-        import torchvision
 
-        ckpt = load_checkpoint(path, "AutoGAN checkpoint")
-        state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
-        state = {k.removeprefix("module."): v for k, v in state.items()}  # a DataParallel save
-        model = getattr(torchvision.models, self.params.arch)(weights=None)
-        model.fc = torch.nn.Linear(model.fc.in_features, 2)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise DetectorError(
-                f"AutoGAN checkpoint {path} does not fit a {self.params.arch} with a 2-way head: {exc}"
-            ) from None
+        ckpt = self.load_released(
+            path,
+            "AutoGAN checkpoint",
+            f"a {self.params.arch} with a 2-way head",
+            keys=("state_dict",),
+            record={"format": "AutoGAN checkpoint (real = 1; fc rows swapped)"},
+        )
+        self.provenance["weights"]["epoch"] = ckpt.get("epoch") if isinstance(ckpt, dict) else None
+        fc = self.model_.fc
         with torch.no_grad():
-            model.fc.weight.copy_(model.fc.weight.flip(0))
-            model.fc.bias.copy_(model.fc.bias.flip(0))
-        self.model_ = model.to(self.runtime.device).eval()
-        self.provenance["weights"] = {
-            **weight_record(path),
-            "format": "AutoGAN checkpoint (real = 1; fc rows swapped)",
-            "epoch": ckpt.get("epoch") if isinstance(ckpt, dict) else None,
-        }
-        return self
-
-    def _prob_fake(self, x):
-        import torch
-
-        return torch.softmax(self.model_(log_spectrum(x)), dim=1)[:, 1]
-
-    def score(self, images: ImageSet) -> np.ndarray:
-        self.model_.eval()
-        return score_batches(self._prob_fake, images, self.transform(), self.runtime, desc=f"{self.name} {images.name}")
-
-    def save(self, directory) -> None:
-        self._save_state(directory, {"model": self.model_.state_dict()})
-
-    def load(self, directory) -> FreqSpec:
-        import torch
-        import torchvision
-
-        model = getattr(torchvision.models, self.params.arch)(weights=None)
-        model.fc = torch.nn.Linear(model.fc.in_features, 2)
-        model.load_state_dict(self._load_state(directory)["model"])
-        self.model_ = model.to(self.runtime.device).eval()
-        self.provenance.setdefault("weights", f"fitted state loaded from {directory}")
+            fc.weight.copy_(fc.weight.flip(0))
+            fc.bias.copy_(fc.bias.flip(0))
         return self

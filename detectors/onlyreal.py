@@ -30,7 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from forensibench.api.detector import PaperRow, TrainData, Training
+from forensibench.api.detector import TrainData, Training
+from forensibench.api.paper import PaperRow
 from forensibench.core.errors import DetectorError
 from forensibench.data.images import ImageSet
 from forensibench.detectors.clip_linear import PAPER_ARCHS, ClipHeadParams, ClipLinear

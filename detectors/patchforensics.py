@@ -34,12 +34,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forensibench.api.detector import Detector, PaperRow, TrainData, Training
+from forensibench.api.detector import TrainData
+from forensibench.api.paper import PaperDetector, PaperRow
 from forensibench.core.errors import DetectorError
 from forensibench.data.images import ImageSet
 from forensibench.data.transforms import TransformSpec
-from forensibench.features.weights import load_checkpoint, weight_record
-from forensibench.training.loops import EarlyStopping, score_batches, split_validation, train_classifier
+from forensibench.training.classifier import TorchClassifier
+from forensibench.training.loops import check_val_fraction, score_batches
 
 ARCHS = ("resnet50-layer1", "xception-block2")
 PAPER_VARIANT = {"resnet50-layer1": "ResNet50-Layer1", "xception-block2": "Xception-Block2"}
@@ -135,22 +136,18 @@ class PatchForensicsParams:
     def validate(self) -> None:
         if self.arch not in ARCHS:
             raise ValueError(f"arch={self.arch!r}: expected one of {', '.join(ARCHS)}")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"val_fraction={self.val_fraction}: expected 0 <= val_fraction < 1")
+        check_val_fraction(self.val_fraction)
 
 
-class PatchForensics(Detector):
+class PatchForensics(PaperDetector, TorchClassifier):
     name = "patchforensics"
-    family = "supervised"
-    training = Training.SUPERVISED
-    threshold = "probability"
     description = "truncated ResNet-50/Xception with a patch classifier, mean patch probability (Chai et al. 2020)"
     Params = PatchForensicsParams
     # lr 1e-2 instead of 1e-3: with their small init, two epochs at 1e-3 leave every score at 0.5
     toy_params = {"load_size": 32, "epochs": 2, "val_fraction": 0.0, "batch_size": 24, "lr": 0.01}
     demo_variants = ({},)
-    supports_save = True
-    checkpoint_param = "weights"
+    checkpoint_param = "weights"  # state.pt has their layout: weights=<dir>/state.pt reloads a fit
+    state_key = "state_dict"
 
     @property
     def load_size(self) -> int:
@@ -173,7 +170,10 @@ class PatchForensics(Detector):
             std=(0.5, 0.5, 0.5),
         )
 
-    def _prob(self, x):
+    def build_model(self):
+        return patch_network(self.params.arch)
+
+    def probability(self, x):
         return patch_prob_fake(self.model_(x))
 
     def fit(self, train: TrainData) -> PatchForensics:
@@ -181,7 +181,14 @@ class PatchForensics(Detector):
 
         p = self.params
         if p.weights:
-            return self._load_theirs(p.weights)
+            self.load_released(
+                p.weights,
+                "patch-forensics checkpoint",
+                f"patch-forensics' {p.arch} network",
+                keys=("state_dict",),
+                record={"format": "patch-forensics checkpoint ({'state_dict': ...}; channel 0 = fake)"},
+            )
+            return self
         model = patch_network(p.arch)
         init_from_scratch(model)
         self.model_ = model.to(self.runtime.device)
@@ -195,42 +202,27 @@ class PatchForensics(Detector):
             target = torch.where(y == 1, FAKE, 1 - FAKE).view(n, 1, 1).expand(n, h, w)
             return ce(logits, target)
 
-        train_set, val_set = split_validation(train.labelled, p.val_fraction, train.seed)
-        stopper = None
-        if val_set is not None:
-            # Their rule: better means strictly greater; stop when more than 5 x patience epochs have
-            # passed since the last gain, or at a perfect validation accuracy.
-            stopper = EarlyStopping(
-                self.model_,
-                opt,
-                lambda: self._patch_accuracy(val_set),
-                5 * (p.patience or DEFAULT_PATIENCE[p.arch]) + 1,
-                deltas=(1e-12, 1e-12),
-                drops=0,
-                target=1.0,
-            )
-        self.losses_ = train_classifier(
-            self.model_,
-            train_set,
-            self.transform(train=True),
-            self.runtime,
-            p.epochs,
+        # Their rule: better means strictly greater; stop when more than 5 x patience epochs have
+        # passed since the last gain, or at a perfect validation accuracy.
+        stopping = {
+            "patience": 5 * (p.patience or DEFAULT_PATIENCE[p.arch]) + 1,
+            "deltas": (1e-12, 1e-12),
+            "drops": 0,
+            "target": 1.0,
+        }
+        self.train_model(
+            train.labelled,
             opt,
             loss,
-            p.batch_size,
-            desc=f"{self.name} train",
-            on_epoch_end=stopper,
+            epochs=p.epochs,
+            batch_size=p.batch_size,
+            seed=train.seed,
+            val_fraction=p.val_fraction,
+            stopping=stopping,
         )
-        if stopper is not None:
-            stopper.restore()
-            self.provenance["early_stopping"] = {
-                "epochs_trained": len(self.losses_),
-                "best_epoch": stopper.best_epoch + 1,
-            }
-        self.model_.eval()
         return self
 
-    def _patch_accuracy(self, images: ImageSet) -> float:
+    def validation_score(self, images: ImageSet) -> float:
         """Their validation metric (acc_D_raw): the share of patches classified correctly."""
         self.model_.eval()
         correct = np.full(len(images), np.nan)
@@ -246,36 +238,3 @@ class PatchForensics(Detector):
         if not ok.any():
             raise DetectorError("no validation image could be decoded")
         return float(np.nanmean(correct))
-
-    def score(self, images: ImageSet) -> np.ndarray:
-        self.model_.eval()
-        return score_batches(self._prob, images, self.transform(), self.runtime, desc=f"{self.name} {images.name}")
-
-    def _load_theirs(self, path: str) -> PatchForensics:
-        ckpt = load_checkpoint(path, "patch-forensics checkpoint")
-        state = ckpt["state_dict"] if isinstance(ckpt, dict) and "state_dict" in ckpt else ckpt
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-        model = patch_network(self.params.arch)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise DetectorError(
-                f"checkpoint {path} does not fit patch-forensics' {self.params.arch} network: {exc}"
-            ) from None
-        self.model_ = model.to(self.runtime.device).eval()
-        self.provenance["weights"] = {
-            **weight_record(path),
-            "format": "patch-forensics checkpoint ({'state_dict': ...}; channel 0 = fake)",
-        }
-        return self
-
-    def save(self, directory) -> None:
-        # Their layout: `weights=<dir>/state.pt` reloads it.
-        self._save_state(directory, {"state_dict": self.model_.state_dict()})
-
-    def load(self, directory) -> PatchForensics:
-        model = patch_network(self.params.arch)
-        model.load_state_dict(self._load_state(directory)["state_dict"])
-        self.model_ = model.to(self.runtime.device).eval()
-        self.provenance.setdefault("weights", f"fitted state loaded from {directory}")
-        return self

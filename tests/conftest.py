@@ -9,7 +9,10 @@ import tempfile
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Tests run offline: a missing weight file is an error at once, never a download. The tests of downloads
+# (against a local HTTP server on 127.0.0.1) unset this with the `online` fixture.
+os.environ["FORENSIBENCH_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
 # Runs in tests cache features in a folder of their own (never the user's ~/.cache/forensibench),
 # shared by the session's tests; a test that counts backbone passes passes a fresh cache_dir.
 _CACHE = tempfile.mkdtemp(prefix="forensibench-test-cache-")
@@ -24,6 +27,16 @@ def synth_root(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("synth")
     synthesize("cnnspot19", root, per_class=4, size=64, seed=0, train_per_class=24)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synth32_root(tmp_path_factory):
+    """A smaller cnnspot19 replica: 4 images per class per set, 8 training images per class, 32 px."""
+    from forensibench.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("synth32")
+    synthesize("cnnspot19", root, per_class=4, size=32, seed=0, train_per_class=8)
     return root
 
 
@@ -49,12 +62,19 @@ def empty_caches(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("FORENSIBENCH_ALLOW_DOWNLOADS", raising=False)
+    monkeypatch.setenv("FORENSIBENCH_OFFLINE", "1")
     import huggingface_hub.constants as c
 
     monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
     return tmp_path
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Downloads allowed in this test (the suite runs offline): only against a server on 127.0.0.1."""
+    for var in ("FORENSIBENCH_OFFLINE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
 
 
 @pytest.fixture
@@ -72,3 +92,31 @@ def label_swapped_copy(tmp_path):
         return root
 
     return copy
+
+
+def _replace_same_size_mtime(path, how: str) -> None:
+    """Change one byte of `path` the way `cp -p` (in place) or `rsync -a` (new file renamed over it)
+    do: same size, same mtime; only the inode (rsync) or the ctime (cp -p) tells."""
+    st = os.stat(path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    if how == "rsync -a":
+        tmp = path.with_name(f".{path.name}.rsync")
+        tmp.write_bytes(bytes(data))
+        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.replace(tmp, path)
+    else:
+        # cp -p rewrites the inode, then restores the times: only the ctime moves (on a clock that
+        # has ticked since the file was last changed, which a real copy made later always sees)
+        while os.stat(path).st_ctime_ns == st.st_ctime_ns:
+            path.write_bytes(bytes(data))
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+@pytest.fixture
+def replace_same_size_mtime():
+    """replace(path, how): change one byte of `path` as `cp -p` or `rsync -a` would copy a changed
+    file over it (size and mtime kept)."""
+    return _replace_same_size_mtime

@@ -3,7 +3,9 @@
 Built-in detectors and third-party plugins are registered the same way, through the entry-point
 group ``forensibench.detectors`` (``name = "module:Class"``). A module is imported only when its
 detector is asked for, so that heavy dependencies (anomalib) cost nothing until used. Notebooks and
-tests may also `register` a class in-process.
+tests may also `register` a class in-process. Either way a class is checked against the plugin
+contract (`forensibench.api.detector`) when it is registered, and refused with one sentence naming
+what it lacks.
 
 A spec is ``name`` or ``name:key=value,key=value``; list values use ``+`` (``layers=layer1+layer2``)
 or commas (``layers=layer1,layer2``: a comma followed by ``key=`` starts the next parameter).
@@ -16,7 +18,8 @@ import difflib
 from importlib import metadata
 from typing import Any
 
-from forensibench.api.detector import Detector
+from forensibench.api.detector import CONTRACT_ATTRIBUTES, CONTRACT_METHODS, Detector, contract_problems
+from forensibench.api.paper import paper_rows, toy_params
 from forensibench.api.specs import RegistryError, convert_value, param_help, parse_spec, spec_string
 from forensibench.features.runtime import Runtime
 
@@ -54,11 +57,25 @@ def available() -> list[str]:
     return sorted(names | set(_in_process))
 
 
+def check_contract(cls: Any, where: str) -> None:
+    """Refuse `cls` (named `where` in the message) unless it is a Detector subclass keeping the contract."""
+    if not (isinstance(cls, type) and issubclass(cls, Detector)):
+        raise RegistryError(f"{where} is not a forensibench Detector subclass")
+    problems = contract_problems(cls)
+    if problems:
+        contract = ", ".join(CONTRACT_ATTRIBUTES + CONTRACT_METHODS)
+        raise RegistryError(
+            f"{where} cannot be registered: {'; '.join(problems)} (a detector declares {contract}; see docs/plugins.md)"
+        )
+
+
 def register(cls: type[Detector] | None = None, *, name: str | None = None):
-    """Register a Detector subclass in this process (decorator or call). Duplicate names are errors."""
+    """Register a Detector subclass in this process (decorator or call). Duplicate names are errors;
+    a class that does not keep the plugin contract is refused."""
 
     def deco(c: type[Detector]) -> type[Detector]:
-        n = name or c.name
+        n = name or getattr(c, "name", "")
+        check_contract(c, f"detector class {getattr(c, '__qualname__', c)!r}")
         if not n:
             raise RegistryError(f"{c.__qualname__} has no name: set the class attribute `name`")
         if n in _in_process and _in_process[n] is not c:
@@ -89,8 +106,7 @@ def get(name: str) -> type[Detector]:
     if name not in eps:
         raise RegistryError(_unknown_message(name, available()))
     obj = eps[name].load()
-    if not (isinstance(obj, type) and issubclass(obj, Detector)):
-        raise RegistryError(f"entry point {name} = {eps[name].value!r} is not a forensibench Detector subclass")
+    check_contract(obj, f"entry point {name} = {eps[name].value!r}")
     if obj.name and obj.name != name:
         raise RegistryError(f"entry point {name!r} points to a detector that calls itself {obj.name!r}")
     obj.name = name
@@ -141,9 +157,9 @@ def create(spec: str, runtime: Runtime | None = None, **overrides: Any) -> Detec
 
 
 def toy_spec(name: str, **overrides: Any) -> str:
-    """The canonical spec of detector `name` at its toy size (`toy_params`, then `overrides`)."""
+    """The canonical spec of detector `name` at its toy size (its declared `toy_params`, then `overrides`)."""
     cls = get(name)
-    return spec_string(name, cls.Params(**{**cls.toy_params, **overrides}))
+    return spec_string(name, cls.Params(**{**toy_params(cls), **overrides}))
 
 
 def canonical(spec: str) -> str:
@@ -171,7 +187,7 @@ def describe_all() -> list[dict[str, Any]]:
                 "family": cls.family,
                 "training": cls.training.value,
                 "parameters": ", ".join(f"{k}={d}" for k, d, _ in param_help(cls.Params)),
-                "paper_rows": "; ".join(f"Table {r.table}: {r.method} / {r.variant}" for r in det.paper_rows()),
+                "paper_rows": "; ".join(f"Table {r.table}: {r.method} / {r.variant}" for r in paper_rows(det)),
                 "description": cls.description,
             }
         )

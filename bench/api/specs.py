@@ -65,9 +65,15 @@ def convert_value(params_cls: type, key: str, raw: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (tuple, list):
         inner = (typing.get_args(tp) or (str,))[0]
-        parts = [p for p in text.replace("+", ",").split(",") if p]
+        # "+" separates items, except the sign of a number's exponent (str(1e16) is "1e+16")
+        sep = _NUMBER_ITEM_SEP if inner in (int, float) else _ITEM_SEP
+        parts = [p for p in sep.split(text) if p]
         return tuple(_scalar(inner, p, key) for p in parts)
     return _scalar(tp, text, key)
+
+
+_ITEM_SEP = re.compile(r"[+,]")
+_NUMBER_ITEM_SEP = re.compile(r",|(?<![0-9.][eE])\+")
 
 
 def _scalar(tp: Any, text: str, key: str) -> Any:
@@ -119,11 +125,33 @@ def param_help(params_cls: type) -> list[tuple[str, str, str]]:
 
 
 def spec_string(name: str, params: Any) -> str:
-    """Canonical spec: the name plus the parameters that differ from their defaults, sorted."""
+    """Canonical spec: the name plus the parameters that differ from their defaults, sorted.
+
+    Raises RegistryError for a value that a spec cannot carry, i.e. whose text would read back as
+    another value: ``,key=`` inside it (a second parameter), leading or trailing blanks (stripped),
+    ``none`` or an empty string in an optional field (None), ``+`` or ``,`` inside a list item.
+    """
     default = type(params)()
     parts = []
     for f in sorted(dataclasses.fields(params), key=lambda f: f.name):
         value = getattr(params, f.name)
         if value != getattr(default, f.name):
-            parts.append(f"{f.name}={format_value(value)}")
+            text = format_value(value)
+            if not _reads_back(type(params), f.name, text, value):
+                raise RegistryError(
+                    f"{name}: {f.name}={value!r} cannot be written in a spec (it would read back as another "
+                    "value); give the detector another path or name"
+                )
+            parts.append(f"{f.name}={text}")
     return name + (":" + ",".join(parts) if parts else "")
+
+
+def _reads_back(params_cls: type, key: str, text: str, value: Any) -> bool:
+    """Whether `text` in a spec, after ``key=``, parses back to `value` and nothing else."""
+    if text != text.strip() or _KEY_START.search(text):
+        return False
+    try:
+        back = convert_value(params_cls, key, text)
+    except ValueError:
+        return False
+    return back == (tuple(value) if isinstance(value, list) else value)

@@ -24,10 +24,8 @@ from forensibench.cli import (
     report_cmd,
     run_cmd,
     table_cmd,
+    weights_cmd,
 )
-from forensibench.features.weights import set_hub_offline
-
-set_hub_offline()  # before anything imports huggingface_hub
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
@@ -41,19 +39,23 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from forensibench.data.checksums import ChecksumError
     from forensibench.data.perturb import PerturbError
     from forensibench.data.suites import SuiteError
+    from forensibench.engine.executors import ExecutorError
+    from forensibench.engine.rundir import RunDirError
+    from forensibench.features.runtime import DeviceError
     from forensibench.report.check import CheckError
     from forensibench.report.tables import TableError
-    from forensibench.run.rundir import RunDirError
 
     return (
         RegistryError,
         SuiteError,
         RunDirError,
+        ExecutorError,
         DetectorError,
         TableError,
         CheckError,
         ChecksumError,
         PerturbError,
+        DeviceError,
         FileNotFoundError,
     )
 
@@ -91,5 +93,6 @@ for _command in (
     datasets_cmd.datasets_group,
     demo_cmd.demo_command,
     cache_cmd.cache_group,
+    weights_cmd.weights_group,
 ):
     main.add_command(_command)

@@ -87,9 +87,11 @@ def info_command(cache_dir) -> None:
 @cache_group.command("clear")
 @dir_option
 def clear_command(cache_dir) -> None:
-    """Delete every cached feature and file hash (nothing else in the folder). Not while a run uses it."""
+    """Delete the cache's own marked folders (features/vN, hashes/vN), nothing else. Not while a run uses it."""
     from forensibench.features.cache import clear_cache
 
     root = _root(cache_dir)
-    freed = clear_cache(root)
-    click.echo(f"cleared {root} ({_human(freed)} freed)")
+    res = clear_cache(root)
+    click.echo(f"cleared {root} ({_human(res.freed)} freed, {len(res.removed)} cache folder(s) removed)")
+    for folder, why in res.left:
+        click.echo(f"left {folder}: {why}; delete it yourself if it is a forensibench cache")

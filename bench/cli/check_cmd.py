@@ -49,5 +49,6 @@ def check_command(run_dirs, baseline, metric, tolerance, use_ci, update, show) -
         f"\n{metric} vs {baseline} (tolerance {tolerance} points{', bootstrap intervals' if use_ci else ''}): {counts}"
     )
     if res.failed:
-        click.echo("FAILED: regression against the baseline", err=True)
+        for message in res.messages():
+            click.echo(f"FAILED: {message}", err=True)
         sys.exit(1)

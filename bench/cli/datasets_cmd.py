@@ -75,9 +75,13 @@ def _verify_suite(suite: str, data_root: str, decode: bool) -> bool:
     """Print found vs expected images per set and class; False when a folder is missing or empty."""
     from tabulate import tabulate
 
+    from forensibench.data.layouts import resolve_layout
     from forensibench.data.suites import load_suite, verify
 
-    rows = verify(load_suite(suite), data_root, check_decode=decode)
+    match = resolve_layout(load_suite(suite), data_root)
+    for note in match.notes:
+        click.echo(f"found: {note}")
+    rows = verify(match.suite, data_root, check_decode=decode)
     columns = ["set", "class", "folder", "found", "expected", "unreadable", "status"]
     table = [[r[c] if r[c] is not None else "-" for c in columns] for r in rows]
     click.echo(tabulate(table, headers=columns))
@@ -87,6 +91,8 @@ def _verify_suite(suite: str, data_root: str, decode: bool) -> bool:
     bad = [r for r in rows if r["status"] in ("MISSING", "EMPTY")]
     if bad:
         click.echo(f"\n{len(bad)} set/class folders missing or empty under {data_root}", err=True)
+        for hint in match.hints:
+            click.echo(f"  {hint}", err=True)
     return not bad
 
 

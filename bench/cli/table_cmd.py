@@ -91,7 +91,7 @@ def table_command(
         click.echo(tables.render_frame(df, fmt, "Robustness: detectors under test-time perturbations", notes), nl=False)
         return
     if cost:
-        from forensibench.run.cost import cost_table, render_cost
+        from forensibench.engine.cost import cost_table, render_cost
 
         click.echo(render_cost(cost_table(run_dir), fmt), nl=False)
         return

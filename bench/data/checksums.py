@@ -41,7 +41,7 @@ def hash_files(
 
     A file that cannot be read (a dangling or looping symlink, no permission) is left out and, when
     `unreadable` is given, recorded there with the reason; otherwise its OSError propagates.
-    `hasher` may be a memo that trusts (path, size, mtime) (the runner's: `forensibench.features.cache.FileHashes`).
+    `hasher` may be a memo that trusts a file's stat (the runner's: `forensibench.features.cache.FileHashes`).
     """
     paths = list(paths)
     root = Path(data_root)

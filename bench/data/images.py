@@ -215,13 +215,16 @@ class _DecodedDataset:
 
 
 def _collate(batch):
+    """([(indices, tensor [B, ...]) per tensor shape, in order of first appearance], [(index, reason)])."""
     import torch
 
-    ok = [(i, x) for i, x, err in batch if err is None]
+    groups: dict[tuple[int, ...], list[tuple[int, object]]] = {}
+    for i, x, err in batch:
+        if err is None:
+            groups.setdefault(tuple(x.shape), []).append((i, x))
     failed = [(i, err) for i, x, err in batch if err is not None]
-    idx = np.array([i for i, _ in ok], dtype=np.int64)
-    x = torch.stack([x for _, x in ok]) if ok else None
-    return idx, x, failed
+    stacked = [(np.array([i for i, _ in g], dtype=np.int64), torch.stack([x for _, x in g])) for g in groups.values()]
+    return stacked, failed
 
 
 def default_workers() -> int:
@@ -256,6 +259,11 @@ def iter_batches(
     `transform` is a TransformSpec (or any PIL -> tensor callable). Files that fail to decode are
     skipped and recorded in `images.failures`. With `shuffle`, order follows torch's global RNG;
     without, the pass leaves that RNG untouched.
+    Images of different sizes (a transform without a crop: whole images, as CNNDetection's
+    demo_dir.py) are batched by size: each batch of `batch_size` images is split into one batch per
+    size, in the order of first appearance (a pass over images of one size is unchanged). Padding
+    would change what a detector sees (a global pool would average the padding in); one image at a
+    time would be slow when most images share a size. Each image's tensor is the one it gets alone.
     Batches stream: with `workers` > 0 at most 2 batches per worker are decoded ahead (torch's
     prefetch), so memory does not grow with the number of images. `pin_memory` for CUDA copies.
     """
@@ -283,13 +291,12 @@ def iter_batches(
 
         bar = tqdm(total=len(images), desc=desc or images.name, unit="img", leave=False)
     try:
-        for idx, x, failed in loader:
+        for groups, failed in loader:
             for i, reason in failed:
                 images.failures[images.paths[i]] = reason
             if bar is not None:
-                bar.update(len(idx) + len(failed))
-            if x is not None:
-                yield idx, x
+                bar.update(sum(len(idx) for idx, _ in groups) + len(failed))
+            yield from groups
     finally:
         if bar is not None:
             bar.close()

@@ -8,8 +8,12 @@ full-resolution image before the detector's transform.
 per channel `fft2` without shift; bands on the unshifted spectrum: low = rows and columns in
 [0, H/4) x [0, W/4), mid = [H/4, 3H/4)^2, high = [3H/4, H)^2, all = the whole spectrum;
 ceil(area x ratio) random positions of the band, the same in every channel, set to 0; inverse FFT,
-real part. Unlike their code, values are clipped to [0, 255] before the 8-bit conversion (theirs
-wraps around).
+real part. The 8-bit conversion is `overflow`: "wrap" is FreqMask's own, `masked.astype(np.uint8)`
+(chandlerbing65nm/FakeImageDetection, `mask.py`, `FrequencyMaskGenerator.transform`: truncation
+toward zero, then modulo 256, so a value of -140 becomes 116 and 270 becomes 14), the behaviour of
+the proxies the CLIP-Flow paper trained on; "clip" rounds and clips to [0, 255] (ours, opt-in).
+A ratio-1.0 low-band mask removes DC, so about half of a photo's values go negative: wrap makes
+them bright, clip makes them black (see docs/clip-flow.md).
 
 `FrequencyPhaseMask` (CLIP-Flow's "FM (onlyphase)", Table III) picks positions exactly as
 `FrequencyMask` does and keeps their amplitude but sets their phase to 0 (F -> |F|).
@@ -36,17 +40,32 @@ from dataclasses import dataclass
 import numpy as np
 
 PROXIES = ("fm", "fm-phase", "smoothing", "sharpening", "noise", "jitter")
+OVERFLOWS = ("wrap", "clip")
 
 
-def apply_spectral_mask(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Multiply each channel's 2-D FFT (unshifted) by `mask` [H, W], invert, keep the real part.
+def to_uint8(x: np.ndarray, overflow: str = "clip") -> np.ndarray:
+    """Float pixel values (0-255 scale) to uint8.
 
-    Values are clipped to [0, 255] before rounding to uint8 (FreqMask's code lets them wrap around).
+    "clip": round, then clip to [0, 255]. "wrap": what numpy's `x.astype(np.uint8)` does on the
+    machines FreqMask ran on (x86-64): truncate toward zero, then modulo 256. The values are first
+    rounded to 1e-6, so that an FFT round-off (1e-12) cannot move an integer result across the
+    truncation (7.999999999999 -> 7); their complex64 FFT differs from our float64 one at that level
+    anyway.
     """
+    if overflow == "clip":
+        return np.clip(np.round(x), 0, 255).astype(np.uint8)
+    if overflow == "wrap":
+        return np.mod(np.trunc(np.round(x, 6)), 256).astype(np.uint8)
+    raise ValueError(f"overflow={overflow!r}: expected one of {', '.join(OVERFLOWS)}")
+
+
+def apply_spectral_mask(img: np.ndarray, mask: np.ndarray, overflow: str = "clip") -> np.ndarray:
+    """Multiply each channel's 2-D FFT (unshifted) by `mask` [H, W], invert, keep the real part,
+    convert to uint8 by `overflow` (see `to_uint8`)."""
     x = img.astype(np.float64)
     spec = np.fft.fft2(x, axes=(0, 1))
     out = np.fft.ifft2(spec * mask[..., None], axes=(0, 1)).real
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    return to_uint8(out, overflow)
 
 
 def radial_frequency(h: int, w: int) -> np.ndarray:
@@ -93,21 +112,29 @@ def band_slices(band: str, h: int, w: int) -> tuple[slice, slice]:
     raise ValueError(f"band={band!r}: expected one of {', '.join(BANDS)}")
 
 
+def _overflow_key(overflow: str) -> str:
+    # "clip" was the only behaviour before `overflow` existed: its keys (and cached features) stay
+    return "" if overflow == "clip" else f",overflow={overflow}"
+
+
 @dataclass(frozen=True)
 class FrequencyMask:
-    """Zero ceil(area x ratio) random positions of `band`, the same positions in every channel."""
+    """Zero ceil(area x ratio) random positions of `band`, the same positions in every channel;
+    `overflow` ("wrap" as FreqMask, or "clip") converts the result to uint8."""
 
     band: str = "all"
     ratio: float = 0.15
+    overflow: str = "clip"
 
     def __post_init__(self) -> None:
         band_slices(self.band, 4, 4)
         if not 0.0 <= self.ratio <= 1.0:
             raise ValueError(f"ratio={self.ratio}: expected a fraction in [0, 1]")
+        to_uint8(np.zeros(1), self.overflow)  # validates overflow
 
     @property
     def key(self) -> str:
-        return f"fm(band={self.band},ratio={self.ratio:g})"
+        return f"fm(band={self.band},ratio={self.ratio:g}{_overflow_key(self.overflow)})"
 
     def mask(self, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
         """The keep-mask [h, w] (1 kept, 0 masked)."""
@@ -121,35 +148,32 @@ class FrequencyMask:
         return keep
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return apply_spectral_mask(img, self.mask(img.shape[0], img.shape[1], rng))
-
-
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+        return apply_spectral_mask(img, self.mask(img.shape[0], img.shape[1], rng), self.overflow)
 
 
 @dataclass(frozen=True)
 class FrequencyPhaseMask:
     """FrequencyMask's positions (band, ratio), amplitude kept, phase set to 0, every channel.
 
-    The output is the real part of the inverse FFT, clipped (as `apply_spectral_mask`).
+    The output is the real part of the inverse FFT, converted by `overflow` (as `apply_spectral_mask`).
     """
 
     band: str = "low"
     ratio: float = 0.1
+    overflow: str = "clip"
 
     def __post_init__(self) -> None:
-        FrequencyMask(self.band, self.ratio)  # validates band and ratio
+        FrequencyMask(self.band, self.ratio, self.overflow)  # validates band, ratio and overflow
 
     @property
     def key(self) -> str:
-        return f"fm-phase(band={self.band},ratio={self.ratio:g})"
+        return f"fm-phase(band={self.band},ratio={self.ratio:g}{_overflow_key(self.overflow)})"
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         masked = FrequencyMask(self.band, self.ratio).mask(img.shape[0], img.shape[1], rng) == 0
         spec = np.fft.fft2(img.astype(np.float64), axes=(0, 1))
         spec[masked] = np.abs(spec[masked])
-        return _to_uint8(np.fft.ifft2(spec, axes=(0, 1)).real)
+        return to_uint8(np.fft.ifft2(spec, axes=(0, 1)).real, self.overflow)
 
 
 def gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -168,7 +192,7 @@ class GaussianSmoothing:
         return f"smooth(sigma={self.sigma:g})"
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        return _to_uint8(gaussian_blur(img, self.sigma))
+        return to_uint8(gaussian_blur(img, self.sigma))
 
 
 @dataclass(frozen=True)
@@ -184,7 +208,7 @@ class Sharpening:
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         x = img.astype(np.float64)
-        return _to_uint8(x + self.amount * (x - gaussian_blur(x, self.sigma)))
+        return to_uint8(x + self.amount * (x - gaussian_blur(x, self.sigma)))
 
 
 @dataclass(frozen=True)
@@ -198,7 +222,7 @@ class GaussianNoise:
         return f"noise(sigma={self.sigma:g})"
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return _to_uint8(img.astype(np.float64) + rng.normal(0.0, self.sigma, img.shape))
+        return to_uint8(img.astype(np.float64) + rng.normal(0.0, self.sigma, img.shape))
 
 
 @dataclass(frozen=True)
@@ -233,15 +257,16 @@ class ColorJitter:
         b, c, s, h = self.factors(rng)
         x = torch.tensor(img, dtype=torch.float64).permute(2, 0, 1) / 255.0
         x = F.adjust_hue(F.adjust_saturation(F.adjust_contrast(F.adjust_brightness(x, b), c), s), h)
-        return _to_uint8(x.permute(1, 2, 0).numpy() * 255.0)
+        return to_uint8(x.permute(1, 2, 0).numpy() * 255.0)
 
 
-def make_proxy(kind: str, band: str = "low", ratio: float = 0.1):
-    """The proxy PreOp named by CLIP-Flow's spec keys (`band` and `ratio` apply to fm, fm-phase)."""
+def make_proxy(kind: str, band: str = "low", ratio: float = 0.1, overflow: str = "clip"):
+    """The proxy PreOp named by CLIP-Flow's spec keys (`band`, `ratio` and `overflow` apply to fm,
+    fm-phase; the spatial proxies always round and clip)."""
     if kind == "fm":
-        return FrequencyMask(band, ratio)
+        return FrequencyMask(band, ratio, overflow)
     if kind == "fm-phase":
-        return FrequencyPhaseMask(band, ratio)
+        return FrequencyPhaseMask(band, ratio, overflow)
     if kind == "smoothing":
         return GaussianSmoothing()
     if kind == "sharpening":

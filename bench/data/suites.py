@@ -8,6 +8,16 @@ with a ``1_fake`` folder, found recursively, so ``<set>/<category>/0_real`` work
 ``layout: autogan-train`` (AutoGAN's CycleGAN data, ``real|fake/<category>/trainA|trainB``) a class
 is the files under a ``trainA`` or ``trainB`` folder (the test split, ``testA|testB``, is left out).
 
+Manifests may come from anyone, and their fields name files and folders, so they are checked when
+the manifest loads (`SuiteError`, one sentence): a set ``key`` (it names ``RUN/cells/<slug>/<key>.parquet``)
+matches `KEY_PATTERN`, lowercase letters, digits, ``_``, ``.`` and ``-``, starting with a letter or
+digit, at most 64 characters (lowercase, so that two keys never name the same file on a
+case-insensitive file system); a ``real``/``fake`` folder is a relative path without ``..``, checked
+lexically, so it always lies under the data root as written; a ``categories`` entry (a folder that
+`datasets synth` writes) is one folder name of the same characters (any case). Symlinks under the
+data root are followed: linking a copy that lies elsewhere into one data root is supported, and it is
+the user's own choice, not the manifest's.
+
 Sampling follows UnivFD's `validate.py`: per set, shuffle each class with the seed and keep at most
 ``max_per_class`` images; if either class has fewer than that, both are capped at
 ``small_set_cap`` (100) instead. Files are listed in sorted order (UnivFD uses raw `os.walk`
@@ -33,8 +43,9 @@ suite's values):
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -42,7 +53,7 @@ import yaml
 
 from forensibench.core.paths import project_dir
 from forensibench.data.images import ImageSet, list_images
-from forensibench.metrics.classification import METRIC_COLUMNS
+from forensibench.metrics import METRIC_COLUMNS
 
 LAYOUTS = ("wang2020", "folder", "autogan-train")
 # Folder names that select a class's files under its folder, per layout ("folder": none).
@@ -55,6 +66,37 @@ _SELECT = {
 
 class SuiteError(ValueError):
     """A manifest that cannot be read, or a suite/set that does not exist."""
+
+
+# A set key names files of the run (`<key>.parquet`, `<key>.cost.json`, `<key>@<perturbation>`).
+KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+# A category is one folder under a set's folder (no separator, no `..`).
+CATEGORY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def _check_key(key: Any, path: Path) -> str:
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
+        raise SuiteError(
+            f"manifest {path}: set key {key!r} is not allowed; a key names files of the run, so it is 1 to 64 "
+            "lowercase letters, digits, '_', '.' or '-', starting with a letter or digit (put a display name in "
+            "`column`)"
+        )
+    return key
+
+
+def _check_folder(folder: Any, key: str, cls: str, path: Path) -> str | None:
+    """A real/fake folder: None, or a relative path without `..` (so under the data root as written)."""
+    if folder is None:
+        return None
+    if not isinstance(folder, str):
+        raise SuiteError(f"manifest {path}: set {key!r} has a {cls} folder {folder!r} that is not a path")
+    pure = PurePosixPath(folder)
+    if pure.is_absolute() or ".." in pure.parts:
+        raise SuiteError(
+            f"manifest {path}: set {key!r} has the {cls} folder {folder!r}; folders are relative to the data "
+            "root and may not climb out of it with '..' (symlink a copy that lies elsewhere into the data root)"
+        )
+    return folder
 
 
 @dataclass(frozen=True)
@@ -223,19 +265,27 @@ def _parse(raw: Any, path: Path, sha: str) -> Suite:
     for i, item in enumerate(raw["sets"]):
         if not isinstance(item, dict) or "key" not in item:
             raise SuiteError(f"manifest {path}: set #{i + 1} needs a `key`")
+        key = _check_key(item["key"], path)
         lay = item.get("layout", layout)
         if lay not in LAYOUTS:
-            raise SuiteError(f"manifest {path}: set {item['key']!r} has layout {lay!r}; expected one of {LAYOUTS}")
+            raise SuiteError(f"manifest {path}: set {key!r} has layout {lay!r}; expected one of {LAYOUTS}")
+        categories = tuple(item.get("categories") or ())
+        bad = [c for c in categories if not (isinstance(c, str) and CATEGORY_PATTERN.fullmatch(c))]
+        if bad:
+            raise SuiteError(
+                f"manifest {path}: set {key!r} has the categories {bad!r}; a category is one folder name of "
+                "letters, digits, '_', '.' or '-', starting with a letter or digit"
+            )
         exp = item.get("expected") or {}
         sets.append(
             SetDef(
-                key=str(item["key"]),
-                column=str(item.get("column", item["key"])),
+                key=key,
+                column=str(item.get("column", key)),
                 group=str(item.get("group", "")),
-                real=item.get("real"),
-                fake=item.get("fake"),
+                real=_check_folder(item.get("real"), key, "real", path),
+                fake=_check_folder(item.get("fake"), key, "fake", path),
                 layout=lay,
-                categories=tuple(item.get("categories") or ()),
+                categories=categories,
                 expected_real=exp.get("real"),
                 expected_fake=exp.get("fake"),
                 note=str(item.get("note", "")),

@@ -24,7 +24,7 @@ from forensibench.core.errors import DetectorError
 from forensibench.core.files import file_sha256
 from forensibench.data.images import ImageSet, iter_batches
 from forensibench.data.transforms import TransformSpec
-from forensibench.features.weights import downloads_allowed, weight_record
+from forensibench.features.weights import offline, offline_reason, weight_record
 
 if TYPE_CHECKING:  # Runtime holds a FeatureStore, which calls these functions: annotations only
     from forensibench.features.runtime import Runtime
@@ -82,7 +82,7 @@ class LoadedBackbone:
         return self._model is not None
 
 
-def _pretrained_file(arch: str, tag: str) -> tuple[str | None, dict]:
+def pretrained_file(arch: str, tag: str) -> tuple[str | None, dict]:
     """(local file of open_clip's pretrained `tag` for `arch` or None, the tag's config)."""
     import open_clip
     from open_clip.pretrained import get_pretrained_cfg
@@ -156,8 +156,9 @@ def _model_config(name: str) -> dict | None:
 def describe_backbone(spec: BackboneSpec, hasher=file_sha256) -> tuple[str, dict[str, Any], int, Any]:
     """(identity, provenance, embedding dim, open_clip.create_model kwargs) of `spec`, without building it.
 
-    Weight files are hashed with `hasher` (a memo on (path, size, mtime) keeps warm runs from
-    re-reading them). Raises DetectorError, naming the file, when the weights are not on this machine.
+    Weight files are hashed with `hasher` (a memo on the file's stat keeps warm runs from
+    re-reading them). Weights that are not on this machine are downloaded by open_clip, unless
+    forensibench is offline: then raises DetectorError naming the file.
     """
     if spec.is_tiny:
         return (
@@ -194,18 +195,17 @@ def describe_backbone(spec: BackboneSpec, hasher=file_sha256) -> tuple[str, dict
             dim,
             {"pretrained": spec.pretrained, "force_quick_gelu": quick},
         )
-    path, pcfg = _pretrained_file(spec.name, spec.pretrained)
+    path, pcfg = pretrained_file(spec.name, spec.pretrained)
     quick = bool(pcfg.get("quick_gelu", False))
     if path is None:
-        if not downloads_allowed():
+        if offline():
             raise DetectorError(
-                f"CLIP weights {spec.name}/{spec.pretrained} are not on this machine: provide "
-                f"{_where(spec.name, pcfg)}, or pass pretrained=/path/to/checkpoint "
-                f"(or set FORENSIBENCH_ALLOW_DOWNLOADS=1 to let open_clip download them)"
+                f"CLIP weights {spec.name}/{spec.pretrained} are not on this machine and {offline_reason()}: "
+                f"provide {_where(spec.name, pcfg)}, or pass pretrained=/path/to/checkpoint"
             )
-        from open_clip.pretrained import download_pretrained
+        from open_clip import pretrained as open_clip_pretrained
 
-        path = download_pretrained(pcfg)
+        path = open_clip_pretrained.download_pretrained(pcfg)  # open_clip's own download, into its caches
     rec = weight_record(path, hasher)
     identity = f"open_clip:{spec.name}:{spec.pretrained}:sha256={rec['sha256']}:qg={int(quick)}"
     prov = {"backbone": spec.name, "weights": rec, "tag": spec.pretrained, "quick_gelu": quick}

@@ -3,12 +3,16 @@
 Layout under the cache folder (``--cache-dir``, ``$FORENSIBENCH_CACHE_DIR``, by default
 `forensibench.core.paths.default_cache_dir()`)::
 
+    features/v1/CACHEDIR.TAG                   the cache's marker (also in hashes/v1): a cache
+                                               directory tag (https://bford.info/cachedir/) naming
+                                               forensibench; `clear_cache` deletes only marked folders
     features/v1/<config>/config.json           what the features are: backbone identity, transform,
                                                pre-operations, numeric precision, dimension
     features/v1/<config>/shards/<id>.npy       float32 [rows, dim]; written once, never modified
     features/v1/<config>/shards/<id>.json      the shard's index: each row's key, decoding failures
     features/v1/<config>/locks/<request>.lock  flock held while a process computes a request
-    hashes/v1/<id>.jsonl                       file-hash memo: [sha256, size, mtime_ns, path] per line
+    hashes/v1/<id>.jsonl                       file-hash memo: [sha256, size, mtime_ns, ctime_ns, inode, path]
+                                               per line
 
 ``<config>`` is a hash of the backbone identity (the weights' SHA-256, or "random init" with the
 torch and open_clip versions that drew them), the transform key, the pre-operation key and the
@@ -29,18 +33,22 @@ on the request's lock file, and another process asking for it waits, then reads 
 Overlapping but different requests may compute some rows twice; the duplicate is harmless (the
 first shard in name order wins). flock locks are released by the kernel when a process dies.
 
-File hashes are memoised on (real path, size, mtime in ns), as rsync and make decide that a file
-is unchanged: a warm run stats its images instead of reading them. ``forensibench datasets
-verify`` never trusts the memo.
+File hashes are memoised on (real path, size, mtime, ctime, inode), the fields git's index trusts
+(`forensibench.core.files.stat_key`): a warm run stats its images instead of reading them, and a file
+that ``cp -p`` or ``rsync -a`` replaced (same size and mtime) is read again, as neither can keep the
+ctime or, for rsync's rename, the inode. Lines of older versions (without ctime and inode) are
+ignored: those files are hashed once more. ``forensibench datasets verify`` never trusts the memo.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -52,7 +60,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forensibench.core.files import atomic_write_bytes, atomic_write_json
+from forensibench.core.files import atomic_write_bytes, atomic_write_json, stat_key
 
 FORMAT = "v1"
 SHARD_ROWS = 4096  # a shard is written after this many rows...
@@ -65,6 +73,43 @@ def _new_name() -> str:
     return f"{time.time_ns():016x}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
+# The Cache Directory Tagging Specification's signature (backup tools skip tagged folders), then the
+# line that says the folder is forensibench's: `clear_cache` deletes a folder only when it holds both.
+MARKER = "CACHEDIR.TAG"
+_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
+_MARKER_TEXT = (
+    f"{_SIGNATURE}\n# This file is a cache directory tag created by forensibench (feature cache).\n"
+    "# For information about cache directory tags, see https://bford.info/cachedir/\n"
+)
+
+
+def _owned(folder: Path) -> bool:
+    """Whether `folder` holds forensibench's marker (so it was created by this cache)."""
+    try:
+        text = (folder / MARKER).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return text.startswith(_SIGNATURE) and "created by forensibench" in text
+
+
+def _create_owned(folder: Path) -> None:
+    """Create the versioned folder `folder` with the marker in it, atomically: another process sees it
+    whole or not at all (the folder is made under a temporary name and renamed into place). A folder
+    that already exists is left as it is (marked or not: a cache made before the marker has none)."""
+    if folder.is_dir():
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.{_new_name()}.tmp"
+    tmp.mkdir()
+    try:
+        (tmp / MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
+        os.rename(tmp, folder)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not folder.is_dir():
+            raise  # not the lost race of two processes creating it
+
+
 def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -73,13 +118,17 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+Key = tuple[str, int, int, int, int]  # stat_key: (real path, size, mtime_ns, ctime_ns, inode)
+
+
 class FileHashes:
-    """SHA-256 of files memoised on (real path, size, mtime_ns): in memory, and on disk under `root`."""
+    """SHA-256 of files memoised on `stat_key` (real path, size, mtime, ctime, inode): in memory, and on
+    disk under `root`."""
 
     def __init__(self, root: str | Path | None = None):
         self.dir = Path(root) / "hashes" / FORMAT if root is not None else None
-        self._memo: dict[tuple[str, int, int], str] = {}
-        self._new: list[tuple[str, int, int]] = []
+        self._memo: dict[Key, str] = {}
+        self._new: list[Key] = []
         self._read: set[str] = set()
         self._lock = threading.Lock()
         self.hashed = 0  # files actually read (tests and benchmarks check warm runs read none)
@@ -97,15 +146,14 @@ class FileHashes:
                 continue
             for line in text.splitlines():
                 with contextlib.suppress(ValueError, TypeError):
-                    sha, size, mtime, path = json.loads(line)
-                    self._memo[(path, int(size), int(mtime))] = sha
+                    sha, size, mtime, ctime, ino, path = json.loads(line)
+                    self._memo[(path, int(size), int(mtime), int(ctime), int(ino))] = sha
             self._read.add(f.name)
 
     def __call__(self, path: str | Path) -> str:
-        """The file's SHA-256 (read only when its path, size or mtime is new); OSError if unreadable."""
+        """The file's SHA-256 (read only when its `stat_key` is new); OSError if unreadable."""
         real = os.path.realpath(path)
-        st = os.stat(real)
-        key = (real, st.st_size, st.st_mtime_ns)
+        key = stat_key(real, os.stat(real))
         sha = self._memo.get(key)
         if sha is None:
             sha = sha256_file(real)
@@ -122,11 +170,11 @@ class FileHashes:
         for i, p in enumerate(paths):
             try:
                 real = os.path.realpath(p)
-                st = os.stat(real)
+                key = stat_key(real, os.stat(real))
             except OSError:
                 out.append(None)
                 continue
-            out.append(self._memo.get((real, st.st_size, st.st_mtime_ns)))
+            out.append(self._memo.get(key))
             if out[-1] is None:
                 misses.append(i)
 
@@ -151,10 +199,9 @@ class FileHashes:
             return
         with self._lock:
             new, self._new = self._new, []
+        _create_owned(self.dir)
         name = _new_name() + ".jsonl"
-        atomic_write_bytes(
-            self.dir / name, "".join(json.dumps([self._memo[k], k[1], k[2], k[0]]) + "\n" for k in new).encode()
-        )
+        atomic_write_bytes(self.dir / name, "".join(_line(self._memo[k], k) for k in new).encode())
         self._read.add(name)
         if len(list(self.dir.glob("*.jsonl"))) > COMPACT_AFTER:
             self._compact()
@@ -163,17 +210,21 @@ class FileHashes:
         self._load()
         done = {f.name for f in self.dir.glob("*.jsonl")} & self._read
         live = []
-        for (path, size, mtime), sha in self._memo.items():
+        for key, sha in self._memo.items():
             with contextlib.suppress(OSError):
-                st = os.stat(path)
-                if (st.st_size, st.st_mtime_ns) == (size, mtime):  # entries of changed or deleted files go
-                    live.append(json.dumps([sha, size, mtime, path]) + "\n")
+                if stat_key(key[0], os.stat(key[0])) == key:  # entries of changed or deleted files go
+                    live.append(_line(sha, key))
         name = _new_name() + ".jsonl"
         atomic_write_bytes(self.dir / name, "".join(live).encode())
         self._read.add(name)
         for f in done:
             with contextlib.suppress(OSError):
                 (self.dir / f).unlink()
+
+
+def _line(sha: str, key: Key) -> str:
+    path, size, mtime, ctime, ino = key
+    return json.dumps([sha, size, mtime, ctime, ino, path]) + "\n"
 
 
 @dataclass
@@ -191,11 +242,17 @@ class FeatureCache:
         self.root = Path(root) / "features" / FORMAT
         self._index: dict[str, _Index] = {}
 
+    @staticmethod
+    def config_id(description: dict) -> str:
+        """The id (folder name) of a feature configuration, written nowhere (`config` writes it)."""
+        return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:32]
+
     def config(self, description: dict) -> str:
         """The id (folder name) of a feature configuration; writes its config.json once."""
-        cid = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:32]
+        cid = self.config_id(description)
         path = self.root / cid / "config.json"
         if not path.is_file():
+            _create_owned(self.root)
             atomic_write_json(path, {**description, "format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         return cid
 
@@ -353,16 +410,45 @@ def cache_info(root: str | Path) -> dict:
     }
 
 
-def clear_cache(root: str | Path) -> int:
-    """Delete the cached features and file hashes under `root` (nothing else there); bytes freed.
+@dataclass
+class Cleared:
+    """What `clear_cache` did: bytes freed, folders removed, and folders left with the reason."""
 
-    Do not clear a cache that a running forensibench process is writing into.
+    freed: int = 0
+    removed: list[Path] = field(default_factory=list)
+    left: list[tuple[Path, str]] = field(default_factory=list)
+
+
+_VERSIONED = re.compile(r"v\d+")
+
+
+def clear_cache(root: str | Path) -> Cleared:
+    """Delete the cache's own folders under `root`: ``features/v<N>`` and ``hashes/v<N>`` that hold
+    the cache's marker, nothing else (files and folders of anyone else there are kept).
+
+    A versioned folder without the marker (not the cache's, or made by a forensibench from before the
+    marker: forensibench 0.2.0 as released) is left and listed in `Cleared.left` with the reason; so is a symbolic
+    link. Do not clear a cache that a running forensibench process is writing into.
     """
     root = Path(root)
-    freed = 0
+    res = Cleared()
     for sub in ("features", "hashes"):
-        p = root / sub
-        if p.is_dir():
-            freed += _size(p)
-            shutil.rmtree(p)
-    return freed
+        parent = root / sub
+        if not parent.is_dir():
+            continue
+        for d in sorted(parent.iterdir()):
+            if not _VERSIONED.fullmatch(d.name) or not d.is_dir():
+                continue
+            if d.is_symlink():
+                res.left.append((d, "a symbolic link, not a folder the cache created"))
+            elif not _owned(d):
+                res.left.append(
+                    (d, f"no forensibench {MARKER} marker: not made by this cache, or made before caches were marked")
+                )
+            else:
+                res.freed += _size(d)
+                shutil.rmtree(d)
+                res.removed.append(d)
+        with contextlib.suppress(OSError):
+            parent.rmdir()  # only when nothing else is left in it
+    return res

@@ -34,7 +34,7 @@ class FeatureStore:
     (backbone identity, transform, pre-operations, the ordered list of files), for this process.
     Random (training augmentation) transforms are never cached; seeded pre-operations are.
 
-    Counters for the run's cost records (`forensibench.run.cost`): `passes` (backbone passes run),
+    Counters for the run's cost records (`forensibench.engine.cost`): `passes` (backbone passes run),
     `images` (images they encoded), `seconds`, `hits` (requests served without a pass) and
     `cached_images` (rows read from the disk cache).
     """
@@ -99,6 +99,25 @@ class FeatureStore:
         return feats
 
     # -- the disk cache -----------------------------------------------------------------------
+    @staticmethod
+    def describe(loaded: LoadedBackbone, transform: TransformSpec, pre_key: str, runtime: Runtime) -> dict:
+        """What names a feature configuration in the cache: backbone weights, transform, pre-operations,
+        precision, dimension (`FeatureCache.config_id` of it is its folder)."""
+        return {
+            "backbone": loaded.identity,
+            "transform": transform.key,
+            "pre": pre_key,
+            "precision": precision(runtime),
+            "dim": loaded.dim,
+        }
+
+    def cached_rows(self, loaded: LoadedBackbone, transform: TransformSpec, images: ImageSet, runtime: Runtime) -> int:
+        """How many of `images` have features on disk for this configuration (0 without a cache)."""
+        if self.cache is None:
+            return 0
+        cid = self.cache.config_id(self.describe(loaded, transform, images.pre_key, runtime))
+        return len(self.cache.lookup(cid, [k for k in self._row_keys(images) if k is not None]))
+
     def _row_keys(self, images: ImageSet) -> list[str | None]:
         """Each image's cache key (None: the file cannot be read, so it is computed, not cached)."""
         # pre-operations draw from the decoded pixels (`content_seed`), so the bytes decide the row
@@ -123,15 +142,7 @@ class FeatureStore:
     def _cached(
         self, loaded: LoadedBackbone, images: ImageSet, transform: TransformSpec, runtime: Runtime, spec: BackboneSpec
     ) -> np.ndarray:
-        cid = self.cache.config(
-            {
-                "backbone": loaded.identity,
-                "transform": transform.key,
-                "pre": images.pre_key,
-                "precision": precision(runtime),
-                "dim": loaded.dim,
-            }
-        )
+        cid = self.cache.config(self.describe(loaded, transform, images.pre_key, runtime))
         keys = self._row_keys(images)
         out = np.full((len(images), loaded.dim), np.nan, dtype=np.float32)
         todo = []

@@ -4,9 +4,9 @@ AP and AUROC come from scikit-learn. Accuracy uses a threshold fixed without tes
 detector's own rule); `oracle_accuracy` picks the best threshold on the test set itself and is an
 upper bound, reported separately. Low-FPR operating points (`tpr_at_fpr`, `fpr_at_tpr`) read the
 ROC curve with linear interpolation between its vertices. Calibration (`expected_calibration_error`,
-`brier_score`) is only defined for scores that are probabilities of "generated"; `cell_metrics`
+`brier_score`) is only defined for scores that are probabilities of "generated"; `metrics.cell.cell_metrics`
 reports it as n/a for raw scores instead of calibrating them. Metrics are fractions here;
-`cell_metrics` reports percent.
+`metrics.cell.cell_metrics` reports percent.
 """
 
 from __future__ import annotations
@@ -185,114 +185,3 @@ def best_threshold(labels, scores) -> float:
 def oracle_accuracy(labels, scores) -> float:
     """Accuracy at the best threshold chosen on these very labels (an upper bound, "Oracle")."""
     return accuracy_at(labels, scores, best_threshold(labels, scores)).acc
-
-
-def bootstrap_ci(
-    labels, scores, threshold: float, n: int = 1000, seed: int = 0, level: float = 0.95
-) -> dict[str, float]:
-    """Percentile bootstrap intervals of AP and accuracy.
-
-    Reals and generated images are resampled separately (with replacement, each class keeping its
-    size), because AP depends on the class ratio. Returns ap_lo, ap_hi, acc_lo, acc_hi (fractions).
-    """
-    y, s = _check(labels, scores)
-    nan = {"ap_lo": float("nan"), "ap_hi": float("nan"), "acc_lo": float("nan"), "acc_hi": float("nan")}
-    if n <= 0 or y.min() == y.max():
-        return nan
-    rng = np.random.default_rng(seed)
-    real_idx, fake_idx = np.flatnonzero(y == 0), np.flatnonzero(y == 1)
-    yb = np.concatenate([np.zeros(len(real_idx), np.int64), np.ones(len(fake_idx), np.int64)])
-    aps = np.empty(n)
-    accs = np.empty(n)
-    for b in range(n):
-        idx = np.concatenate([rng.choice(real_idx, len(real_idx)), rng.choice(fake_idx, len(fake_idx))])
-        sb = s[idx]
-        aps[b] = average_precision_score(yb, sb)
-        accs[b] = ((sb > threshold) == (yb == 1)).mean()
-    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
-    return {
-        "ap_lo": float(np.percentile(aps, lo)),
-        "ap_hi": float(np.percentile(aps, hi)),
-        "acc_lo": float(np.percentile(accs, lo)),
-        "acc_hi": float(np.percentile(accs, hi)),
-    }
-
-
-METRIC_COLUMNS = [
-    "n_real",
-    "n_fake",
-    "n_failed",
-    "ap",
-    "auroc",
-    "acc",
-    "real_acc",
-    "fake_acc",
-    "threshold",
-    "threshold_source",
-    "oracle_acc",
-    "ap_lo",
-    "ap_hi",
-    "acc_lo",
-    "acc_hi",
-    "tpr_at_1fpr",
-    "tpr_at_5fpr",
-    "fpr_at_95tpr",
-    "ece",
-    "brier",
-    "calibration",
-]
-# What the `calibration` column says when ECE and Brier are not computed.
-RAW_SCORE_NOTE = "n/a: raw score, not a probability"
-
-
-def cell_metrics(
-    labels,
-    scores,
-    threshold: float | None,
-    threshold_source: str,
-    bootstrap: int = 1000,
-    seed: int = 0,
-    probability: bool = False,
-) -> dict:
-    """Every metrics.csv column for one (detector, dataset) cell; rates in percent.
-
-    Non-finite scores (images that failed to decode) are excluded and counted in n_failed.
-    Without a threshold, the accuracy columns are NaN. ECE and Brier (x 100) are computed only when
-    `probability` (the detector declares its score a probability of "generated") and the scores
-    lie in [0, 1]; otherwise they are NaN and `calibration` says why ("probability" when computed).
-    """
-    y = np.asarray(labels).astype(np.int64)
-    s = np.asarray(scores, dtype=np.float64)
-    ok = np.isfinite(s)
-    y, s = y[ok], s[ok]
-    row: dict = {"n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()), "n_failed": int((~ok).sum())}
-    pct = lambda v: 100.0 * v  # noqa: E731
-    both = row["n_real"] > 0 and row["n_fake"] > 0
-    row["ap"] = pct(average_precision(y, s)) if both else float("nan")
-    row["auroc"] = pct(auroc(y, s)) if both else float("nan")
-    if threshold is not None and len(y):
-        a = accuracy_at(y, s, threshold)
-        row.update(acc=pct(a.acc), real_acc=pct(a.real_acc), fake_acc=pct(a.fake_acc))
-    else:
-        row.update(acc=float("nan"), real_acc=float("nan"), fake_acc=float("nan"))
-    row["threshold"] = float("nan") if threshold is None else float(threshold)
-    row["threshold_source"] = threshold_source
-    row["oracle_acc"] = pct(oracle_accuracy(y, s)) if both else float("nan")
-    ci = bootstrap_ci(y, s, threshold if threshold is not None else np.inf, n=bootstrap if both else 0, seed=seed)
-    if threshold is None:
-        ci["acc_lo"] = ci["acc_hi"] = float("nan")
-    row.update({k: pct(v) for k, v in ci.items()})
-    nan = float("nan")
-    row["tpr_at_1fpr"] = pct(tpr_at_fpr(y, s, 0.01)) if both else nan
-    row["tpr_at_5fpr"] = pct(tpr_at_fpr(y, s, 0.05)) if both else nan
-    row["fpr_at_95tpr"] = pct(fpr_at_tpr(y, s, 0.95)) if both else nan
-    problem = probability_problem(s) if probability else None
-    if probability and problem is None and len(y):
-        row.update(ece=pct(expected_calibration_error(y, s)), brier=pct(brier_score(y, s)), calibration="probability")
-    else:
-        row.update(
-            ece=nan,
-            brier=nan,
-            calibration=f"n/a: {problem}" if problem else (RAW_SCORE_NOTE if not probability else "n/a: no images"),
-        )
-    return row

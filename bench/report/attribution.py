@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forensibench.engine.rundir import load_scores
 from forensibench.report.tables import TableError
-from forensibench.run.rundir import load_scores
 
 REAL = "real"
 

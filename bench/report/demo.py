@@ -10,12 +10,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from forensibench.api.paper import demo_variants
 from forensibench.api.registry import available, get, toy_spec
 
 
 def demo_specs() -> list[str]:
-    """One spec per demo variant of every registered detector, at toy size."""
-    return [toy_spec(name, **variant) for name in available() for variant in get(name).demo_variants]
+    """One spec per demo variant (`forensibench.api.paper.demo_variants`) of every registered detector, at toy size."""
+    return [toy_spec(name, **variant) for name in available() for variant in demo_variants(get(name))]
 
 
 def demo(
@@ -26,8 +27,8 @@ def demo(
     bootstrap: int = 200,
 ) -> Path:
     from forensibench.data.synth import synthesize
+    from forensibench.engine.runner import run
     from forensibench.report.tables import build, render
-    from forensibench.run.runner import run
 
     out = Path(out)
     t0 = time.time()

@@ -1,12 +1,15 @@
-"""The CLIP-Flow paper's figures from a run: Fig. 3 (score histograms) and Fig. 4 (AP vs DR dimension).
+"""The CLIP-Flow paper's figures from a run: Fig. 3 (score histograms, with the proxies), Fig. 4 (AP
+vs DR dimension), and the training curves of detectors that log their epochs.
 
-Both read only the run directory (`scores.parquet`, `metrics.csv`, `run.json`); the data behind each
-figure is a DataFrame returned by a pure function (`histogram_data`, `dr_sweep`), the PNG is drawn
-from it with matplotlib's Agg backend (no display needed).
+All read only the run directory (`scores.parquet`, `metrics.csv`, `run.json`, the fit cells'
+`validation.csv`, the models' `training.csv`); the data behind each figure is a DataFrame returned
+by a pure function (`histogram_data`, `dr_sweep`, `training_data`), the PNG is drawn from it with
+matplotlib's Agg backend (no display needed).
 """
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -14,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from forensibench.api.specs import format_value
+from forensibench.core.files import atomic_write_bytes
+from forensibench.engine.rundir import load_metrics, load_scores, load_training_log, load_validation_scores
 from forensibench.report.tables import TableError
-from forensibench.run.rundir import load_metrics, load_scores
 
 FIG3_DATASETS = ("progan", "stargan", "guided", "ldm_200")  # the paper's Fig. 3 columns
 MODE_ORDER = {"P": 0, "N+P": 1, "N": 2}  # the paper's rows: P on top, N+P below
@@ -37,8 +41,13 @@ def _row_label(spec: str, desc: dict) -> str:
 def histogram_data(
     run: str | Path, datasets: list[str] | None = None, detectors: list[str] | None = None
 ) -> pd.DataFrame:
-    """Scores for Fig. 3: detector, dataset, label, score (finite scores only).
+    """Scores for Fig. 3: detector, dataset, kind ("natural", "generated" or "proxy"), label (0, 1;
+    -1 for proxies), score (finite scores only).
 
+    The proxies are the detector's own (its `proxy_op`) made from the held-out validation naturals
+    (`validation.csv`, written when the run fixed the threshold); the same ones appear in every
+    panel of the detector's row. The paper's caption: "the scores of the proxy images, not shown
+    here for the sake of brevity, are all densely clustered at very high values".
     `detectors` default: the run's CLIP-Flow detectors with a Table I row (else every CLIP-Flow
     detector), P mode first, then N+P, then N.
     `datasets` default: the paper's ProGAN, StarGAN, Guided and LDM_200 (those in the run).
@@ -69,6 +78,16 @@ def histogram_data(
         raise TableError(f"run {run} has no scores for {', '.join(absent)}; it has: {', '.join(present)}")
     sel = scores[scores["detector"].isin(detectors) & scores["dataset"].isin(datasets)]
     out = sel[["detector", "dataset", "label", "score"]].copy()
+    out.insert(2, "kind", np.where(out["label"] == 1, "generated", "natural"))
+    proxies = []
+    for det in detectors:
+        val = load_validation_scores(run, det)
+        if val is None:
+            continue
+        s = val.loc[(val["kind"] == "proxy") & np.isfinite(val["score"]), "score"].to_numpy()
+        for ds in datasets:
+            proxies.append(pd.DataFrame({"detector": det, "dataset": ds, "kind": "proxy", "label": -1, "score": s}))
+    out = pd.concat([out, *proxies], ignore_index=True)
     out["detector"] = pd.Categorical(out["detector"], detectors, ordered=True)
     out["dataset"] = pd.Categorical(out["dataset"], datasets, ordered=True)
     return out.sort_values(["detector", "dataset"], kind="stable").reset_index(drop=True)
@@ -81,7 +100,8 @@ def score_histograms(
     detectors: list[str] | None = None,
     bins: int = 30,
 ) -> Path:
-    """Fig. 3: one panel per (detector, dataset), histograms of natural vs generated scores."""
+    """Fig. 3: one panel per (detector, dataset), histograms of natural, generated and (where the run
+    recorded them) proxy scores, on common bins."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,8 +117,10 @@ def score_histograms(
             ax = axes[i][j]
             cell = data[(data["detector"] == det) & (data["dataset"] == ds)]
             edges = np.histogram_bin_edges(cell["score"], bins=bins) if len(cell) else bins
-            for label, name, colour in ((0, "natural", "tab:blue"), (1, "generated", "tab:red")):
-                ax.hist(cell.loc[cell["label"] == label, "score"], bins=edges, alpha=0.55, color=colour, label=name)
+            for kind, colour in (("natural", "tab:blue"), ("generated", "tab:red"), ("proxy", "tab:gray")):
+                part = cell.loc[cell["kind"] == kind, "score"]
+                if len(part):
+                    ax.hist(part, bins=edges, alpha=0.55, color=colour, label=kind)
             if i == 0:
                 ax.set_title(ds)
             if j == 0:
@@ -106,7 +128,7 @@ def score_histograms(
             ax.set_xlabel("anomaly score")
             ax.xaxis.set_major_locator(MaxNLocator(4))
     axes[0][0].legend(fontsize="small")
-    fig.suptitle("Fig. 3: anomaly scores, natural vs generated")
+    fig.suptitle("Fig. 3: anomaly scores, natural vs generated (proxies: the held-out naturals' own)")
     fig.tight_layout()
     return _save(fig, out)
 
@@ -245,6 +267,90 @@ def pr_curves(
     return _save(fig, out)
 
 
+def training_data(run: str | Path, detectors: list[str] | None = None) -> pd.DataFrame:
+    """Every training.csv of the run, stacked: a `detector` column, then the logged columns (one
+    row per epoch). `detectors` default: every detector of the run that logged its training."""
+    descs = _detectors(run)
+    if detectors:
+        from forensibench.api.registry import canonical
+
+        detectors = [d if d in descs else canonical(d) for d in detectors]
+    frames = []
+    for spec in detectors or list(descs):
+        log = load_training_log(run, spec)
+        if log is None:
+            if detectors:
+                raise TableError(f"run {run} has no training log for {spec!r} (its detector keeps none)")
+            continue
+        frames.append(log.assign(detector=spec)[["detector", *log.columns]])
+    if not frames:
+        raise TableError(f"run {run} has no training log (detectors that keep one: clip-flow)")
+    out = pd.concat(frames, ignore_index=True)
+    out["detector"] = pd.Categorical(out["detector"], list(dict.fromkeys(out["detector"])), ordered=True)
+    return out
+
+
+def training_figure(run: str | Path, out: str | Path, detectors: list[str] | None = None) -> Path:
+    """The training curves of the run's detectors (`training_data`), one row per detector."""
+    descs = _detectors(run)
+    data = training_data(run, detectors)
+    labels = {d: _row_label(d, descs.get(d, {})) for d in data["detector"].cat.categories}
+    return draw_training(data, out, labels)
+
+
+def _band(ax, x, df: pd.DataFrame, prefix: str, colour: str, name: str) -> None:
+    if df[f"{prefix}_q50"].notna().any():
+        ax.fill_between(x, df[f"{prefix}_q05"], df[f"{prefix}_q95"], color=colour, alpha=0.2, lw=0)
+        ax.plot(x, df[f"{prefix}_q50"], "-", color=colour, label=f"{name} median, 5-95 %")
+
+
+def draw_training(data: pd.DataFrame, out: str | Path, labels: dict[str, str] | None = None) -> Path:
+    """Draw training logs (`training_data`'s layout: detector, epoch, the LOG columns of
+    `forensibench.detectors.clip_flow`): per detector, (1) the loss and its two terms, the mean score
+    of the training naturals and proxies; (2) held-out naturals' and their proxies' scores (median and
+    5-95 % band; the training batches' when nothing was held out); (3) the AP of held-out naturals
+    vs their proxies and vs the threshold's band-stopped copies. Scores spanning more than three
+    orders of magnitude get a symmetric-log axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dets = list(dict.fromkeys(data["detector"]))
+    fig, axes = plt.subplots(len(dets), 3, figsize=(13.5, 3.0 * len(dets)), squeeze=False)
+    for i, det in enumerate(dets):
+        df = data[data["detector"] == det].sort_values("epoch")
+        x = df["epoch"].to_numpy()
+        ax = axes[i][0]
+        ax.plot(x, df["loss"], "k-", label="loss")
+        for col, colour, name in (("natural_mean", "tab:blue", "naturals"), ("proxy_mean", "tab:gray", "proxies")):
+            if df[col].notna().any():
+                ax.plot(x, df[col], "o--", ms=3, color=colour, label=f"mean score, training {name}")
+        ax.set_ylabel((labels or {}).get(det, str(det))[:40])
+        held = df["val_natural_q50"].notna().any()
+        ax2 = axes[i][1]
+        for kind, colour, name in (("natural", "tab:blue", "naturals"), ("proxy", "tab:gray", "proxies")):
+            _band(ax2, x, df, f"val_{kind}" if held else kind, colour, ("held-out " if held else "training ") + name)
+        ax3 = axes[i][2]
+        for col, style, name in (("val_ap", "o-", "vs their proxies"), ("val_ap_threshold", "s--", "vs band-stop")):
+            if df[col].notna().any():
+                ax3.plot(x, df[col], style, ms=3, label=f"AP held-out naturals {name}")
+        ax3.set_ylim(0, 102)
+        for a in (ax, ax2):
+            values = np.abs(a.get_ylim())
+            if values.max() > 1e3:
+                a.set_yscale("symlog")
+        if i == 0:
+            ax.set_title("loss terms (Eq. 8 scores)")
+            ax2.set_title("score quantiles" + ("" if held else " (training batches)"))
+            ax3.set_title("AP (%)")
+        for a in (ax, ax2, ax3):
+            a.set_xlabel("epoch")
+            a.legend(fontsize="x-small")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
 def _varying_keys(groups: list[str]) -> set[str]:
     """Parameter names whose values differ between groups (to name the lines)."""
     values: dict[str, set[str]] = {}
@@ -256,10 +362,14 @@ def _varying_keys(groups: list[str]) -> set[str]:
 
 
 def _save(fig, out: str | Path) -> Path:
+    """Draw `fig` into memory, then write it atomically (a failed or killed draw keeps the old file)."""
     import matplotlib.pyplot as plt
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, dpi=120, format=out.suffix.lstrip(".").lower() or "png")
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(out, buf.getvalue())
     return out

@@ -1,8 +1,9 @@
 """`forensibench report`: one self-contained HTML page of a run.
 
 Sections: a summary per detector; Tables I–V that the run can fill, each cell followed by its
-difference to the paper; the robustness grid (runs with ``--perturb``); Fig. 3 score histograms,
-precision-recall curves and Fig. 4 (when the run holds a DR sweep); run metadata (command, code,
+difference to the paper; the robustness grid (runs with ``--perturb``); Fig. 3 score histograms
+(with the proxies), precision-recall curves, Fig. 4 (when the run holds a DR sweep) and the
+training curves with each detector's last epoch (detectors that log their training); run metadata (command, code,
 versions, each detector's parameters, weights, training data, threshold and cost; undecodable
 images). Figures are PNGs embedded as data URIs; the page has no script and loads nothing from the
 network, so it can be attached to a paper's supplementary material or a CI artifact as it is.
@@ -21,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from forensibench.core.files import atomic_write_bytes
+from forensibench.engine.rundir import load_metrics
 from forensibench.report import tables
-from forensibench.run.rundir import load_metrics
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1500px;color:#222;
@@ -124,7 +125,29 @@ def _figures(run: Path, scratch: Path, info: dict) -> list[str]:
             parts.append("<h3>Fig. 4: DR dimension</h3>" + _img(figures.dr_figure(run, scratch / "fig4.png"), "Fig. 4"))
     except tables.TableError:
         pass
+    try:
+        parts.append(_training(run, scratch))
+    except tables.TableError:
+        pass
     return parts
+
+
+def _training(run: Path, scratch: Path) -> str:
+    """The training curves and, per detector, its last logged epoch (raises TableError without logs)."""
+    from forensibench.report import figures
+
+    data = figures.training_data(run)
+    last = data.groupby("detector", observed=True, sort=False).tail(1)
+    keep = ["detector", "epoch", "loss", "natural_mean", "proxy_mean", "val_natural_q50", "val_proxy_q50", "val_ap"]
+    view = last[[c for c in keep if c in last.columns]].astype({"detector": str})
+    return (
+        "<h3>Training</h3>"
+        + _img(figures.training_figure(run, scratch / "training.png"), "training curves")
+        + html_table(view)
+        + '<p class="note">Last logged epoch per detector (models/&lt;detector&gt;/training.csv): loss, mean Eq. 8 '
+        "scores of the training naturals and proxies, held-out naturals' and their proxies' median scores, and "
+        "the AP (%) of held-out naturals vs their proxies.</p>"
+    )
 
 
 def _summary(metrics: pd.DataFrame, info: dict) -> str:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from forensibench.core.paths import project_dir
 from forensibench.data.suites import Suite, load_suite
-from forensibench.run.rundir import load_metrics
+from forensibench.engine.rundir import load_metrics
 
 
 class TableError(ValueError):

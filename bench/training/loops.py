@@ -132,6 +132,12 @@ def train_head(
     return losses
 
 
+def check_val_fraction(fraction: float) -> None:
+    """For a `Params.validate`: ValueError unless 0 <= `fraction` < 1 (what `split_validation` takes)."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"val_fraction={fraction}: expected 0 <= val_fraction < 1")
+
+
 def split_validation(images: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet | None]:
     """(training part, held-out part) of labelled `images`: `fraction` of each class, at least one
     image per class, drawn with `seed`. `fraction` 0 returns (images, None)."""
@@ -226,15 +232,23 @@ def validation_accuracy(
 
 
 def score_batches(
-    fn: Callable, images: ImageSet, transform: TransformSpec, runtime: Runtime, desc: str = "score"
+    fn: Callable,
+    images: ImageSet,
+    transform: TransformSpec,
+    runtime: Runtime,
+    desc: str = "score",
+    width: int | None = None,
 ) -> np.ndarray:
-    """Apply `fn(x) -> tensor [B]` to every decodable image; NaN for the others."""
+    """Apply `fn(x) -> tensor [B]` to every decodable image; NaN for the others: [N] float64.
+
+    With `width`, `fn` returns [B, width] (e.g. class probabilities) and the result is [N, width]."""
     import torch
 
-    out = np.full(len(images), np.nan, dtype=np.float64)
+    out = np.full((len(images),) if width is None else (len(images), width), np.nan, dtype=np.float64)
     with torch.no_grad():
         for idx, x in iter_batches(
             images, transform, runtime.batch_size, runtime.workers, progress=runtime.progress, desc=desc
         ):
-            out[idx] = fn(x.to(runtime.device)).detach().float().cpu().numpy().reshape(-1)
+            y = fn(x.to(runtime.device)).detach().float().cpu().numpy()
+            out[idx] = y.reshape(-1) if width is None else y.reshape(len(idx), width)
     return out

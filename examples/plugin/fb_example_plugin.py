@@ -1,4 +1,8 @@
-"""An example forensibench plugin: share of spectral energy at high frequencies (one-class)."""
+"""An example forensibench plugin: share of spectral energy at high frequencies (one-class).
+
+It keeps the plugin contract (forensibench.api.detector.Detector, docs/plugins.md): three
+declarations (Params, training, threshold) and three methods (transform, fit, score).
+"""
 
 from dataclasses import dataclass, field
 
@@ -17,17 +21,19 @@ class Params:
 
 class HighFreqEnergy(Detector):
     family = "baseline"
-    training = Training.NATURAL  # natural images only
-    threshold = "validation"  # the runner picks it on held-out naturals vs proxies
     description = "high-frequency energy share, |z-score| against natural images"
-    Params = Params
+    # the contract's declarations
+    Params = Params  # the spec keys: hf-energy:cutoff=0.3,size=128
+    training = Training.NATURAL  # natural images only
+    threshold = "validation"  # unbounded scores: the runner picks it on held-out naturals vs proxies
+    # optional: one run in `forensibench demo` with the default parameters
     demo_variants = ({},)
 
     def transform(self, train=False):
         return TransformSpec(crop=self.params.size)
 
     def _energy(self, images):
-        out = np.full(len(images), np.nan)
+        out = np.full(len(images), np.nan)  # NaN stays for images that could not be decoded
         for idx, x in iter_batches(images, self.transform(), self.runtime.batch_size):
             power = np.abs(np.fft.fft2(x.numpy().mean(axis=1))) ** 2
             fy, fx = np.meshgrid(np.fft.fftfreq(power.shape[1]), np.fft.fftfreq(power.shape[2]), indexing="ij")

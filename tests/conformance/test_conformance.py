@@ -1,7 +1,9 @@
 """One conformance test over every registered detector (built-ins and installed plugins).
 
-Each fits at toy size (`toy_params`) on a tiny synthetic tree; scores must have shape [n], be float
-and finite, be deterministic under a fixed seed, and survive a save/load round trip where supported.
+Each must keep the plugin contract (it is registered), fits at toy size (its declared `toy_params`,
+read through `forensibench.api.paper` like every caller does) on a tiny synthetic tree; scores must
+have shape [n], be float and finite, be deterministic under a fixed seed, and survive a save/load
+round trip where supported. An installed plugin is tested too: `pytest tests/conformance`.
 """
 
 import json
@@ -9,12 +11,13 @@ import json
 import numpy as np
 import pytest
 
-from forensibench.api.detector import Detector, Training
+from forensibench.api.detector import Detector, Training, contract_problems
+from forensibench.api.paper import paper_rows
 from forensibench.api.registry import available, create, get, toy_spec
 from forensibench.data.suites import load_suite
 from forensibench.data.transforms import TransformSpec
+from forensibench.engine.cells import TrainingRoots, seed_everything, train_data
 from forensibench.report import tables
-from forensibench.run.cells import TrainingRoots, seed_everything, train_data
 
 
 def toy(name: str) -> Detector:
@@ -38,11 +41,12 @@ def fit(det: Detector, synth_root) -> Detector:
 def test_declarations(name):
     cls = get(name)
     det = toy(name)
+    assert contract_problems(cls) == []
     assert isinstance(cls.training, Training)
     assert cls.threshold in ("probability", "validation")
     assert isinstance(det.transform(False), TransformSpec) and isinstance(det.transform(True), TransformSpec)
     json.dumps(det.describe())
-    for row in det.paper_rows():
+    for row in paper_rows(det):
         rep = tables.reported(row.table)
         assert ((rep["method"] == row.method) & (rep["variant"] == row.variant)).any(), row
 

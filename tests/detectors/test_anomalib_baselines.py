@@ -48,7 +48,7 @@ def test_missing_weights_fail_at_once_with_one_sentence(empty_caches, spec, need
         det._build()
     msg = str(exc.value)
     assert needle in msg and str(empty_caches) in msg  # the file, and where to put it
-    assert "pretrained=false" in msg and "FORENSIBENCH_ALLOW_DOWNLOADS=1" in msg
+    assert "pretrained=false" in msg and "FORENSIBENCH_OFFLINE=1" in msg  # the switch that is on
     assert "weights=" in msg  # the spec key that takes a file instead
     assert msg.count(". ") == 0  # one sentence
     assert "random init" not in json.dumps(det.provenance)  # never silently replaced
@@ -173,7 +173,7 @@ def test_scores_are_anomalibs_raw_scores(synth_root, tmp_path):
     from anomalib.engine import Engine
 
     from forensibench.data.images import ImageSet, list_images
-    from forensibench.run.cells import seed_everything
+    from forensibench.engine.cells import seed_everything
 
     det = create(toy_spec("padim"), Runtime(progress=False, scratch=tmp_path / "scratch"))
     seed_everything(0)

@@ -12,11 +12,11 @@ from forensibench.api.registry import create
 from forensibench.core.errors import DetectorError
 from forensibench.data.suites import load_suite
 from forensibench.data.transforms import univfd_test
+from forensibench.engine.cells import TrainingRoots, seed_everything, train_data
+from forensibench.engine.runner import run
 from forensibench.features.backbones import BackboneSpec, load_backbone
 from forensibench.features.runtime import Runtime
 from forensibench.report import tables
-from forensibench.run.cells import TrainingRoots, seed_everything, train_data
-from forensibench.run.runner import run
 
 TOY = "arch=tiny-random,epochs=2,views=1,load_size=0,batch_size=32"
 

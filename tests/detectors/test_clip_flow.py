@@ -2,8 +2,10 @@
 paper rows, shared feature passes, the seeded training crop."""
 
 import math
+import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -57,7 +59,7 @@ def test_clamp_bounds_the_log_determinant():
     assert log_det.abs().max() >= (dim // 2) * clamp - 1e-6  # saturated: the clamp is what bounds it
 
 
-def test_loss_is_eq6_over_c_with_a_hinge_on_proxies():
+def test_the_opt_in_hinge_is_eq6_over_c_below_the_margin():
     flow = random_flow(dim=4)
     g = torch.Generator().manual_seed(4)
     zn, zp = torch.randn(8, 4, dtype=torch.float64, generator=g), torch.randn(6, 4, dtype=torch.float64, generator=g)
@@ -80,10 +82,10 @@ def _features(n, dim, seed, shift=0.0):
     return (rng.standard_normal((n, dim)) + shift).astype(np.float32)
 
 
-def test_p_mode_trains_30_epochs_with_a_finite_bounded_loss():
+def test_p_mode_with_the_hinge_trains_30_epochs_with_a_finite_bounded_loss():
     from forensibench.detectors.clip_flow import CLIPFlowParams
 
-    p = CLIPFlowParams(mode="P")
+    p = CLIPFlowParams(mode="P", margin=10.0)
     assert p.resolved_epochs == 30 and p.resolved_ratio == 1.0
     torch.manual_seed(0)
     model = clip_flow_model(32, dr=16, depth=2, hidden=16)
@@ -91,7 +93,8 @@ def test_p_mode_trains_30_epochs_with_a_finite_bounded_loss():
     x = torch.as_tensor(proxies[0])
     before = model(x).detach()
     # an aggressive learning rate (100x the paper's): the hinge keeps the loss finite and >= 0
-    losses = train_flow(model, None, proxies, epochs=p.resolved_epochs, batch_size=32, lr=1e-2, margin=p.margin, seed=0)
+    log = train_flow(model, None, proxies, epochs=p.resolved_epochs, batch_size=32, lr=1e-2, margin=p.margin, seed=0)
+    losses = [r["loss"] for r in log]
     assert len(losses) == 30 and np.isfinite(losses).all()
     assert min(losses) >= 0.0 and losses[-1] < losses[0]
     after = model(x).detach()
@@ -102,15 +105,13 @@ def test_n_mode_raises_the_naturals_likelihood_and_is_seeded():
     def fit(seed):
         torch.manual_seed(seed)
         model = clip_flow_model(32, dr=16, depth=2, hidden=16)
-        losses = train_flow(
-            model, [_features(128, 32, 1)], None, epochs=5, batch_size=32, lr=1e-2, margin=1.0, seed=seed
-        )
-        return model, losses
+        log = train_flow(model, [_features(128, 32, 1)], None, epochs=5, batch_size=32, lr=1e-2, seed=seed)
+        return model, log
 
     model, losses = fit(0)
-    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    assert np.isfinite([r["loss"] for r in losses]).all() and losses[-1]["loss"] < losses[0]["loss"]
     _, again = fit(0)
-    assert losses == again
+    assert pd.DataFrame(losses).equals(pd.DataFrame(again))  # NaN where equal NaN: the P columns of N mode
 
 
 @pytest.mark.parametrize(
@@ -154,7 +155,7 @@ def test_invalid_specs_are_refused(spec, message):
 
 def test_modes_share_backbone_passes(synth_root):
     from forensibench.data.suites import load_suite
-    from forensibench.run.runner import TrainingRoots
+    from forensibench.engine.runner import TrainingRoots
 
     rt = Runtime(progress=False)
     toy = "backbone=tiny-random,depth=2,hidden=16,epochs=1,batch_size=8"
@@ -173,7 +174,7 @@ def test_modes_share_backbone_passes(synth_root):
 
 
 def test_seeded_resized_crop_is_a_deterministic_window():
-    from torchvision.transforms.v2 import functional as F
+    from PIL import Image
 
     from forensibench.data.images import image_rng
     from forensibench.data.transforms import SeededResizedCrop
@@ -184,7 +185,7 @@ def test_seeded_resized_crop_is_a_deterministic_window():
     assert a.shape == (48, 48, 3) and a.dtype == np.uint8
     assert (a == op(img, image_rng(0, 12345, op.key))).all()
     top, left = op.window(image_rng(0, 12345, op.key))
-    full = F.resize(torch.from_numpy(img).permute(2, 0, 1), [64, 64], antialias=True).permute(1, 2, 0).numpy()
+    full = np.asarray(Image.fromarray(img).resize((64, 64), Image.Resampling.BILINEAR))
     assert (a == full[top : top + 48, left : left + 48]).all()
     windows = {
         SeededResizedCrop(64, 48, view=v).window(image_rng(0, 12345, SeededResizedCrop(64, 48, view=v).key))
@@ -194,7 +195,7 @@ def test_seeded_resized_crop_is_a_deterministic_window():
 
 
 def test_views_are_independent_augmentations(synth_root):
-    from forensibench.run.runner import TrainingRoots
+    from forensibench.engine.runner import TrainingRoots
 
     rt = Runtime(progress=False)
     natural = TrainingRoots(synth_root).natural()[0]
@@ -202,7 +203,93 @@ def test_views_are_independent_augmentations(synth_root):
     nat, prox = two.training_features(natural, seed=0)
     assert len(nat) == len(prox) == 2 and nat[0].shape == (len(natural), 256)
     assert not np.allclose(nat[0], nat[1]) and not np.allclose(prox[0], prox[1])  # other windows, other masks
-    one = registry.create("clip-flow:backbone=tiny-random,mode=N", rt)
+    one = registry.create("clip-flow:backbone=tiny-random,mode=N,views=1", rt)
     passes = rt.features.passes
     nat_one, prox_one = one.training_features(natural, seed=0)
     assert prox_one is None and np.array_equal(nat_one[0], nat[0]) and rt.features.passes == passes  # view 0 is shared
+
+
+# -- issue 15: the paper's objective, proxies and augmentation -----------------------------------
+
+
+def _log_density_by_autograd(flow, z):
+    """log p_Z(z) per row: log N(u; 0, I) + log|det d g^-1/dz|, the Jacobian from autograd (Eq. 3).
+
+    u from normflows' own `inverse`; the log-determinant by `slogdet` of the autograd Jacobian,
+    built with `create_graph` so the result can be differentiated with respect to the flow.
+    """
+    dim = z.shape[1]
+    out = []
+    for row in z:
+        u = flow.inverse(row[None])[0]
+        jac = torch.autograd.functional.jacobian(lambda x: flow.inverse(x[None])[0], row, create_graph=True)
+        _, logabs = torch.linalg.slogdet(jac)
+        out.append(-0.5 * u.pow(2).sum() - 0.5 * dim * math.log(2 * math.pi) + logabs)
+    return torch.stack(out)
+
+
+def test_loss_without_margin_is_eq6_over_c_by_autograd():
+    from forensibench.detectors.clip_flow import CLIPFlowParams
+
+    assert CLIPFlowParams().margin is None  # the paper's rows train the paper's objective
+    flow = random_flow(dim=4, depth=2, hidden=6)
+    g = torch.Generator().manual_seed(5)
+    zn, zp = torch.randn(5, 4, dtype=torch.float64, generator=g), torch.randn(3, 4, dtype=torch.float64, generator=g)
+    # Eq. 6: -mean_n log p(z_n) + mean_m log p(z'_m), divided by C = 4
+    eq6_over_c = (-_log_density_by_autograd(flow, zn).mean() + _log_density_by_autograd(flow, zp).mean()) / 4
+    loss = clip_flow_loss(eq8_score(flow, zn), eq8_score(flow, zp), None)
+    assert loss.item() == pytest.approx(eq6_over_c.item(), abs=1e-10)  # no constant: the log(2 pi) terms cancel
+    params = [p for p in flow.parameters() if p.requires_grad]
+    want = torch.autograd.grad(eq6_over_c, params)
+    got = torch.autograd.grad(clip_flow_loss(eq8_score(flow, zn), eq8_score(flow, zp), None), params)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+    # one term alone (N mode, P mode): the other vanishes
+    assert clip_flow_loss(None, eq8_score(flow, zp), None).item() == pytest.approx(
+        _log_density_by_autograd(flow, zp).mean().item() / 4 + 0.5 * math.log(2 * math.pi), abs=1e-10
+    )
+
+
+def test_a_diverging_exact_objective_stops_with_the_epoch_and_the_remedy():
+    from forensibench.core.errors import DetectorError
+
+    proxies = [_features(64, 32, 0, shift=1.0)]
+
+    def run(lr, margin, log):
+        torch.manual_seed(0)
+        model = clip_flow_model(32, dr=None, l2norm=False, depth=8, hidden=16)
+        return train_flow(model, None, proxies, epochs=30, batch_size=64, lr=lr, margin=margin, seed=0, log=log)
+
+    # the exact Eq. 6 in P mode at 7000x the paper's learning rate: the proxies' likelihood has no
+    # lower bound, and the scores overflow float32 within a few epochs
+    log = []
+    with pytest.raises(DetectorError, match=r"epoch (\d+) of 30.*margin=10.*fewer epochs.*lower lr") as err:
+        run(0.7, None, log)
+    failed_at = int(re.search(r"epoch (\d+) of 30", str(err.value)).group(1))
+    assert len(log) == failed_at - 1 >= 1  # the epochs that finished are kept, for training.csv
+    assert np.isfinite([r["loss"] for r in log]).all()
+    # the hinge (opt-in) keeps the same run finite
+    ok = run(0.7, 10.0, None)
+    assert len(ok) == 30 and np.isfinite([r["loss"] for r in ok]).all()
+
+
+def test_two_epochs_draw_different_crops_and_masks(synth_root):
+    from forensibench.engine.runner import TrainingRoots
+
+    rt = Runtime(progress=False)
+    natural = TrainingRoots(synth_root).natural()[0]
+    det = registry.create("clip-flow:backbone=tiny-random,epochs=2", rt)
+    assert det.params.views is None  # the paper's rows: a fresh view every epoch
+    views = det.training_views(natural, seed=0)
+    assert len(views) == 2
+    (nat0, prox0), (nat1, prox1) = views
+    assert not np.array_equal(nat0.decode(0), nat1.decode(0))  # another crop window
+    # another proxy mask: the proxy operation of each view, on the full-resolution image
+    full0 = natural.with_pre(prox0.pre[0].op, prox0.pre[0].seed).decode(0)
+    full1 = natural.with_pre(prox1.pre[0].op, prox1.pre[0].seed).decode(0)
+    assert prox0.pre[0].op == prox1.pre[0].op and not np.array_equal(full0, full1)
+    nat, prox = det.training_features(natural, seed=0)
+    assert len(nat) == len(prox) == 2 and not np.allclose(nat[0], nat[1]) and not np.allclose(prox[0], prox[1])
+    # views=1: the explicit speed trade-off, one cached view for every epoch
+    one = registry.create("clip-flow:backbone=tiny-random,epochs=2,views=1", rt)
+    assert len(one.training_views(natural, seed=0)) == 1

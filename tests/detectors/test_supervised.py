@@ -350,7 +350,7 @@ def test_dire_ddim_reconstructor_writes_and_reuses_its_cache(images, tmp_path):
 
 
 def test_cnnspot_clip_backbone_is_fine_tuned(synth_root):
-    from forensibench.run.cells import TrainingRoots, seed_everything, train_data
+    from forensibench.engine.cells import TrainingRoots, seed_everything, train_data
 
     det = create(
         "cnnspot:backbone=tiny-random,resize=224,epochs=1,val_fraction=0,batch_size=16", Runtime(progress=False)

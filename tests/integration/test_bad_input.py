@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,8 +15,8 @@ from PIL import Image
 
 from forensibench.core.errors import DetectorError
 from forensibench.data.synth import ARTIFACTS, generated_image, natural_image
-from forensibench.run import rundir
-from forensibench.run.runner import run
+from forensibench.engine import rundir
+from forensibench.engine.runner import run
 
 FREQSPEC = "freqspec:arch=resnet18,pretrained=false,crop=64,epochs=1"
 
@@ -146,7 +147,7 @@ def test_a_second_run_into_the_same_directory_is_refused(bad_run):
     code = textwrap.dedent(
         f"""
         import time
-        from forensibench.run.rundir import RunDir
+        from forensibench.engine.rundir import RunDir
         rd = RunDir({str(root / "run")!r}); rd.lock(); print('locked', flush=True); time.sleep(30)
         """
     )
@@ -219,3 +220,116 @@ def test_manifests_are_loaded_safely(tmp_path):
     (tmp_path / "evil.yaml").write_text("name: !!python/object/apply:os.system ['echo pwned']\nsets: []\n")
     with pytest.raises(SuiteError, match="not valid YAML"):
         load_suite(tmp_path / "evil.yaml")
+
+
+def test_a_manifest_key_that_escapes_the_run_directory_is_refused(tmp_path, synth_root, invoke):
+    # issue 14 (3): `key: /abs/dir/ABS` wrote ABS.parquet and ABS.cost.json outside the run directory
+    # and the set vanished from the results; now the manifest is refused before anything runs
+    outside = tmp_path / "outside"
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "name: m\nsets:\n"
+        "  - {key: progan, real: test/progan, fake: test/progan}\n"
+        f"  - {{key: {outside}/ABS, real: test/stargan, fake: test/stargan}}\n"
+    )
+    res = invoke(
+        "run", "--suite", manifest, "--data-root", synth_root, "--out", tmp_path / "run", "--detector", "freqspec"
+    )
+    assert res.exit_code == 2 and "key" in res.output and "Traceback" not in res.output
+    assert not outside.exists() and not (tmp_path / "run").exists()
+
+
+def test_check_fails_when_images_of_a_baseline_cell_fail(tmp_path, synth_root, invoke):
+    # issue 14 (1): with one real emptied and one fake truncated in a copy of the data, `check` said ok
+    spec = "freqspec:pretrained=false,epochs=1,crop=32"
+    common = ["--suite", "cnnspot19", "--datasets", "progan", "--detector", spec, "--bootstrap", "20", "--quiet"]
+    baseline = tmp_path / "baseline.csv"
+    res = invoke("run", *common, "--data-root", synth_root, "--out", tmp_path / "intact")
+    assert res.exit_code == 0, res.output
+    assert invoke("check", "--run", tmp_path / "intact", "--baseline", baseline, "--update").exit_code == 0
+    broken = tmp_path / "broken"
+    shutil.copytree(synth_root, broken)
+    real = sorted((broken / "test/progan").rglob("0_real/*.png"))[0]
+    fake = sorted((broken / "test/progan").rglob("1_fake/*.png"))[0]
+    real.write_bytes(b"")
+    fake.write_bytes(fake.read_bytes()[:100])
+    res = invoke("run", *common, "--data-root", broken, "--out", tmp_path / "broken-run")
+    assert res.exit_code == 0, res.output
+    res = invoke("check", "--run", tmp_path / "broken-run", "--baseline", baseline, "--tolerance", "100")
+    assert res.exit_code == 1 and "images changed" in res.output and "n_failed 0 -> 2" in res.output
+
+
+def test_whole_images_of_different_sizes_are_scored(tmp_path, synth_root, invoke):
+    # issue 14 (11): `cnnspot:crop=0` (whole images, CNNDetection's demo_dir.py) at --batch-size 32
+    # crashed the CLI with "stack expects each tensor to be equal size"
+    root = tmp_path / "mixed"
+    shutil.copytree(synth_root / "test/progan", root / "test/progan")
+    for k, f in enumerate(sorted((root / "test/progan").rglob("*.png"))[::2]):
+        Image.open(f).resize((40 + 4 * k, 36)).save(f)
+    spec = "cnnspot:crop=0,epochs=1,pretrained=false,resize=0,val_fraction=0.0,batch_size=24"
+    args = ["run", "--suite", "cnnspot19", "--datasets", "progan", "--detector", spec, "--quiet"]
+    args += ["--data-root", root, "--labelled-train", synth_root / "train/progan", "--bootstrap", "0"]
+    res = invoke(*args, "--out", tmp_path / "run")
+    assert res.exit_code == 0, res.output
+    scores = pd.read_parquet(tmp_path / "run/scores.parquet")
+    assert len(scores) == 8 and scores["score"].notna().all()
+    # the same scores as one image at a time
+    res = invoke(*args, "--out", tmp_path / "run1", "--batch-size", "1")
+    assert res.exit_code == 0, res.output
+    one = pd.read_parquet(tmp_path / "run1/scores.parquet")
+    np.testing.assert_allclose(scores["score"], one["score"], rtol=1e-5, atol=1e-7)
+
+
+class _Broken:
+    """Detectors that raise a plain exception (not a DetectorError) in fit or in score."""
+
+    @staticmethod
+    def make(where):
+        from forensibench.api.detector import Detector, NoParams, Training
+
+        class Broken(Detector):
+            name = f"test-broken-{where}"
+            family = "test"
+            Params = NoParams
+            training = Training.NONE
+            threshold = "probability"
+
+            def transform(self, train=False):
+                from forensibench.data.transforms import TransformSpec
+
+                return TransformSpec(crop=32)
+
+            def fit(self, train):
+                if where == "fit":
+                    raise ZeroDivisionError("division by zero\nsecond line of the message")
+                return self
+
+            def score(self, images):
+                if where == "score":
+                    raise RuntimeError("stack expects each tensor to be equal size")
+                return np.full(len(images), 0.5)
+
+        return Broken
+
+
+@pytest.mark.parametrize("where", ["fit", "score"])
+def test_any_detector_exception_is_one_recorded_sentence(tmp_path, synth_root, invoke, where):
+    from forensibench.api import registry
+
+    broken = registry.register(_Broken.make(where))
+    try:
+        res = invoke(
+            "run", "--suite", "cnnspot19", "--datasets", "progan", "--data-root", synth_root,
+            "--out", tmp_path / "run", "--detector", broken.name, "--detector", FREQSPEC,
+            "--bootstrap", "0", "--quiet", "--labelled-train", synth_root / "train/progan",
+        )  # fmt: skip
+    finally:
+        registry.unregister(broken.name)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    info = json.loads((tmp_path / "run/run.json").read_text())
+    err = info["failed_detectors"][broken.name]
+    exc = "ZeroDivisionError" if where == "fit" else "RuntimeError"
+    assert exc in err and "\n" not in err and f"FAILED {broken.name}: {err}" in res.output
+    # the other detector of the run was fitted and scored
+    m = pd.read_csv(tmp_path / "run/metrics.csv")
+    assert m["detector"].tolist() == [registry.canonical(FREQSPEC)] and info["status"] != "finished"

@@ -12,13 +12,14 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from forensibench.api import registry
-from forensibench.api.detector import Detector, PaperRow, Training
+from forensibench.api.detector import Detector, Training
+from forensibench.api.paper import PaperRow
 from forensibench.data.images import iter_batches
 from forensibench.data.proxies import VALIDATION_PROXY
 from forensibench.data.transforms import TransformSpec
+from forensibench.engine.runner import run
 from forensibench.metrics import best_threshold
 from forensibench.report import tables
-from forensibench.run.runner import run
 
 FREQSPEC = "freqspec:arch=resnet18,pretrained=false,crop=64,epochs=1"
 
@@ -264,7 +265,7 @@ def test_validation_threshold_never_sees_test_labels(one_class, synth_root, tmp_
     assert all(s == {-1} for s in _MeanColour.seen_labels)  # score() never gets labels
     fit = json.loads(next((tmp_path / "a" / "cells").glob("*/fit.json")).read_text())
     # the threshold is the best split of held-out naturals vs their band-stopped proxies
-    from forensibench.run.runner import TrainingRoots
+    from forensibench.engine.runner import TrainingRoots
 
     det = registry.create("test-mean-colour")
     train = TrainingRoots(synth_root).natural()[0]

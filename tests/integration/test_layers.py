@@ -34,12 +34,12 @@ def test_the_layer_contract_is_kept(tmp_path):
 def test_a_function_level_back_import_breaks_it(tmp_path):
     tree = _installed_tree(tmp_path)
     images = tree / "forensibench" / "data" / "images.py"
-    upward = "\n\ndef _upward():\n    from forensibench.run import runner  # noqa: F401\n"
+    upward = "\n\ndef _upward():\n    from forensibench.engine import runner  # noqa: F401\n"
     images.write_text(images.read_text() + upward)
     res = _lint(tree)
     assert res.returncode == 1
-    assert "forensibench.data is not allowed to import forensibench.run" in res.stdout
-    assert "forensibench.data.images -> forensibench.run.runner" in res.stdout
+    assert "forensibench.data is not allowed to import forensibench.engine" in res.stdout
+    assert "forensibench.data.images -> forensibench.engine.runner" in res.stdout
 
 
 def test_a_cycle_inside_a_layer_breaks_it(tmp_path):

@@ -107,9 +107,12 @@ def test_non_editable_install_finds_its_data_files(tmp_path):
     assert res.returncode == 0, res.stderr
     code = (
         "import forensibench.core.paths as p, forensibench.data.suites as s, forensibench.report.tables as t; "
-        "print(p.project_dir('datasets')); print(len(s.load_suite('cnnspot19').sets), len(t.reported('I')))"
+        "from forensibench.api.paper_specs import paper_configs; from forensibench.features.released import entries; "
+        "print(p.project_dir('datasets')); print(len(s.load_suite('cnnspot19').sets), len(t.reported('I'))); "
+        "print(len(paper_configs()) > 0, len(entries()) > 0)"
     )
     out = subprocess.run([str(py), "-c", code], cwd=tmp_path, capture_output=True, text=True, env={"PATH": ""})
     assert out.returncode == 0, out.stderr
     lines = out.stdout.split()
-    assert lines[0] == str(env_dir / "share" / "forensibench" / "datasets") and lines[1:] == ["19", "24"]
+    assert lines[0] == str(env_dir / "share" / "forensibench" / "datasets") and lines[1:3] == ["19", "24"]
+    assert lines[3:] == ["True", "True"]  # results/paper_specs.yaml and the registry of released weights

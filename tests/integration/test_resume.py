@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from forensibench.api.registry import canonical
-from forensibench.run.runner import run
+from forensibench.engine.runner import run
 
 DETECTORS = [
     "univfd:arch=tiny-random,epochs=3,views=2,load_size=0",
@@ -48,6 +48,15 @@ def _args(synth_root, out):
     return args
 
 
+# Resets SIGINT to its default disposition, then execs Python with the remaining arguments (an exec
+# keeps a default disposition; Python then turns SIGINT into KeyboardInterrupt). Not preexec_fn: it is
+# unsafe in a process with threads, as the test process is (torch).
+_WITH_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
+
+
 def _metrics(out) -> pd.DataFrame:
     return pd.read_csv(out / "metrics.csv").sort_values(["detector", "dataset"]).reset_index(drop=True)
 
@@ -75,13 +84,20 @@ def uninterrupted(synth_root, tmp_path_factory):
 def test_kill_and_resume_gives_the_uninterrupted_metrics(sig, synth_root, tmp_path, uninterrupted, invoke, monkeypatch):
     out, cache = tmp_path / "run", tmp_path / "cache"
     env = {**os.environ, "FORENSIBENCH_CACHE_DIR": str(cache)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "forensibench.cli", *_args(synth_root, out)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # Launched as a shell's background job, this process and its children inherit SIGINT ignored:
+    # start the child that way every time, and give it the default disposition (what a user's Ctrl-C
+    # meets), so the test passes however the suite is launched.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _WITH_DEFAULT_SIGINT, "-m", "forensibench.cli", *_args(synth_root, out)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     # kill it once the first cell is committed: the grid is then partly done
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None and not list((out / "cells").glob("*/*.parquet")):

@@ -12,14 +12,15 @@ import pandas as pd
 import pytest
 
 from forensibench.api import registry
-from forensibench.api.detector import Detector, Training
+from forensibench.api.detector import Detector, NoParams, Training
 from forensibench.data.transforms import clip_flow_test
+from forensibench.engine.cost import cost_table
+from forensibench.engine.provenance import weights_loaded
+from forensibench.engine.rundir import RunDirError
+from forensibench.engine.runner import run
 from forensibench.features.backbones import BackboneSpec
 from forensibench.features.weights import weight_record
 from forensibench.report import tables
-from forensibench.run.cost import cost_table
-from forensibench.run.provenance import weights_loaded
-from forensibench.run.runner import run
 
 MIB = 2**20
 
@@ -29,7 +30,7 @@ MIB = 2**20
 _MEASURE_FRESH = """
 import json, time
 import numpy as np
-from forensibench.run.cost import measure
+from forensibench.engine.cost import measure
 MIB = 2**20
 if {high_water}:
     big = np.ones(400 * MIB // 8)
@@ -254,3 +255,77 @@ def test_changed_data_is_refused_on_resume(trust_run, synth_root, tmp_path):
             progress=False,
             log=lambda m: None,
         )
+
+
+@pytest.mark.parametrize("how", ["cp -p", "rsync -a"])
+def test_a_replacement_keeping_size_and_mtime_is_refused_on_resume(
+    trust_run, synth_root, tmp_path, how, replace_same_size_mtime
+):
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root, symlinks=True)
+    kw = dict(datasets=["progan"], bootstrap=0, progress=False, log=lambda m: None, cache_dir=tmp_path / "cache")
+    first = run("cnnspot19", root, ["test-clip-prob"], tmp_path / "r", **kw)
+    f = sorted((root / "test/progan").rglob("*.png"))[0]
+    replace_same_size_mtime(f, how)
+    with pytest.raises(RunDirError, match="differ from those"):
+        run("cnnspot19", root, ["test-clip-prob"], tmp_path / "r", **kw)
+    # a new run directory scores the new bytes, not the features cached for the old ones
+    fresh = run("cnnspot19", root, ["test-clip-prob"], tmp_path / "r2", **kw)
+    rel = str(f.relative_to(root))
+    old, new = (r.scores.set_index("path").loc[rel] for r in (first, fresh))
+    assert (old["score"], old["error"]) != (new["score"], new["error"])
+
+
+class _Constant(Detector):
+    """Scores every image 0.5 without reading it: no feature store; its (unread) training data is the
+    labelled ProGAN set, which the run names by content."""
+
+    name = "test-constant"
+    Params = NoParams
+    training = Training.SUPERVISED
+    threshold = "probability"
+
+    def transform(self, train=False):
+        return clip_flow_test()
+
+    def fit(self, train):
+        return self
+
+    def score(self, images):
+        return np.full(len(images), 0.5)
+
+
+def test_a_rerun_reads_no_image_again(synth_root, tmp_path):
+    """The file hashes that name the sets and the training data are kept on disk, whatever the
+    detectors use."""
+    from forensibench.features.cache import FileHashes
+
+    registry.register(_Constant)
+    try:
+        res = run(
+            "cnnspot19", synth_root, ["test-constant"], tmp_path / "r", datasets=["progan"], bootstrap=0,
+            progress=False, log=lambda m: None, cache_dir=tmp_path / "cache",
+        )  # fmt: skip
+    finally:
+        registry.unregister(_Constant.name)
+    paths = [str(synth_root / p) for p in res.scores["path"]]
+    paths += [str(p) for p in (synth_root / "train/progan").rglob("*.png")]
+    warm = FileHashes(tmp_path / "cache")
+    assert None not in warm.many(paths) and warm.hashed == 0
+
+
+def test_alternating_datasets_keep_the_content_check(trust_run, synth_root, tmp_path):
+    """--datasets progan, then stargan, then a changed progan image and --datasets progan: refused."""
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root, symlinks=True)
+    out = tmp_path / "r"
+    kw = dict(bootstrap=0, progress=False, log=lambda m: None, cache_dir=tmp_path / "cache")
+    first = run("cnnspot19", root, ["test-clip-prob"], out, datasets=["progan"], **kw)
+    run("cnnspot19", root, ["test-clip-prob"], out, datasets=["stargan"], **kw)
+    sets = json.loads((out / "run.json").read_text())["sets"]
+    assert sets.keys() == {"progan", "stargan"}
+    assert sets["progan"] == first.info["sets"]["progan"]  # the first command's record, kept
+    f = sorted((root / "test/progan").rglob("*.png"))[0]
+    f.write_bytes(f.read_bytes() + b"\0")
+    with pytest.raises(RunDirError, match="images of set 'progan'.*differ from those"):
+        run("cnnspot19", root, ["test-clip-prob"], out, datasets=["progan"], **kw)

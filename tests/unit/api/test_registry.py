@@ -5,11 +5,13 @@ import sys
 import textwrap
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 
 from forensibench.api import registry
 from forensibench.api.detector import Detector, Training
 from forensibench.api.registry import RegistryError
+from forensibench.data.transforms import TransformSpec
 
 
 @dataclass
@@ -24,7 +26,17 @@ class _P:
 class _Toy(Detector):
     name = "toy-registry-test"
     training = Training.NATURAL
+    threshold = "validation"
     Params = _P
+
+    def transform(self, train=False):
+        return TransformSpec(crop=8)
+
+    def fit(self, train):
+        return self
+
+    def score(self, images):
+        return np.zeros(len(images))
 
 
 @pytest.fixture
@@ -131,3 +143,86 @@ def test_list_command(invoke):
     res = invoke("list")
     assert res.exit_code == 0
     assert "freqspec" in res.output and "natural+generated" in res.output
+
+
+class _NoScore(Detector):
+    """Declares Params and training, implements transform and fit: forgets threshold and score."""
+
+    name = "toy-no-score"
+    training = Training.NATURAL
+    Params = _P
+
+    def transform(self, train=False):
+        return TransformSpec(crop=8)
+
+    def fit(self, train):
+        return self
+
+
+def test_a_class_missing_part_of_the_contract_is_refused_at_registration():
+    with pytest.raises(RegistryError) as exc:
+        registry.register(_NoScore)
+    msg = str(exc.value)
+    assert "'_NoScore' cannot be registered: it does not define threshold, score" in msg
+    assert "\n" not in msg and msg.count(". ") == 0  # one sentence
+    assert "toy-no-score" not in registry.available()
+    with pytest.raises(TypeError):  # and abc refuses to build one
+        _NoScore()
+
+
+@pytest.mark.parametrize(
+    "attr, value, words",
+    [
+        ("threshold", "maybe", "threshold is 'maybe', not one of 'probability', 'validation'"),
+        ("training", "natural", "training is 'natural', not a forensibench Training"),
+        ("Params", dict, "Params is <class 'dict'>, not a dataclass"),
+    ],
+)
+def test_declarations_of_the_wrong_kind_are_refused(attr, value, words):
+    bad = type("_Bad", (_Toy,), {attr: value, "name": "toy-bad"})
+    with pytest.raises(RegistryError, match=words):
+        registry.register(bad)
+
+
+def test_an_entry_point_missing_part_of_the_contract_is_refused_when_loaded(tmp_path):
+    _fake_dist(tmp_path, "plugin_c", "half = plugin_c:Half")
+    (tmp_path / "plugin_c.py").write_text(
+        textwrap.dedent(
+            """
+            from dataclasses import dataclass
+            from forensibench.api.detector import Detector, Training
+
+            @dataclass
+            class P:
+                k: int = 1
+
+            class Half(Detector):
+                Params = P
+                training = Training.NATURAL
+                threshold = "probability"
+
+                def fit(self, train):
+                    return self
+            """
+        )
+    )
+    code = textwrap.dedent(
+        """
+        from forensibench.api import registry
+        try:
+            registry.get("half")
+        except registry.RegistryError as e:
+            print("ERR", e)
+        row = [r for r in registry.describe_all() if r["name"] == "half"][0]
+        print("LIST", row["paper_rows"])
+        print("OTHERS", "freqspec" in registry.available())
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path)}
+    )
+    assert (
+        "ERR entry point half = 'plugin_c:Half' cannot be registered: it does not define transform, score" in out.stdout
+    ), out.stdout + out.stderr
+    assert "LIST cannot import: entry point half" in out.stdout  # `forensibench list` shows why, and the rest
+    assert "OTHERS True" in out.stdout

@@ -82,3 +82,33 @@ def test_list_images_selects_class_folders(tmp_path):
     real = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path, "0_real")]
     assert real == ["0_real/c.jpg", "cat/0_real/a.png"]
     assert [p.name for p in list_images(tmp_path, "1_fake")] == ["b.PNG"]
+
+
+def _mixed_sizes(folder, sizes):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (h, w) in enumerate(sizes):
+        p = folder / f"{i:02d}.png"
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    return paths
+
+
+def test_images_of_different_sizes_batch_by_size(tmp_path):
+    # issue 14 (11): whole images (no crop) of different sizes crashed the batch ("stack expects each
+    # tensor to be equal size"); now each batch holds images of one size, and every image comes out
+    # exactly as it does alone
+    sizes = [(32, 32), (36, 40), (32, 32), (20, 48), (36, 40), (32, 32), (17, 23)]
+    paths = _mixed_sizes(tmp_path, sizes)
+    paths.insert(3, tmp_path / "missing.png")
+    images = ImageSet(paths)
+    tf = TransformSpec()  # no resize, no crop: whole images
+    alone = {int(i[0]): x[0] for i, x in iter_batches(images, tf, batch_size=1)}
+    seen = []
+    for idx, x in iter_batches(images, tf, batch_size=4):
+        assert x.shape[0] == len(idx)  # one size per batch
+        for j, i in enumerate(idx):
+            assert np.array_equal(x[j].numpy(), alone[int(i)].numpy())
+            seen.append(int(i))
+    assert sorted(seen) == [i for i in range(len(paths)) if i != 3] and list(images.failures) == [str(paths[3])]

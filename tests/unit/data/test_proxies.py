@@ -195,3 +195,59 @@ def test_make_proxy_names_every_kind():
         make_proxy("blur")
     with pytest.raises(ValueError, match="band='top'"):
         make_proxy("fm-phase", "top", 0.1)
+
+
+# -- overflow: FreqMask's astype(np.uint8) wrap vs our clip, by hand on a 4x4 spectrum ------------
+# A 4x4 image whose rows are 250, 210, 250, 50 (every column alike, every channel alike):
+# mean 190 = DC / 16; the row pattern is 190 + 80 sin(pi y / 2) + 60 (-1)^y.
+ROWS = np.array([250, 210, 250, 50])
+
+
+def _rows_image():
+    return np.repeat(np.repeat(ROWS[:, None], 4, axis=1)[..., None], 3, axis=2).astype(np.uint8)
+
+
+def test_wrap_and_clip_by_hand_on_a_4x4_spectrum():
+    from forensibench.data.proxies import FrequencyMask, apply_spectral_mask
+
+    img = _rows_image()
+    # the low band of a 4x4 spectrum is DC alone: ratio 1.0 removes the mean -> 60, 20, 60, -140
+    for overflow, rows in (("wrap", [60, 20, 60, 256 - 140]), ("clip", [60, 20, 60, 0])):
+        op = FrequencyMask("low", 1.0, overflow=overflow)
+        out = op(img, np.random.default_rng(0))
+        assert (out == np.repeat(np.repeat(np.array(rows)[:, None], 4, axis=1)[..., None], 3, axis=2)).all()
+    # remove the Nyquist row frequency (ky = 2, its own mirror): 60 (-1)^y goes -> 190, 270, 190, 110
+    nyquist = np.ones((4, 4))
+    nyquist[2, 0] = 0.0
+    for overflow, rows in (("wrap", [190, 270 - 256, 190, 110]), ("clip", [190, 255, 190, 110])):
+        out = apply_spectral_mask(img, nyquist, overflow=overflow)
+        assert (out[:, :, 0] == np.array(rows)[:, None]).all() and (out == out[..., :1]).all()
+
+
+def test_wrap_truncates_toward_zero_as_astype_uint8_does():
+    from forensibench.data.proxies import to_uint8
+
+    x = np.array([-140.7, -0.5, 0.7, 127.9, 255.7, 256.2, 300.0, -256.5])
+    # numpy's float -> uint8 cast (FreqMask's mask.py): truncate toward zero, then modulo 256
+    assert to_uint8(x, "wrap").tolist() == [116, 0, 0, 127, 255, 0, 44, 0]
+    assert to_uint8(x, "clip").tolist() == [0, 0, 1, 128, 255, 255, 255, 0]
+    # an integer result stays that integer despite the FFT's round-off
+    assert to_uint8(np.array([8.0 - 1e-12, -8.0 + 1e-12]), "wrap").tolist() == [8, 248]
+
+
+def test_overflow_names_the_proxy_and_the_paper_rows_wrap():
+    import pytest
+
+    from forensibench.api import registry
+    from forensibench.data.proxies import FrequencyMask, FrequencyPhaseMask
+
+    assert FrequencyMask("low", 1.0).key == "fm(band=low,ratio=1)"  # clip: the key of earlier caches
+    assert FrequencyMask("low", 1.0, overflow="wrap").key == "fm(band=low,ratio=1,overflow=wrap)"
+    assert FrequencyPhaseMask("low", 0.1, overflow="wrap").key == "fm-phase(band=low,ratio=0.1,overflow=wrap)"
+    for spec in ("clip-flow", "clip-flow:mode=P", "clip-flow:proxy=fm-phase"):
+        assert registry.create(spec).proxy_op().overflow == "wrap"  # FreqMask's behaviour ([8])
+    assert registry.create("clip-flow:mode=P,overflow=clip").proxy_op().overflow == "clip"
+    with pytest.raises(ValueError, match="overflow='round'"):
+        FrequencyMask("low", 0.1, overflow="round")
+    with pytest.raises(registry.RegistryError, match="overflow"):
+        registry.create("clip-flow:proxy=jitter,overflow=wrap")

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from forensibench.data import perturb
-from forensibench.run.runner import run
+from forensibench.engine.runner import run
 
 FREQSPEC = "freqspec:arch=resnet18,pretrained=false,crop=64,epochs=1"
 

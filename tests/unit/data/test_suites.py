@@ -177,3 +177,62 @@ def test_verify_decodes_a_shared_real_folder_once(tmp_path, monkeypatch):
     rows = verify(load_suite("synthbuster"), tmp_path)
     assert len(rows) == 18 and all(r["found"] == 2 and r["unreadable"] == 0 for r in rows)
     assert len(calls) == len(set(calls)) == 2 + 9 * 2
+
+
+def _manifest(tmp_path, **set_fields):
+    import yaml
+
+    item = {"key": "progan", "real": "test/progan", "fake": "test/progan", **set_fields}
+    p = tmp_path / "m.yaml"
+    p.write_text(yaml.safe_dump({"name": "m", "sets": [item]}))
+    return p
+
+
+@pytest.mark.parametrize(
+    "key", ["/abs/dir/ABS", "a/b", "..", ".", ".hidden", "ProGAN", "pro gan", "x@jpeg=75", "", "a" * 65, "a\\b"]
+)
+def test_unsafe_set_keys_are_refused_when_the_manifest_loads(tmp_path, key):
+    # a key names RUN/cells/<slug>/<key>.parquet: "/abs/dir/ABS" wrote outside the run directory
+    with pytest.raises(SuiteError, match="key") as exc:
+        load_suite(_manifest(tmp_path, key=key))
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("key", ["progan", "ldm_200_cfg", "cyclegan-train", "sd1.5", "0day"])
+def test_safe_set_keys_load(tmp_path, key):
+    assert load_suite(_manifest(tmp_path, key=key)).keys() == [key]
+
+
+@pytest.mark.parametrize(
+    "field,folder",
+    [
+        ("real", "/abs/dir"),
+        ("fake", "/"),
+        ("real", "../outside"),
+        ("fake", "test/../../outside"),
+        ("real", "test/.."),
+        ("fake", 42),
+        ("real", ["test/progan"]),
+    ],
+)
+def test_folders_outside_the_data_root_are_refused_when_the_manifest_loads(tmp_path, field, folder):
+    with pytest.raises(SuiteError, match=field) as exc:
+        load_suite(_manifest(tmp_path, **{field: folder}))
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("category", ["../x", "/abs", "a/b", ".."])
+def test_category_folders_are_single_safe_names(tmp_path, category):
+    # categories are folders that `datasets synth` writes into
+    with pytest.raises(SuiteError, match="categor"):
+        load_suite(_manifest(tmp_path, categories=["airplane", category]))
+
+
+def test_a_symlinked_top_folder_inside_the_data_root_is_followed(tmp_path):
+    # the documented way to use a copy that lies elsewhere: symlink it into one data root
+    elsewhere, root = tmp_path / "elsewhere", tmp_path / "root"
+    synthesize("cnnspot19", elsewhere, per_class=2, size=32, with_training=False)
+    root.mkdir()
+    (root / "test").symlink_to(elsewhere / "test", target_is_directory=True)
+    images, rec = load_suite("cnnspot19").images(root, "progan")
+    assert rec["found_real"] == rec["found_fake"] == 2 and len(images) == 4

@@ -235,3 +235,70 @@ def test_cache_info_and_clear(tmp_path, rt, invoke):
     assert out.exit_code == 0 and "cleared" in out.output
     assert sorted(p.name for p in cache.iterdir()) == ["keep.txt"]
     assert "no cached features" in invoke("cache", "info", "--cache-dir", cache).output
+
+
+@pytest.mark.parametrize("how", ["cp -p", "rsync -a"])
+def test_file_hash_memo_sees_a_replacement_with_the_same_size_and_mtime(tmp_path, how, replace_same_size_mtime):
+    import hashlib
+
+    from forensibench.core.files import file_sha256
+    from forensibench.features.cache import FileHashes
+
+    paths = _images(tmp_path / "img", 3)
+    first = FileHashes(tmp_path / "cache")
+    before = first.many([str(p) for p in paths])
+    assert before[0] == file_sha256(paths[0]) == hashlib.sha256(paths[0].read_bytes()).hexdigest()
+    first.flush()
+
+    replace_same_size_mtime(paths[0], how)
+    truth = hashlib.sha256(paths[0].read_bytes()).hexdigest()
+    assert truth != before[0]
+    warm = FileHashes(tmp_path / "cache")  # the next run: the memo from disk
+    assert warm.many([str(p) for p in paths]) == [truth, *before[1:]]
+    assert warm.hashed == 1  # the unchanged files were not read again
+    assert first(paths[0]) == truth  # the memo in memory too
+    assert file_sha256(paths[0]) == truth  # and core.files' own memo
+
+
+def test_clear_deletes_only_the_caches_own_marked_folders(tmp_path, rt, invoke):
+    """Issue 14 (5): `cache clear --cache-dir DIR` removed DIR/features/labels.csv and DIR/hashes/notes.txt."""
+    from forensibench.features.cache import clear_cache
+
+    cache = tmp_path / "cache"
+    mine = {
+        "features/labels.csv": "user's labels",
+        "hashes/notes.txt": "user's notes",
+        "features/v1-backup/data.npy": "user's folder next to the cache's",
+        "README": "user's",
+    }
+    for rel, text in mine.items():
+        (cache / rel).parent.mkdir(parents=True, exist_ok=True)
+        (cache / rel).write_text(text)
+    FeatureStore(cache).features(ImageSet(_images(tmp_path / "img", 3)), TINY, univfd_test(), rt)
+    assert (cache / "features/v1").is_dir() and (cache / "hashes/v1").is_dir()
+    res = clear_cache(cache)
+    assert [rel for rel in mine if not (cache / rel).is_file()] == []
+    for rel, text in mine.items():
+        assert (cache / rel).read_text() == text
+    assert not (cache / "features/v1").exists() and not (cache / "hashes/v1").exists()
+    assert res.freed > 0 and sorted(res.removed) == [cache / "features/v1", cache / "hashes/v1"] and not res.left
+    # the cache works again after a clear (and marks the folders it creates again)
+    store = FeatureStore(cache)
+    store.features(ImageSet(_images(tmp_path / "img", 3)), TINY, univfd_test(), rt)
+    assert store.passes == 1 and sorted(clear_cache(cache).removed) == [cache / "features/v1", cache / "hashes/v1"]
+
+
+def test_clear_leaves_a_versioned_folder_without_the_marker(tmp_path, invoke):
+    """A features/v1 the cache did not create (or made before the marker existed) is left and named."""
+    from forensibench.features.cache import clear_cache
+
+    cache = tmp_path / "cache"
+    foreign = cache / "features" / "v1" / "results.csv"
+    foreign.parent.mkdir(parents=True)
+    foreign.write_text("not a cache")
+    res = clear_cache(cache)
+    assert foreign.is_file()
+    assert res.freed == 0 and not res.removed and [p for p, _ in res.left] == [cache / "features/v1"]
+    out = invoke("cache", "clear", "--cache-dir", cache)
+    assert out.exit_code == 0 and foreign.is_file()
+    assert "left" in out.output and str(cache / "features" / "v1") in out.output and "marker" in out.output

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forensibench.engine.runner import TrainingRoots, run
 from forensibench.report.attribution import attribution
-from forensibench.run.runner import TrainingRoots, run
 
 MANIFEST = """\
 name: three-generators

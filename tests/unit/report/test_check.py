@@ -1,8 +1,14 @@
-"""`forensibench check`: a 1-point AP drop fails, a drop within tolerance or within the interval passes."""
+"""`forensibench check`: a 1-point AP drop fails, a drop within tolerance or within the interval passes;
+changed image counts, unfinished runs and empty or malformed baselines fail too."""
+
+import json
 
 import pandas as pd
+import pytest
 
-from forensibench.report.check import compare, read_baseline, write_baseline
+from forensibench.report.check import CheckError, compare, read_baseline, write_baseline
+
+COUNTS = {"n_real": 4, "n_fake": 4, "n_failed": 0}
 
 
 def metrics(ap_progan=90.0, lo=85.0, hi=95.0, extra=True):
@@ -41,7 +47,16 @@ def metrics(ap_progan=90.0, lo=85.0, hi=95.0, extra=True):
                 "acc_hi": 55.0,
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{**r, **COUNTS} for r in rows])
+
+
+def finished_run(tmp_path, df, status="finished"):
+    """A run directory: its metrics.csv and a run.json with `status`."""
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    df.to_csv(run / "metrics.csv", index=False)
+    (run / "run.json").write_text(json.dumps({"status": status}))
+    return run
 
 
 def status(res, det, ds):
@@ -85,9 +100,7 @@ def test_missing_cells_fail_and_new_cells_are_reported():
 
 
 def test_cli_update_then_check(tmp_path, invoke):
-    run = tmp_path / "run"
-    run.mkdir()
-    metrics().to_csv(run / "metrics.csv", index=False)
+    run = finished_run(tmp_path, metrics())
     base = tmp_path / "baselines" / "ci.csv"
     assert invoke("check", "--run", run, "--baseline", base, "--update").exit_code == 0
     assert read_baseline(base, "ap", need_ci=True)["ap"].tolist() == [90.0, 70.0, 50.0]
@@ -101,8 +114,133 @@ def test_cli_update_then_check(tmp_path, invoke):
 
 
 def test_write_baseline_columns(tmp_path):
-    run = tmp_path / "run"
-    run.mkdir()
-    metrics().assign(threshold=0.5, auroc=88.0).to_csv(run / "metrics.csv", index=False)
+    run = finished_run(tmp_path, metrics().assign(threshold=0.5, auroc=88.0))
     out = write_baseline(run, tmp_path / "b.csv")
-    assert list(out.columns) == ["detector", "dataset", "ap", "ap_lo", "ap_hi", "acc", "acc_lo", "acc_hi", "auroc"]
+    assert list(out.columns) == [
+        "detector",
+        "dataset",
+        "n_real",
+        "n_fake",
+        "n_failed",
+        "ap",
+        "ap_lo",
+        "ap_hi",
+        "acc",
+        "acc_lo",
+        "acc_hi",
+        "auroc",
+    ]
+    assert (
+        read_baseline(tmp_path / "b.csv", "ap", need_ci=True)[["n_real", "n_fake", "n_failed"]].values.tolist()
+        == [[4, 4, 0]] * 3
+    )
+
+
+# -- issue 14 (1): what a leaderboard guard must not let through ----------------------------------
+def test_changed_image_counts_fail_with_their_own_status(tmp_path, invoke):
+    base = metrics()
+    run = metrics()
+    run.loc[0, ["n_real", "n_fake", "n_failed"]] = [3, 3, 2]  # one real emptied, one fake truncated
+    res = compare(run, base, "ap", tolerance=100.0)  # the AP moved within any tolerance
+    assert res.failed and status(res, "d1", "progan") == "images changed"
+    assert status(res, "d1", "dalle") == "ok"
+    note = res.rows.set_index(["detector", "dataset"]).loc[("d1", "progan"), "note"]
+    assert note == "n_real 4 -> 3, n_fake 4 -> 3, n_failed 0 -> 2"
+    assert any("n_failed" in m and "changed" in m for m in res.messages())
+    # through the CLI: exit 1 and a sentence of its own
+    b = tmp_path / "b.csv"
+    base.to_csv(b, index=False)
+    out = invoke("check", "--run", finished_run(tmp_path, run), "--baseline", b, "--tolerance", "100")
+    assert out.exit_code == 1 and "images changed" in out.output and "n_failed 0 -> 2" in out.output
+    assert "scored other images" in out.output
+
+
+def test_a_baseline_row_missing_from_the_run_fails(tmp_path, invoke):
+    b = tmp_path / "b.csv"
+    metrics().to_csv(b, index=False)
+    run = finished_run(tmp_path, metrics().iloc[:2])  # detector d2 is gone
+    out = invoke("check", "--run", run, "--baseline", b)
+    assert out.exit_code == 1 and "missing" in out.output and "d2" in out.output
+
+
+@pytest.mark.parametrize("status_", ["running", "interrupted", "finished with failed detectors"])
+def test_a_run_that_did_not_finish_fails(tmp_path, invoke, status_):
+    b = tmp_path / "b.csv"
+    metrics().to_csv(b, index=False)
+    run = finished_run(tmp_path, metrics(), status=status_)
+    out = invoke("check", "--run", run, "--baseline", b)
+    assert out.exit_code == 1 and f"'{status_}'" in out.output and "Traceback" not in out.output
+    # nor is an unfinished run a baseline
+    out = invoke("check", "--run", run, "--baseline", tmp_path / "new.csv", "--update")
+    assert out.exit_code == 2 and status_ in out.output and not (tmp_path / "new.csv").exists()
+
+
+def test_a_run_without_run_json_is_refused(tmp_path, invoke):
+    run = finished_run(tmp_path, metrics())
+    (run / "run.json").unlink()
+    b = tmp_path / "b.csv"
+    metrics().to_csv(b, index=False)
+    out = invoke("check", "--run", run, "--baseline", b)
+    assert out.exit_code == 2 and "run.json" in out.output
+
+
+@pytest.mark.parametrize(
+    "name,content",
+    [
+        ("header-only.csv", ",".join(metrics().columns) + "\n"),
+        ("empty-list.json", "[]"),
+    ],
+)
+def test_a_baseline_with_no_rows_fails(tmp_path, invoke, name, content):
+    b = tmp_path / name
+    b.write_text(content)
+    out = invoke("check", "--run", finished_run(tmp_path, metrics()), "--baseline", b)
+    assert out.exit_code == 2 and "no rows" in out.output
+
+
+@pytest.mark.parametrize(
+    "name,content",
+    [
+        ("zero.csv", b""),
+        ("bad.json", b'{"detector": '),
+        ("scalars.json", b'{"detector": "d1", "dataset": "progan"}'),
+        ("binary.csv", bytes(range(256)) * 4),
+        ("no-counts.csv", b"detector,dataset,ap,ap_lo,ap_hi\nd1,progan,90,85,95\n"),
+        ("text-counts.csv", b"detector,dataset,n_real,n_fake,n_failed,ap\nd1,progan,four,4,0,90\n"),
+        ("duplicate.csv", b"detector,dataset,n_real,n_fake,n_failed,ap\nd1,progan,4,4,0,90\nd1,progan,4,4,0,91\n"),
+    ],
+)
+def test_a_malformed_baseline_exits_2_with_one_sentence(tmp_path, invoke, name, content):
+    b = tmp_path / name
+    b.write_bytes(content)
+    with pytest.raises(CheckError):
+        read_baseline(b, "ap", need_ci=False)
+    out = invoke("check", "--run", finished_run(tmp_path, metrics()), "--baseline", b)
+    assert out.exit_code == 2 and "Traceback" not in out.output
+    lines = out.output.strip().splitlines()
+    assert len(lines) == 1 and str(b) in lines[0], out.output
+
+
+def test_a_json_baseline_round_trips(tmp_path, invoke):
+    run = finished_run(tmp_path, metrics())
+    b = tmp_path / "b.json"
+    assert invoke("check", "--run", run, "--baseline", b, "--update").exit_code == 0
+    assert json.loads(b.read_text())[0]["n_real"] == 4
+    assert invoke("check", "--run", run, "--baseline", b, "--ci").exit_code == 0
+
+
+# -- issue 14 (6): `check --update --baseline RUN/metrics.csv` overwrote the run's own metrics -------
+@pytest.mark.parametrize("inside", ["metrics.csv", "baselines/ci.csv", "OTHER/metrics.csv"])
+def test_update_refuses_a_baseline_inside_a_run_directory(tmp_path, invoke, inside):
+    run = finished_run(tmp_path, metrics())
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "run.json").write_text(json.dumps({"status": "finished"}))  # another run directory
+    target = other / inside.split("/", 1)[1] if inside.startswith("OTHER/") else run / inside
+    before = {p: p.read_bytes() for p in (run / "metrics.csv", run / "run.json")}
+    out = invoke("check", "--run", run, "--baseline", target, "--update")
+    assert out.exit_code == 2 and "run directory" in out.output and "Traceback" not in out.output
+    assert len(out.output.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in before} == before and not (target.exists() and target.parent != run)
+    with pytest.raises(CheckError, match="run directory"):
+        write_baseline(run, target)

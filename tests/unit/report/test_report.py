@@ -9,8 +9,8 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
+from forensibench.engine.runner import run
 from forensibench.report import tables
-from forensibench.run.runner import run
 
 DETECTORS = [
     "clip-flow:backbone=tiny-random,mode=N+P,epochs=2",
@@ -94,6 +94,14 @@ def test_report_is_self_contained_with_the_runs_numbers(report):
         assert shown in page.cells, (col, shown)
     grid, _ = tables.robustness(run_dir)
     assert f"{grid.iloc[0]['jpeg=75']:.2f}" in page.cells
+    # the training section: CLIP-Flow's last logged epoch, as training.csv holds it
+    from forensibench.api.registry import canonical
+    from forensibench.engine.rundir import load_training_log
+
+    assert "<h3>Training</h3>" in text
+    last = load_training_log(run_dir, canonical(DETECTORS[0])).iloc[-1]
+    for col in ("loss", "val_ap", "val_natural_q50"):
+        assert f"{last[col]:.2f}" in page.cells, col
 
 
 def _chromium():
@@ -136,3 +144,33 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         [browser, *flags, "--dump-dom", page_path.as_uri()], capture_output=True, text=True, timeout=120
     ).stdout
     assert len(re.findall(r"<table", dom)) >= 6 and "Table I: AP" in dom  # the browser built the tables
+
+
+def test_a_figure_is_replaced_atomically(tmp_path, monkeypatch):
+    """A figure whose encoding fails half-way leaves the previous file, and no temporary file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from forensibench.report.figures import _save
+
+    out = tmp_path / "figures" / "fig.png"
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    _save(fig, out)
+    before = out.read_bytes()
+    assert before.startswith(b"\x89PNG")
+
+    def half_written(im, fp, filename):
+        fp.write(b"\x89PNG half")
+        raise OSError("disk full")
+
+    monkeypatch.setitem(Image.SAVE, "PNG", half_written)
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    with pytest.raises(OSError, match="disk full"):
+        _save(fig, out)
+    assert out.read_bytes() == before
+    assert [p.name for p in out.parent.iterdir()] == ["fig.png"]

@@ -8,26 +8,35 @@
     RUN/cells/<slug>/<dataset>.parquet   the scores of one finished cell (written last: the commit)
     RUN/cells/<slug>/<dataset>.cost.json the compute cost of scoring it (merged into fit.json and
                                      run.json by the runner)
+    RUN/cells/<slug>/validation.csv  the held-out naturals' scores behind a validation threshold
+                                     (path, kind: natural | threshold_proxy | proxy, score)
+    RUN/cells/<slug>/<dataset>.metrics.json  its metrics, with what they were computed from
+                                     (`forensibench.engine.stored_metrics`; metrics.csv is made from them)
     RUN/models/<slug>/               the fitted detector, for detectors that can save
+    RUN/models/<slug>/training.csv   one row per training epoch, for detectors that keep a
+                                     `training_log_` (written even when training stops with an error)
     RUN/.lock                        held while a run writes here
 
 Each file is written to a temporary name in the same folder and moved into place, so a killed run
-leaves either the old file or the new one, never half of one.
+leaves either the old file or the new one, never half of one; the temporary file a killed write
+leaves behind is removed by the next run that takes the lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 
-from forensibench.core.files import atomic_write_json, atomic_write_parquet
+from forensibench.core.files import TEMPORARY_GLOB, atomic_write_json, atomic_write_parquet, read_parquet_metadata
 
 SCORE_COLUMNS = ["detector", "dataset", "path", "label", "score", "error"]
 # Written only by detectors that can: the predicted source of each image ("real" or a generator).
@@ -71,11 +80,20 @@ class RunDir:
     def cost_path(self, spec: str, dataset: str) -> Path:
         return self.cell_dir(spec) / f"{dataset}.cost.json"
 
+    def cell_metrics_path(self, spec: str, dataset: str) -> Path:
+        return self.cell_dir(spec) / f"{dataset}.metrics.json"
+
     def fit_path(self, spec: str) -> Path:
         return self.cell_dir(spec) / "fit.json"
 
     def model_dir(self, spec: str) -> Path:
         return self.root / "models" / slug(spec)
+
+    def training_log_path(self, spec: str) -> Path:
+        return self.model_dir(spec) / "training.csv"
+
+    def validation_path(self, spec: str) -> Path:
+        return self.cell_dir(spec) / "validation.csv"
 
     # -- state ----------------------------------------------------------------------------
     def cell_done(self, spec: str, dataset: str) -> bool:
@@ -88,12 +106,24 @@ class RunDir:
     def write_fit(self, spec: str, record: dict) -> None:
         atomic_write_json(self.fit_path(spec), record)
 
-    def write_cell(self, spec: str, dataset: str, df: pd.DataFrame, cost: dict | None = None) -> None:
-        """Commit a scoring cell: its cost record first, then its scores (the parquet file marks it done)."""
+    def write_cell(
+        self, spec: str, dataset: str, df: pd.DataFrame, cost: dict | None = None, fingerprint: dict | None = None
+    ) -> None:
+        """Commit a scoring cell: its cost record first, then its scores (the parquet file marks it done),
+        with its `fingerprint` (`forensibench.engine.fingerprint.cell_fingerprint`) in the file's metadata."""
         if cost is not None:
             atomic_write_json(self.cost_path(spec, dataset), cost)
         cols = SCORE_COLUMNS + [c for c in OPTIONAL_SCORE_COLUMNS if c in df.columns]
-        atomic_write_parquet(self.cell_path(spec, dataset), df[cols])
+        meta = {"forensibench.fingerprint": fingerprint} if fingerprint is not None else None
+        atomic_write_parquet(self.cell_path(spec, dataset), df[cols], meta)
+
+    def cell_fingerprint(self, spec: str, dataset: str) -> dict | None:
+        """The fingerprint a committed cell was written with (None: none, e.g. an older forensibench)."""
+        return read_parquet_metadata(self.cell_path(spec, dataset), "forensibench.fingerprint")
+
+    def done_cells(self, spec: str) -> list[str]:
+        """The sets (and conditions) of `spec` whose cells are committed."""
+        return [f.stem for f in sorted(self.cell_dir(spec).glob("*.parquet"))]
 
     def cell_costs(self, spec: str) -> dict[str, dict]:
         """{"score:<dataset>": cost record} of the committed scoring cells of `spec`."""
@@ -103,6 +133,31 @@ class RunDir:
             if self.cell_done(spec, dataset):
                 out[f"score:{dataset}"] = json.loads(f.read_text())
         return out
+
+    def saved_fit_problem(self, spec: str, fit: dict, hasher: Callable[[Path], str]) -> str | None:
+        """Why the saved model of `spec` is not the one its fit.json records (None when it is): a file of
+        ``fitted_state`` that is missing, or whose SHA-256 differs (a half-written or changed file)."""
+        name = slug(spec)
+        for rec in fit.get("fitted_state") or []:
+            parts = Path(rec["path"]).parts  # absolute where it was fitted: the run directory may have moved
+            rel = Path(*parts[parts.index(name) + 1 :]) if name in parts else Path(parts[-1])
+            path = self.model_dir(spec) / rel
+            try:
+                sha = hasher(path)
+            except OSError:
+                return f"{path} is missing"
+            if sha != rec["sha256"]:
+                return f"{path} is not the file fit.json records (half-written or changed: sha256 {sha[:12]}...)"
+        return None
+
+    def discard(self, spec: str) -> None:
+        """Remove the fit, the cells and the saved model of `spec`. The cells' parquet files (their commit
+        marks) go first: a discard killed half-way leaves the old fit with some of its cells, never a
+        cell without the fit that scored it."""
+        for f in self.cell_dir(spec).glob("*.parquet"):
+            f.unlink()
+        for d in (self.cell_dir(spec), self.model_dir(spec)):
+            shutil.rmtree(d, ignore_errors=True)
 
     def iter_cells(self) -> Iterator[tuple[str, str, Path]]:
         """(detector spec, dataset, path) of every committed cell."""
@@ -145,6 +200,15 @@ class RunDir:
         fh.write(f"pid {os.getpid()}")
         fh.flush()
         self._lock_fh = fh
+        self._remove_temporaries()
+
+    def _remove_temporaries(self) -> None:
+        """Delete the temporary files of writes killed half-way (SIGKILL, power loss) in the run's own
+        files, cells and models; safe once the lock is held, since no other run writes here then."""
+        for pattern in (TEMPORARY_GLOB, f"cells/**/{TEMPORARY_GLOB}", f"models/**/{TEMPORARY_GLOB}"):
+            for f in self.root.glob(pattern):
+                with contextlib.suppress(FileNotFoundError):
+                    f.unlink()
 
     def unlock(self) -> None:
         if self._lock_fh is not None:
@@ -157,6 +221,18 @@ class RunDir:
 
 def load_scores(run: str | Path) -> pd.DataFrame:
     return pd.read_parquet(Path(run) / "scores.parquet")
+
+
+def load_training_log(run: str | Path, spec: str) -> pd.DataFrame | None:
+    """The training.csv of detector `spec` in `run` (one row per epoch), None when it has none."""
+    p = RunDir(run).training_log_path(spec)
+    return pd.read_csv(p) if p.is_file() else None
+
+
+def load_validation_scores(run: str | Path, spec: str) -> pd.DataFrame | None:
+    """The validation.csv of detector `spec` in `run` (path, kind, score), None when it has none."""
+    p = RunDir(run).validation_path(spec)
+    return pd.read_csv(p) if p.is_file() else None
 
 
 def load_metrics(run: str | Path) -> pd.DataFrame:

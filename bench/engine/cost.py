@@ -183,7 +183,7 @@ def cost_table(run: str | Path) -> Any:
     import numpy as np
     import pandas as pd
 
-    from forensibench.run.rundir import RunDirError, load_metrics
+    from forensibench.engine.rundir import RunDirError, load_metrics
 
     info = json.loads((Path(run) / "run.json").read_text())
     metrics = load_metrics(run)

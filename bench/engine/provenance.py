@@ -1,14 +1,17 @@
-"""What run.json records about the software (package versions, the code's git commit) and about the
-weights each detector loaded."""
+"""What run.json records about the software (package versions, the code's git commit and source digest)
+and about the weights each detector loaded."""
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import subprocess
 import sys
-from importlib import metadata
+from importlib import metadata, util
+from pathlib import Path
 from typing import Any
 
+from forensibench import __version__
 from forensibench.core.paths import PROJECT_ROOT
 
 PACKAGES = (
@@ -52,6 +55,30 @@ def git_state() -> dict[str, str | bool | None]:
         return {"commit": None, "dirty": None}
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status)}
+
+
+def source_digest(package: Path, detectors: Path) -> str:
+    """SHA-256 naming forensibench's Python source: of the sha256sum-style lines ``<sha256>  <path>`` of
+    every ``.py`` file, sorted by path, named as imported (``forensibench/...``, with `detectors` as
+    ``forensibench/detectors/...``), so that a checkout (bench/ and detectors/ side by side) and an
+    installed copy of the same files give the same digest. Bytecode and other files are not code."""
+    files: dict[str, str] = {}
+    for root, prefix in ((package, "forensibench"), (detectors, "forensibench/detectors")):
+        for f in sorted(Path(root).rglob("*.py")):
+            rel = f.relative_to(root)
+            if "__pycache__" not in rel.parts:
+                files[f"{prefix}/{rel.as_posix()}"] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return hashlib.sha256("".join(f"{sha}  {p}\n" for p, sha in sorted(files.items())).encode()).hexdigest()
+
+
+def code_identity() -> dict[str, str | None]:
+    """The code that computes a fit or a cell: forensibench's version, `source` (`source_digest` of the
+    modules as imported) and, in a git checkout, the commit (for the reader: a commit of documentation or
+    tests alone keeps `source`, an uncommitted edit of a module changes it)."""
+    package = Path(__file__).resolve().parents[1]
+    spec = util.find_spec("forensibench.detectors")
+    detectors = Path(next(iter(spec.submodule_search_locations))) if spec else package / "detectors"
+    return {"forensibench": __version__, "source": source_digest(package, detectors), "commit": git_state()["commit"]}
 
 
 def command_line() -> str:

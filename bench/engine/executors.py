@@ -1,4 +1,4 @@
-"""Executors: who runs the cells of a run (`forensibench.run.cells`).
+"""Executors: who runs the cells of a run (`forensibench.engine.cells`).
 
 * ``local`` (`LocalExecutor`): every cell in this process, detector after detector, in one
   `Session`, so a fitted detector is scored without being saved and reloaded and every detector
@@ -22,14 +22,20 @@ thread count (float rounding depends on it).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from forensibench.core.errors import DetectorError
+from forensibench.engine.cells import RunPlan, Session, detector_cells, fit_cell, guarded, score_cell
 from forensibench.features.runtime import Runtime
-from forensibench.run.cells import RunPlan, Session, detector_cells, fit_cell, score_cell
 
 EXECUTORS = ("local", "ray")
+
+
+class ExecutorError(RuntimeError):
+    """The executor cannot run any cell (e.g. a Ray cluster that refuses the connection): one sentence."""
 
 
 @dataclass
@@ -72,24 +78,14 @@ def _task_plan(plan: RunPlan) -> RunPlan:
 
 def _fit_task(plan: RunPlan, spec: str) -> str | None:
     session = Session(_task_plan(plan))
-    try:
-        fit_cell(session, spec)
-    except DetectorError as exc:
-        session.log(f"[forensibench] {spec}: FAILED: {exc}")
-        return str(exc)
-    return None
+    return guarded(session, spec, "fitting", functools.partial(fit_cell, session, spec))
 
 
 def _score_task(plan: RunPlan, spec: str, key: str, fit_error: str | None) -> str | None:
     if fit_error is not None:  # the training task failed: nothing to score
         return fit_error
     session = Session(_task_plan(plan))
-    try:
-        score_cell(session, spec, key)
-    except DetectorError as exc:
-        session.log(f"[forensibench] {spec} / {key}: FAILED: {exc}")
-        return str(exc)
-    return None
+    return guarded(session, spec, f"scoring set {key!r}", functools.partial(score_cell, session, spec, key))
 
 
 def _cells_task(plan: RunPlan, spec: str, keys: list[str]) -> str | None:
@@ -118,7 +114,10 @@ class RayExecutor:
             ) from None
         started = not ray.is_initialized()
         if started:
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=True)
+            try:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=True)
+            except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, AuthenticationError
+                raise ExecutorError(_connection_error(self.address, exc)) from None
         try:
             options = self._resources(ray, plan)
             fit_t = ray.remote(_fit_task).options(**options)
@@ -161,6 +160,33 @@ class RayExecutor:
                 )
             options["num_gpus"] = 1
         return options
+
+
+def _connection_error(address: str | None, exc: BaseException) -> str:
+    """One sentence for a failed `ray.init`, naming the address and the remedy.
+
+    A cluster with token authentication (``RAY_AUTH_MODE=token``: Ray 2.52+, on by default for local
+    clusters since Ray 2.59) rejects a client without its token; Ray then retries for about 20 s and
+    raises ConnectionError, the cause (gRPC ``Unauthenticated``, ``InvalidAuthToken``) deep in its chain,
+    or, when this process sets ``RAY_AUTH_MODE=token`` without a token, ``AuthenticationError``.
+    """
+    chain, e = [], exc
+    while e is not None and len(chain) < 8:
+        chain.append(f"{type(e).__name__}: {e}")
+        e = e.__cause__ or e.__context__
+    text = "\n".join(chain)
+    where = f"the Ray cluster at {address or os.environ.get('RAY_ADDRESS') or 'a new local Ray instance'}"
+    if any(s in text for s in ("Unauthenticated", "InvalidAuthToken", "AuthenticationError")):
+        return (
+            f"{where} refused the connection: it uses token authentication and this process has no valid "
+            f"token; set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to the cluster's token (`ray get-auth-token` on "
+            f"its head node prints it)"
+        )
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return (
+        f"could not connect to {where} ({first}); check the address (`ray status` on the head node), and for a "
+        f"cluster with token authentication set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN"
+    )
 
 
 def make_executor(name: str, ray_address: str | None = None):
