@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from forensibench.core.files import atomic_write_csv, atomic_write_json, atomic_write_parquet
-from forensibench.run.rundir import RunDir, RunDirError, load_metrics, load_scores
+from forensibench.engine.rundir import RunDir, RunDirError, load_metrics, load_scores
 
 # config keys that name where a run was made, not what it measured
 MACHINE_KEYS = ("data_root",)
@@ -210,6 +210,14 @@ def _combine_detectors(runs: list[_Run]) -> tuple[pd.DataFrame, pd.DataFrame, di
     return metrics, scores, records, notes
 
 
+def _status(runs: list[_Run]) -> str | None:
+    """The combination's status: "finished" when every run is, else the first other status and its run."""
+    for r in runs:
+        if r.info.get("status") != "finished":
+            return r.info.get("status") if len(runs) == 1 else f"{r.info.get('status')} ({r.name})"
+    return "finished"
+
+
 def load_runs(paths: Sequence[str | Path]) -> Runs:
     """Combine run directories into one (see the module docstring for when they combine).
 
@@ -245,7 +253,7 @@ def load_runs(paths: Sequence[str | Path]) -> Runs:
     failures = pd.DataFrame([f for r in runs for f in r.info.get("image_failures") or []])
     info = {
         **runs[0].info,
-        "status": "combined" if len(runs) > 1 else runs[0].info.get("status"),
+        "status": _status(runs),
         "sets": sets,
         "perturbations": list(dict.fromkeys(p for r in runs for p in r.info.get("perturbations") or [])),
         "missing_sets": list(dict.fromkeys(missing)),

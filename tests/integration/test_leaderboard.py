@@ -17,8 +17,8 @@ from forensibench.api import registry
 from forensibench.api.detector import Detector, Training
 from forensibench.data.images import iter_batches
 from forensibench.data.transforms import TransformSpec
+from forensibench.engine.runner import run
 from forensibench.report.runs import RunsError, load_runs, open_runs
-from forensibench.run.runner import run
 
 X = "freqspec:arch=resnet18,crop=32,epochs=1,pretrained=false"
 Y = "freqspec:arch=resnet18,crop=32,epochs=1,lr=0.001,pretrained=false"
