@@ -1,5 +1,5 @@
-"""The `--run` option of the commands that read runs (table, report, check, compare): repeatable, and
-several runs are read as one (`forensibench.report.runs`, docs/leaderboard.md)."""
+"""Options of the commands that read runs (table, report, check, compare): `--run`, repeatable, several
+runs read as one (`forensibench.report.runs`, docs/leaderboard.md); `--bootstrap` of the paired tests."""
 
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ def run_option(required: bool = True):
         required=required,
         type=click.Path(exists=True, file_okay=False),
         help="run directory (repeatable: runs of the same suite, sampling and images are read as one)",
+    )
+
+
+def resamples_option(help: str = "paired bootstrap resamples (ap, acc)"):
+    """``--bootstrap N`` as ``n_resamples``: the resamples of the paired tests (docs/significance.md)."""
+    return click.option(
+        "--bootstrap", "n_resamples", default=1000, show_default=True, type=click.IntRange(min=1), help=help
     )
 
 

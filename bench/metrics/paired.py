@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm, rankdata, wilcoxon
 
+from forensibench.metrics.bootstrap import percentile_interval
 from forensibench.metrics.classification import _check
 
 
@@ -126,12 +127,12 @@ def bootstrap_pvalue(deltas) -> float:
 
 def bootstrap_test(delta: float, resampled_deltas, level: float = 0.95) -> PairedTest:
     """The paired bootstrap's result: `delta` (a - b on all paired images), the percentile interval
-    of the B resampled differences at `level` (numpy's linear rule, as the per-cell intervals) and
+    of the B resampled differences at `level` (`bootstrap.percentile_interval`, as the per-cell intervals) and
     `bootstrap_pvalue`. A detector against itself has every resampled difference 0: [0, 0], p = 1."""
     d = np.asarray(resampled_deltas, dtype=np.float64)
     if not len(d) or not np.isfinite(delta):
         return PairedTest(float(delta), float("nan"), float("nan"), float("nan"))
-    lo, hi = np.percentile(d, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    lo, hi = percentile_interval(d, level)
     return PairedTest(float(delta), float(lo), float(hi), bootstrap_pvalue(d))
 
 

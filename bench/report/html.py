@@ -24,6 +24,7 @@ import pandas as pd
 from forensibench.core.files import atomic_write_bytes
 from forensibench.engine.rundir import load_metrics
 from forensibench.report import tables
+from forensibench.report.significance_render import html_section
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1500px;color:#222;
@@ -244,6 +245,7 @@ def build_report(run: str | Path, out: str | Path) -> Path:
     paper = _paper_tables(run)
     if paper:
         body += ['<h2 id="tables">The paper\'s tables</h2>', *paper]
+    body += html_section(run)
     if info.get("perturbations"):
         df, notes = tables.robustness(run)
         body += [

@@ -40,8 +40,6 @@ from forensibench.engine.rundir import RunDir, RunDirError, load_metrics, load_s
 
 # config keys that name where a run was made, not what it measured
 MACHINE_KEYS = ("data_root",)
-# metrics.csv columns that depend on the run's --bootstrap count, not on the scores
-INTERVAL_COLUMNS = ("ap_lo", "ap_hi", "acc_lo", "acc_hi")
 
 
 class RunsError(RunDirError):

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from sklearn.metrics import roc_auc_score
 
 from forensibench.api import registry
 from forensibench.api.detector import Detector, Training
@@ -36,6 +37,7 @@ class _Brightness(Detector):
     name = "test-brightness"
     family = "test"
     training = Training.NONE
+    threshold = "probability"
     Params = _BrightnessParams
     gain = 10.0
 
@@ -195,6 +197,61 @@ def test_check_report_and_compare_read_combined_runs(runs, invoke, tmp_path):
     assert res.exit_code == 0, res.output
     page = (tmp_path / "r.html").read_text()
     assert "2 runs combined" in page and str(runs["B"]) in page
+    assert '<h2 id="significance">Which differences are real</h2>' in page and "<b>" in page
     with open_runs([runs["A"], runs["B"]]) as combined:
         assert (combined / "run.json").is_file()
     assert not combined.exists()  # the combination is temporary
+
+
+def test_compare_pairs_images_across_runs_auroc_by_delong(runs, invoke):
+    """ΔAUROC of X (run A) and Y (run B) on each set equals DeLong's test on the same images,
+    recomputed here from the two runs' scores.parquet."""
+    from forensibench.metrics.paired import delong_test
+
+    res = invoke("compare", "--run", runs["A"], "--run", runs["B"], "--metric", "auroc", "--format", "csv")
+    assert res.exit_code == 0, res.output
+    got = pd.read_csv(pd.io.common.StringIO(res.stdout)).set_index("dataset")
+    sa = pd.read_parquet(runs["A"] / "scores.parquet")
+    sb = pd.read_parquet(runs["B"] / "scores.parquet")
+    for s in SETS:
+        a = sa[sa["dataset"] == s].set_index("path").sort_index()
+        b = sb[sb["dataset"] == s].set_index("path").loc[a.index]
+        t = delong_test(a["label"], a["score"], b["score"])
+        row = got.loc[s]
+        assert (row["a"], row["b"], row["n_paired"], row["n_dropped"]) == (X, Y, 8, 0)
+        assert row["a_value"] == pytest.approx(100 * roc_auc_score(a["label"], a["score"]))
+        assert row["delta"] == pytest.approx(100 * t.delta) and row["p"] == pytest.approx(t.p)
+
+
+def test_significance_marks_of_a_combined_suite_table(runs, invoke):
+    from forensibench.report import significance, tables
+
+    res = invoke(
+        "table", "--run", runs["A"], "--run", runs["B"], "--suite", "wildrf", "--significance", "--format", "csv"
+    )
+    assert res.exit_code == 0, res.output
+    got = pd.read_csv(pd.io.common.StringIO(res.stdout), keep_default_na=False)
+    with open_runs([runs["A"], runs["B"]]) as combined:
+        df, _, _, metric = tables.suite_table(combined)
+        marks = significance.suite_table_marks(combined, df, metric)
+    assert metric == "ap"
+    for c in [*SETS, "mean"]:
+        assert list(got[f"{c} significance"]) == [m or "" for m in marks[c]]
+    assert set(got["mean significance"]) <= {"best", "tie", ""} and "best" in set(got["reddit significance"])
+
+
+def test_compare_ap_on_combined_runs(runs, invoke):
+    from sklearn.metrics import average_precision_score
+
+    res = invoke("compare", "--run", runs["A"], "--run", runs["B"], "--detectors", f"{Y},{X}", "--format", "csv")
+    assert res.exit_code == 0, res.output
+    got = pd.read_csv(pd.io.common.StringIO(res.stdout)).set_index("dataset")
+    assert set(got["a"]) == {Y} and set(got["b"]) == {X}  # the order asked for
+    s = pd.concat([pd.read_parquet(runs[r] / "scores.parquet") for r in ("A", "B")])
+    for ds in SETS:
+        c = s[s["dataset"] == ds]
+        ap = {d: average_precision_score(g["label"], g["score"]) for d, g in c.groupby("detector")}
+        assert got.loc[ds, "delta"] == pytest.approx(100 * (ap[Y] - ap[X]))
+        assert got.loc[ds, "lo"] <= got.loc[ds, "hi"] and 0 < got.loc[ds, "p"] <= 1
+    res = invoke("compare", "--run", runs["A"], "--run", runs["B"])
+    assert res.exit_code == 0 and "A: " + X in res.output and "Δ (A − B)" in res.output
