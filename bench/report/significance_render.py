@@ -133,7 +133,6 @@ def _html_cell(v, mark) -> str:
 def html_section(run: str | Path, n_resamples: int = 1000) -> list[str]:
     """The report's "Which differences are real" section: the run's suite table in its protocol
     metric with `column_marks`, and the across-sets summary of every pair (`summary_matrix`)."""
-
     head = '<h2 id="significance">Which differences are real</h2>'
     try:
         df, _, suite, metric = suite_table(run)
@@ -167,5 +166,6 @@ def html_section(run: str | Path, n_resamples: int = 1000) -> list[str]:
         f'<p class="note">{html.escape(note)[0].upper()}{html.escape(note)[1:]}.</p>',
         "<h3>Every pair across sets (row − column: mean Δ, sets significantly better ↑ / worse ↓)</h3>",
         "".join(grid),
-        f'<p class="note">`forensibench compare --run RUN --metric {metric}` prints every pair set by set.</p>',
+        f'<p class="note"><code>forensibench compare --run RUN --metric {metric}</code> prints every pair, set '
+        "by set.</p>",
     ]
