@@ -17,6 +17,7 @@ from forensibench import __version__
 from forensibench.cli import (
     cache_cmd,
     check_cmd,
+    compare_cmd,
     datasets_cmd,
     demo_cmd,
     figure_cmd,
@@ -90,6 +91,7 @@ for _command in (
     figure_cmd.figure_command,
     report_cmd.report_command,
     check_cmd.check_command,
+    compare_cmd.compare_command,
     datasets_cmd.datasets_group,
     demo_cmd.demo_command,
     cache_cmd.cache_group,

@@ -6,9 +6,11 @@ import sys
 
 import click
 
+from forensibench.cli.runs_option import open_run, run_option
+
 
 @click.command("check")
-@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False), help="run directory")
+@run_option()
 @click.option(
     "--baseline",
     required=True,
@@ -27,12 +29,13 @@ import click
 @click.option(
     "--show", type=click.Choice(["changes", "all"]), default="changes", show_default=True, help="rows to print"
 )
-def check_command(run_dir, baseline, metric, tolerance, use_ci, update, show) -> None:
+def check_command(run_dirs, baseline, metric, tolerance, use_ci, update, show) -> None:
     """Compare every (detector, dataset) cell and each detector's mean with BASELINE; exit 1 on a regression."""
     from tabulate import tabulate
 
     from forensibench.report.check import check_run, write_baseline
 
+    run_dir = open_run(run_dirs)
     if update:
         out = write_baseline(run_dir, baseline)
         click.echo(f"wrote baseline {baseline}: {len(out)} cells of {out['detector'].nunique()} detector(s)")

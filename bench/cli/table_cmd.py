@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
+from forensibench.cli.runs_option import open_run, resamples_option, run_option
+
 
 @click.command("table")
-@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), default=None, help="run directory")
+@run_option(required=False)
 @click.option(
     "--table",
     "table_id",
@@ -53,18 +55,46 @@ import click
         "their mean, in the suite's protocol metric unless --metric"
     ),
 )
+@click.option(
+    "--significance",
+    is_flag=True,
+    help=(
+        "mark, per column, the best detector (bold) and those not significantly worse than it (italic): paired "
+        "tests, Holm across sets (docs/significance.md); for ap, acc, auroc"
+    ),
+)
+@resamples_option("with --significance: paired bootstrap resamples (ap, acc)")
 def table_command(
-    run_dir, table_id, fmt, compare_reported, reported, metric, cost, attribution, detector, robustness, per_set, suite
+    run_dirs,
+    table_id,
+    fmt,
+    compare_reported,
+    reported,
+    metric,
+    cost,
+    attribution,
+    detector,
+    robustness,
+    per_set,
+    suite,
+    significance,
+    n_resamples,
 ) -> None:
     """Print a table of the CLIP-Flow paper filled from a run (or the paper's own with --reported), or
-    with --suite any suite's table: detectors x its sets, mean."""
+    with --suite any suite's table: detectors x its sets, mean. Several --run make one table."""
     from forensibench.report import tables
 
+    run_dir = open_run(run_dirs)
+    if significance and (run_dir is None or reported or cost or attribution or robustness):
+        raise click.UsageError("--significance marks a paper table or a --suite table of a run (--run RUN)")
     if suite is not None:
         if run_dir is None or reported or compare_reported:
             raise click.UsageError("--suite needs --run RUN (--reported and --compare-reported are for paper tables)")
         df, notes, suite_obj, col = tables.suite_table(run_dir, suite, metric)
-        click.echo(tables.render_suite_table(df, suite_obj, col, fmt, notes), nl=False)
+        if significance:
+            df, notes = _marked(df, notes, fmt, col, n_resamples, run_dir, None)
+        text = tables.render_suite_table(df, suite_obj, col, fmt, notes)
+        click.echo(_finish(text, fmt) if significance else text, nl=False)
         return
 
     if cost or attribution or robustness:
@@ -95,5 +125,32 @@ def table_command(
         return
     if run_dir is None:
         raise click.UsageError("give --run RUN, or --reported for the paper's own table")
+    col = tables.metric_column(metric) if metric else tables.table_def(table_id).metric
+    if significance:
+        from forensibench.report.significance import check_metric
+
+        check_metric(col)
     df, notes = tables.build(run_dir, table_id, compare=compare_reported, metric=metric)
+    if significance:
+        df, notes = _marked(df, notes, fmt, col, n_resamples, run_dir, table_id)
+        click.echo(_finish(tables.render(df, table_id, fmt, notes), fmt))
+        return
     click.echo(tables.render(df, table_id, fmt, notes))
+
+
+def _marked(df, notes, fmt, metric, n_resamples, run_dir, table_id):
+    """The frame with its significance marks written in, and the note that explains them."""
+    from forensibench.report import significance as sig
+    from forensibench.report.significance_render import apply_marks, marks_note
+
+    if table_id is None:
+        marks = sig.suite_table_marks(run_dir, df, metric, n_resamples)
+    else:
+        marks = sig.paper_table_marks(run_dir, df, table_id, metric, n_resamples)
+    return apply_marks(df, marks, fmt), [*notes, marks_note(metric, n_resamples, fmt=fmt)]
+
+
+def _finish(text: str, fmt: str) -> str:
+    from forensibench.report.significance_render import finish_marks
+
+    return finish_marks(text, fmt)

@@ -24,6 +24,7 @@ import pandas as pd
 from forensibench.core.files import atomic_write_bytes
 from forensibench.engine.rundir import load_metrics
 from forensibench.report import tables
+from forensibench.report.significance_render import html_section
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1500px;color:#222;
@@ -192,6 +193,7 @@ def _metadata(info: dict) -> str:
             "versions",
             "perturbations",
             "missing_sets",
+            "combined_from",
         )
     }
     parts = [f"<pre>{_esc(json.dumps(keep, indent=2, default=str))}</pre>"]
@@ -205,6 +207,14 @@ def _metadata(info: dict) -> str:
         rows = pd.DataFrame(fails[:200])
         parts.append(f"<h3>Undecodable images ({len(fails)})</h3>" + html_table(rows, left=3))
     return "".join(parts)
+
+
+def _where(run: Path, info: dict) -> str:
+    """The run's path, or the runs a combined run was made of (`forensibench.report.runs`)."""
+    parts = info.get("combined_from")
+    if not parts:
+        return f"run <code>{_esc(run.resolve())}</code>"
+    return f"{len(parts)} runs combined: " + ", ".join(f"<code>{_esc(p['run'])}</code>" for p in parts)
 
 
 def build_report(run: str | Path, out: str | Path) -> Path:
@@ -225,7 +235,7 @@ def build_report(run: str | Path, out: str | Path) -> Path:
     ):
         warnings.append("Some detectors use randomly initialised weights (marked †): not comparable with the paper.")
     body = [
-        f'<h1>forensibench report</h1><p class="note">run <code>{_esc(run.resolve())}</code> · suite '
+        f'<h1>forensibench report</h1><p class="note">{_where(run, info)} · suite '
         f"<b>{_esc((info.get('config') or {}).get('suite', ''))}</b> · {_esc(info.get('status', ''))} · "
         f"written {time.strftime('%Y-%m-%d %H:%M')}</p>",
         *[f'<p class="warn">{_esc(w)}</p>' for w in warnings],
@@ -235,6 +245,7 @@ def build_report(run: str | Path, out: str | Path) -> Path:
     paper = _paper_tables(run)
     if paper:
         body += ['<h2 id="tables">The paper\'s tables</h2>', *paper]
+    body += html_section(run)
     if info.get("perturbations"):
         df, notes = tables.robustness(run)
         body += [
