@@ -259,7 +259,8 @@ def split_specs(text: str, names: list[str]) -> list[str]:
 
 
 def resolve_detectors(rs: RunScores, detectors: list[str] | None) -> list[str]:
-    """Run specs for `detectors` (as given or canonical); all of the run's when None."""
+    """Run specs for `detectors` (as given, canonical, or a bare name with one spec in the run); all of
+    the run's when None."""
     if not detectors:
         return rs.detectors
     from forensibench.api.registry import canonical
@@ -274,7 +275,12 @@ def resolve_detectors(rs: RunScores, detectors: list[str] | None) -> list[str]:
         except Exception:  # noqa: BLE001 - an unregistered spec can still be named literally
             c = d
         if c not in rs.detectors:
-            raise TableError(f"run {rs.run} has no detector {d!r}; it has: {', '.join(rs.detectors)}")
+            named = [s for s in rs.detectors if s.split(":", 1)[0] == d]  # a bare name: its one spec
+            if len(named) > 1:
+                raise TableError(f"{d!r} names {len(named)} detectors of run {rs.run}: {', '.join(named)}")
+            if not named:
+                raise TableError(f"run {rs.run} has no detector {d!r}; it has: {', '.join(rs.detectors)}")
+            c = named[0]
         out.append(c)
     return list(dict.fromkeys(out))
 

@@ -289,3 +289,14 @@ def test_paired_bootstrap_is_reproducible_under_the_seed(tmp_path):
     pd.testing.assert_frame_equal(
         S.pairwise(run, metric="ap", n_resamples=200), S.pairwise(run, metric="ap", n_resamples=200, seed=0)
     )
+
+
+def test_a_bare_detector_name_picks_the_runs_one_spec_of_that_name(tmp_path):
+    rng = np.random.default_rng(3)
+    y = np.r_[np.zeros(20, int), np.ones(20, int)]
+    specs = ["cnnspot:epochs=2", "padim:backbone=resnet18", "padim:backbone=wide_resnet50_2"]
+    run = write_run(tmp_path / "r", {(d, "s"): cell(y, rng.normal(size=40) + y) for d in specs})
+    pairs = S.pairwise(run, ["cnnspot", "padim:backbone=resnet18"], metric="auroc")
+    assert set(pairs["a"]) | set(pairs["b"]) == {"cnnspot:epochs=2", "padim:backbone=resnet18"}
+    with pytest.raises(TableError, match="'padim' names 2 detectors of run .*: padim:backbone=resnet18, padim:"):
+        S.pairwise(run, ["cnnspot", "padim"], metric="auroc")
