@@ -3,6 +3,8 @@
 1. One page per registered detector, from its class (`detector_page`, `index_page`).
 2. The list of benchmark scripts on the Performance page, from their module docstrings
    (`benchmark_sections`): `docs/performance.md` holds the marker ``<!-- benchmarks -->``.
+3. The table of the registry of released weights on the Weights page, from
+   `bench/features/released.yaml` (`released_table`): the marker ``<!-- released-weights -->``.
 
 Every fact on a detector page comes from code or from the data files the code reads, so the site
 cannot drift from what `forensibench run` does:
@@ -36,6 +38,7 @@ FOLDER = "detectors"
 BENCHMARKS_MARKER = "<!-- benchmarks -->"
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 BENCHMARK_HELPERS = {"common.py"}  # shared set-up of the benchmarks, not a benchmark
+RELEASED_MARKER = "<!-- released-weights -->"
 
 TRAINING_WORDS = {
     "natural": ("natural images only (one-class): `lsun-train` under `--train-root`, or `--natural-train DIR`"),
@@ -98,6 +101,12 @@ def docstring_markdown(doc: str | None) -> str:
             out.pop()
         out.append("```")
     return "\n".join(out)
+
+
+def _link_docs(markdown: str) -> str:
+    """Mentions of a page of this site in a docstring (``docs/metrics.md``) as links from a detector
+    page; a page that does not exist then fails the strict build."""
+    return re.sub(r"(?<![\w/\[(`])docs/([\w-]+)\.md", r"[docs/\1.md](../\1.md)", markdown)
 
 
 def _own_doc(cls: type) -> str | None:
@@ -175,10 +184,10 @@ def detector_page(name: str) -> str:
     facts.append(("toy spec", _code(toy_spec(name))))
     demo = [spec_string(name, cls.Params(**{**toy_params(cls), **v})) for v in demo_variants(cls)]
     facts.append(("in `forensibench demo`", ", ".join(map(_code, demo)) if demo else "no"))
-    out += ["| | |", "|---|---|"] + [f"| {k} | {_cell(v)} |" for k, v in facts] + [""]
+    out += [f"- **{k}**: {v}" for k, v in facts] + [""]
 
-    module_doc = docstring_markdown(module.__doc__ if module else None)
-    class_doc = docstring_markdown(_own_doc(cls))
+    module_doc = _link_docs(docstring_markdown(module.__doc__ if module else None))
+    class_doc = _link_docs(docstring_markdown(_own_doc(cls)))
     if module_doc or class_doc:
         out += ["## What it is", ""]
         if class_doc:
@@ -308,6 +317,28 @@ def benchmark_sections(folder: Path = BENCHMARKS) -> str:
     return "\n".join(out)
 
 
+def released_table() -> str:
+    """Markdown: one row per entry of the registry of released weights (`bench/features/released.yaml`)."""
+    from forensibench.features.released import entries
+
+    out = [
+        "| name | what | URL | given by | size (bytes) | SHA-256 | licence | spec | cache |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in entries().values():
+        url = f"<{e.url}>" if e.url else "manual download (`forensibench weights fetch` says how)"
+        if e.sha256:
+            sha = f"`{e.sha256}` ({e.sha256_from})"
+        elif e.sha256_prefix:
+            sha = f"prefix `{e.sha256_prefix}` ({e.sha256_from})"
+        else:
+            sha = e.sha256_from
+        size = str(e.size) if e.size else "not published"
+        cells = [f"`{e.name}`", e.what, url, e.source, size, sha, e.licence, f"`{e.spec}`", e.cache]
+        out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(out)
+
+
 # -- the hook ---------------------------------------------------------------------------------------
 def _names() -> list[str]:
     from forensibench.api.registry import available, get
@@ -344,7 +375,9 @@ def on_files(files, config):
 
 
 def on_page_markdown(markdown, page, config, files):
-    """Fill the benchmarks marker of the Performance page."""
+    """Fill the markers of the Performance and Weights pages."""
     if BENCHMARKS_MARKER in markdown:
-        return markdown.replace(BENCHMARKS_MARKER, benchmark_sections())
+        markdown = markdown.replace(BENCHMARKS_MARKER, benchmark_sections())
+    if RELEASED_MARKER in markdown:
+        markdown = markdown.replace(RELEASED_MARKER, released_table())
     return markdown

@@ -117,6 +117,15 @@ def test_the_cli_reference_lists_every_command(site):
             assert f"forensibench {name} {sub}" in text
 
 
+def test_the_weights_page_lists_every_registry_entry(site):
+    from forensibench.features.released import entries
+
+    page = _page(site, "weights")
+    for entry in entries().values():
+        assert entry.name in page.cells and entry.licence in page.cells
+        assert (entry.sha256 or entry.sha256_prefix or entry.sha256_from) in " ".join(page.cells)
+
+
 # -- the hook, in process: plugins appear, docstrings become Markdown --------------------------------
 @dataclass
 class _Params:
