@@ -3,15 +3,41 @@
 PaDiM, CFA, GANomaly, DSR, DRAEM, STFPM, RD, DFM, FastFlow and CFlow, "trained according to the
 settings of the original models using only natural images" (CLIP-Flow, Sec. IV-A). Each is an
 `AnomalibDetector` subclass naming an anomalib image model; nothing of the models is re-implemented.
-Training: anomalib's `Engine` on the natural images, fed from the harness' `ImageSet` through
-`iter_batches` as anomalib `ImageBatch`es (no logger, visualiser, evaluator or checkpoint files;
-its workspace is a temporary folder under the run's scratch folder). Scoring: the model's own
-pre-processor and forward pass, `pred_score` raw (the post-processor, which min-max normalises and
-clamps to [0, 1], is disabled). Pretrained weights: local files only (`library_weights`), random
-init only with `pretrained=false`. Epochs: anomalib's `max_epochs` per model (its configs' early
-stopping needs an anomalous validation split, which a natural-only protocol lacks).
-Heavy imports happen inside methods: `forensibench list` stays fast. README: "Anomaly-detection
-baselines (anomalib)".
+
+* Training data: the natural training images only (`lsun-train`, or `--natural-train`), fed from the
+  harness' `ImageSet` through `iter_batches` (so undecodable files are recorded, not fatal) as
+  anomalib `ImageBatch`es through a Lightning datamodule; shuffled, batch `batch_size` (32, anomalib's
+  datamodule default), no augmentation (anomalib adds none by default). Images are resized to
+  `image_size` x `image_size` as anomalib does (float tensor, bilinear, antialiased); the model's own
+  pre-processor then normalises with ImageNet statistics (DRAEM and DSR: not normalised, as anomalib
+  requires).
+* Epochs: anomalib's `max_epochs` per model (its `examples/configs/model/*.yaml`); PaDiM and DFM need
+  one pass. Those configs stop early on pixel- or image-AUROC of an MVTec validation split *with
+  anomalies*, which a natural-only protocol lacks, so training runs the full number of epochs
+  (`epochs=N` changes it).
+* Score: anomalib's raw image-level `pred_score` (higher = more anomalous = more likely generated).
+  anomalib's default post-processor, which min-max normalises scores with statistics it learns and
+  clamps them to [0, 1], is disabled, so AP is computed on raw scores (a test checks that our scores
+  equal anomalib's own prediction pipeline and exceed 1). The ACC threshold is chosen on held-out
+  naturals vs their band-stopped copies, like every one-class detector (`threshold = "validation"`).
+* Engine: anomalib's `Engine` on CPU or CUDA per `--device` (not MPS); no logger, visualiser or
+  evaluator; a progress bar unless `--quiet`; a checkpoint callback that saves nothing (forensibench
+  saves the fitted state dict under the run's `models/`, and a rerun loads it). anomalib's workspace
+  (`default_root_dir`) is a temporary folder under the run's scratch folder, removed after training:
+  nothing is written in the working directory. CUDA was not exercised by this project's checks.
+* Pretrained weights: every file the anomalib constructor asks for goes through one policy
+  (`forensibench.features.weights.library_weights`): timm backbones load `weights=FILE` if given,
+  else timm's file of the same weights from the Hugging Face or torch hub cache, downloaded by timm
+  unless forensibench is offline; torchvision weights (CFA) load `weights=FILE` or torch's hub cache.
+  Offline, a missing file fails at once with one sentence naming it and where to put it. The file
+  and its SHA-256 go to run.json. `pretrained=false` initialises randomly and is recorded as "random
+  init" (the row gets a dagger in tables); GANomaly and DRAEM have no pretrained part.
+* anomalib 2.x loads timm's *default* pretrained tag of a backbone (`resnet18.a1_in1k`,
+  `wide_resnet50_2.racm_in1k`), not the torchvision ImageNet weights the original papers used (CFA
+  excepted); we follow anomalib, and `weights=FILE` loads any other file with timm's key layout.
+
+Heavy imports happen inside methods: `forensibench list` stays fast. The ten side by side, their
+times and toy sizes: docs/anomaly.md.
 """
 
 from __future__ import annotations
@@ -71,7 +97,9 @@ class _Base:
 
 @dataclass
 class _Pretrained:
-    pretrained: bool = _h(True, "pretrained backbone weights, local only (false: random init)")
+    pretrained: bool = _h(
+        True, "pretrained backbone weights, downloaded by timm/torchvision unless offline (false: random init)"
+    )
     weights: str | None = _h(None, "a local file of the backbone's pretrained weights (default: the timm/torch caches)")
 
 
@@ -114,7 +142,9 @@ class DsrParams(_Base):
     latent_anomaly_strength: float = _h(0.2, "strength of the generated latent anomalies")
     upsampling_train_ratio: float = _h(0.7, "fraction of epochs before the upsampling module is trained")
     epochs: int = _h(700, "training epochs (anomalib's config: 700)")
-    pretrained: bool = _h(True, "anomalib's pretrained VQ model, local only (false: random init)")
+    pretrained: bool = _h(
+        True, "anomalib's pretrained VQ model, downloaded by anomalib unless offline (false: random init)"
+    )
     vq_weights: str | None = _h(None, "vq_model_pretrained_128_4096.pckl (default: anomalib's cache)")
     width: int = _h(
         128, "VQ hiddens and embedding size; residual and detection/upsampling modules get width/2 (DSR: 128)"
@@ -287,7 +317,8 @@ class AnomalibDetector(PaperDetector, Detector):
 
     @contextlib.contextmanager
     def _weights_policy(self, for_load: bool) -> Iterator[None]:
-        """Pretrained loads of the anomalib constructor: local files only, recorded (see `library_weights`)."""
+        """Pretrained loads of the anomalib constructor: through `library_weights` (local or downloaded unless
+        offline), recorded."""
         p = self.params
         use = bool(getattr(p, "pretrained", False)) and not for_load
         explicit = getattr(p, "weights", None)
@@ -502,6 +533,14 @@ class Ganomaly(AnomalibDetector):
 
 
 class Dsr(AnomalibDetector):
+    """DSR through anomalib's `Dsr`. Its pretrained VQ model is the one anomalib releases
+    (`dsr_vq_model_pretrained.zip` -> `vq_model_pretrained_128_4096.pckl`), read from `vq_weights=FILE`
+    or anomalib's cache (`~/.cache/anomalib/pre_trained/dsr/`), downloaded there by anomalib unless
+    offline; `pretrained=false` leaves it randomly initialised (recorded). `width` and `num_embeddings`
+    build narrower networks of anomalib's own classes (only with `pretrained=false`: the released VQ
+    model has the defaults). With one or two epochs DSR's schedule skips its second phase (anomalib
+    starts training the upsampling module at int(0.7 x epochs))."""
+
     name = "dsr"
     anomalib_class = "Dsr"
     paper_name = "DSR"
@@ -558,6 +597,15 @@ class Dsr(AnomalibDetector):
 
 
 class Draem(AnomalibDetector):
+    """DRAEM through anomalib's `Draem`. `dtd_dir`: the DTD textures DRAEM blends into its synthetic
+    anomalies (e.g. `dtd/images`). `auto` uses anomalib's cache (`~/.cache/anomalib/datasets/dtd`),
+    where anomalib downloads DTD unless offline; offline and without it, **Perlin-noise textures**,
+    anomalib's own fallback when its anomaly generator has no source images; run.json records which
+    (`provenance.anomaly_source`). `none` forces Perlin noise; a folder without images is an error.
+    anomalib alone would download DTD into `./datasets/dtd` of the working directory; forensibench
+    never writes there. `width` narrows the reconstructive subnetwork (the discriminative one gets
+    width/2) with anomalib's own classes."""
+
     name = "draem"
     anomalib_class = "Draem"
     paper_name = "DRAEM"

@@ -1,29 +1,37 @@
 """Linear probes on frozen CLIP image features: UnivFD and Freq-mask (CLIP).
 
 **UnivFD** (Ojha, Li & Lee, CVPR 2023, `WisconsinAIVision/UniversalFakeDetect`): OpenAI CLIP
-ViT-L/14, frozen; feature = `encode_image` (the projected CLS token, 768-d, not L2-normalised) ->
-`Linear(768, 1)`, weight initialised N(0, 0.02); BCE on the logit, score = sigmoid(logit). Training
+ViT-L/14 (QuickGELU, fp32 as their evaluation), frozen; feature = `encode_image` (the projected CLS
+token, 768-d, not L2-normalised) -> `Linear(768, 1)`, weight initialised N(0, 0.02); BCE on the
+logit, score = sigmoid(logit). Training
 (their `train.py`, `--fix_backbone`): AdamW lr 1e-4, weight decay 0, batch 256, on the CNNDetection
 ProGAN training set; each training image is resized (shorter side 256, bilinear), blurred / JPEG'd
 with probability 0.5 each (CNNDetection's `data_augment`), randomly cropped to 224 and flipped. Test
-(their `validate.py`): centre crop 224, no resize, CLIP mean/std.
+(their `validate.py`): centre crop 224, no resize, CLIP mean/std. The paper text mentions the
+4-class ProGAN subset; their README trains on all 20 categories, which is the default here (a
+manifest with 4 categories restricts it).
 
 **Freq-mask** (Doloriel & Cheung, ICASSP 2024, `chandlerbing65nm/FakeImageDetection`), the "CLIP"
 row: the same frozen CLIP + Linear, trained on images whose spectrum is masked at 15 % of all
 positions (the full-resolution image, before the resize; every training image; never at test time),
-blur/JPEG with probability 0.1, AdamW lr 1e-4, weight decay 1e-4, BCE.
+blur/JPEG with probability 0.1, AdamW lr 1e-4, weight decay 1e-4, BCE (their `train.py`, `utils.py`,
+`earlystop.py`). The mask is `forensibench.data.proxies.FrequencyMask` (their bands), which rounds
+and clips to [0, 255] before the 8-bit conversion where their `astype(np.uint8)` wraps around.
 
 Here, the backbone pass comes from the run's shared `FeatureStore`, so UnivFD, Freq-mask, OnlyReal
 and any detector with the same backbone and transform share one pass per image. The random training
 augmentations are seeded pre-operations (`forensibench.data.augment`): `views` augmented copies of the
 training set are encoded once each (cached), and epoch e of the linear head uses view e mod `views`
--- the originals draw a fresh augmentation every epoch. Their early stopping (validation accuracy on
-a held-out ProGAN split, lr / 10 on plateau) is replaced by a fixed number of epochs.
+-- the originals draw a fresh augmentation every epoch. Their early stopping (UnivFD: validation
+accuracy on `test/progan`, the ProGAN *test* set, with lr / 10 on plateaus) is replaced by a fixed
+number of epochs.
 
 `weights=PATH` (or a name of the registry of released weights, `weights=univfd-lc`) loads a released
 head instead of training: UnivFD's `fc_weights.pth` (an OrderedDict
 `weight` [1, 768], `bias` [1], saved on cuda:0), a UnivFD training checkpoint (`{"model": ...}`, its
-`fc.*` entries), or a Freq-mask checkpoint (`{"model_state_dict": fc state dict, ...}`).
+`fc.*` entries), or a Freq-mask checkpoint (theirs saves, for CLIP, only the head: `{"epoch",
+"counter", "best_score", "model_state_dict": fc.state_dict(), "optimizer_state_dict"}`). Files load
+on the CPU with `weights_only=True`; a head of the wrong shape is refused with the shapes found.
 """
 
 from __future__ import annotations

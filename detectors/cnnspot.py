@@ -19,11 +19,14 @@ augmentation runs on the decoded image before the resize (CNNDetection: after it
 256-px ProGAN images).
 
 `backbone=clip-vit` is the UnivFD paper's "ViT:CLIP (B+J 0.5)" variant: the same training with
-OpenAI's CLIP ViT-L/14 image tower (open_clip, `encode_image` output, 768-d) fine-tuned end to end
-under `Linear(768, 1)`, CLIP mean/std; `backbone=tiny-random` is a tiny random CLIP for tests.
+OpenAI's CLIP ViT-L/14 image tower (open_clip, QuickGELU, `encode_image` output, 768-d) fine-tuned
+end to end under `Linear(768, 1)`, CLIP mean/std; UnivFD gives no further detail of this baseline, so
+the rest is CNNSpot's recipe. `backbone=tiny-random` is a tiny random CLIP for tests.
 
 `weights=PATH` loads a CNNDetection checkpoint (`blur_jpg_prob0.1.pth`, `blur_jpg_prob0.5.pth`:
-a dict whose `model` entry is the ResNet-50 state dict with `fc` 2048 -> 1) instead of training.
+a dict whose `model` entry is the ResNet-50 state dict with `fc` 2048 -> 1; other entries are
+ignored) instead of training. A fitted `cnnspot` saves the same layout, so `weights=<dir>/state.pt`
+reloads a fit.
 """
 
 from __future__ import annotations

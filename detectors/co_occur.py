@@ -3,8 +3,9 @@ Imaging 2019, "Detecting GAN generated fake images using co-occurrence matrices"
 pixel co-occurrence matrices of the three colour channels.
 
 There is no official code; this is our reading of the paper, every choice a parameter:
-* feature: for each RGB channel, the 256 x 256 matrix counting pairs of horizontally adjacent pixels
-  (value of the left pixel, value of the right one) over the (centre-cropped) image, divided by the
+* feature (tested against scikit-image's `graycomatrix`): for each RGB channel, the 256 x 256
+  matrix counting pairs of horizontally adjacent pixels (value of the left pixel, value of the
+  right one) over the (centre-cropped) image, divided by the
   number of pairs and multiplied by 256^2 (frequencies relative to a uniform matrix, mean 1: our
   scaling); the three matrices stack into a 3 x 256 x 256 tensor (`pairs=vertical` or `both` for
   vertical neighbours, or both as 6 channels);

@@ -16,7 +16,12 @@ The reconstructor is pluggable (`recon=`):
   side to the model's size, centre crop), mapped to [-1, 1]; `steps` (20)
   DDIM steps on the respaced timesteps {0, s, 2s, ...} (guided-diffusion's "ddim20"), predicted x0
   clipped to [-1, 1] and epsilon re-derived from it, inversion up to alpha_bar = 0, then
-  deterministic sampling back; DIRE = |x - recon| * 255 / 2 as 8-bit. Differences: DIRE images are
+  deterministic sampling back; DIRE = |x - recon| * 255 / 2 as 8-bit. The DDIM loop is ours
+  (guided-diffusion's equations: diffusers' `DDIMInverseScheduler` neither clips x0 nor ends at
+  alpha_bar = 0); its sampling half is tested against diffusers' `DDIMScheduler`. The DDIM path needs
+  diffusers (`pip install -e '.[dire]'`). Their ADM (`256x256_diffusion_uncond.pt`) is a
+  guided-diffusion checkpoint, not a diffusers folder: convert it, or precompute DIRE images with
+  their code. Differences: DIRE images are
   written as PNG (theirs keep the source's extension, so JPEG sources get JPEG-compressed DIRE
   images: a known format bias) into a cache (`cache_dir`, default the run's scratch folder), keyed
   by the model's weights, the steps, the size and each source file's path, size and mtime.
@@ -24,8 +29,9 @@ The reconstructor is pluggable (`recon=`):
 The classifier is CNNSpot's recipe without augmentation, as DIRE's code (built on CNNDetection):
 ImageNet ResNet-50 + `Linear(2048, 1)`, Adam 1e-4, batch 64, resize 256 + random crop 224 + flip
 in training, resize 256 + centre crop 224 at test, early stopping as CNNDetection
-(`forensibench.detectors.cnnspot`). `weights=PATH` loads their checkpoint format (`lsun_adm.pth`:
-`{"model": state_dict, ...}` or a bare ResNet-50 state dict with fc 2048 -> 1).
+(`forensibench.detectors.cnnspot`), with their `nepoch` 400 as the cap. `weights=PATH` loads their
+checkpoint format (`lsun_adm.pth`: `{"model": state_dict, ...}` or a bare ResNet-50 state dict with
+fc 2048 -> 1).
 """
 
 from __future__ import annotations

@@ -9,8 +9,10 @@ training, centre at test; no resize); ImageNet ResNet-34 with a 2-way head; SGD 
 
 Differences: labels follow forensibench (1 = generated; AutoGAN uses real = 1), and the score is
 the softmax probability of "generated". The paper's Table I/II row is trained on CycleGAN
-(`train_suite=cyclegan-train`, AutoGAN's own `data/real|fake/<category>/trainA|trainB` layout);
-by default it trains on the ProGAN set like the other supervised rows.
+(`train_suite=cyclegan-train`, AutoGAN's own `data/real|fake/<category>/trainA|trainB` layout, all
+14 categories of their `run_training.py`, whose models are per category: the paper does not say
+which were used; their `testA|testB` split is not read); by default it trains on the ProGAN set like
+the other supervised rows. `pretrained=false` trains from random initialisation (the demo).
 
 `weights=PATH` loads a checkpoint written by AutoGAN's `GAN_Detection_Train.py`
 (`{"epoch": int, "state_dict": ResNet state dict with fc 512 -> 2}`, e.g. `checkpoint_10.pth`) instead

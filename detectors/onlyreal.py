@@ -1,8 +1,10 @@
 """OnlyReal: J. Li and K. Wang, "Detecting computer-generated images by using only real images",
 ICMV 2024 (SPIE 13517, 135170Q), ref. [22] of the CLIP-Flow paper.
 
-No code or checkpoint of this paper is public, and its text was not available to us. What is known,
-and implemented:
+No code or checkpoint of this paper is public, and its text was not available to us (searched: the
+paper's title and authors, and their lab's later RealAI repository, which lists a "Proxy" method
+without code). **Treat its numbers as those of our reconstruction, not of the paper's method.** What
+is known, and implemented:
 
 * CLIP image features: CLIP-Flow (Sec. III-A) says Li and Wang found CLIP features better than
   other image embeddings for this task; a later paper of the same authors (abstract) builds its
@@ -24,6 +26,8 @@ What we chose where the paper is not available (every choice is a spec key):
 * no blur/JPEG augmentation by default (`blur_prob`, `jpeg_prob`);
 * natural training images: the `lsun-train` naturals of the one-class detectors (`--natural-train`).
   The journal follow-up's "small number of real images" and "margin-based loss" are not used.
+
+`weights=` takes a Linear(d, 1) head in UnivFD's layout (the authors released none).
 """
 
 from __future__ import annotations

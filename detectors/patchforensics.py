@@ -6,10 +6,12 @@ Faithful to chail/patch-forensics (`models/networks/customnet.py`, `patch_discri
 `data/transforms.py`, `options/`):
 * network: ResNet-50 up to `layer1` (`arch=resnet50-layer1`) or Xception up to `block2`
   (`arch=xception-block2`, the Cadene/timm `legacy_xception` layout), then a 1x1 convolution to two
-  channels (`convout`): a map of patch logits; their module names, so their state dicts load;
+  channels (`convout`): a map of patch logits (8x8 patches from 32 px, 56x56 from 224 px); their
+  module names, so their state dicts load;
 * trained from scratch (Xavier-normal weights with gain 0.02, batch-norm weights N(1, 0.02), as
-  their `init_net`); Adam lr 1e-3, betas (0.9, 0.999), batch 32; cross-entropy on every patch, each
-  patch carrying its image's label; constant lr; after every epoch the patch accuracy on validation
+  their `init_net`): random initialisation is their recipe, so these rows carry no dagger; Adam
+  lr 1e-3, betas (0.9, 0.999), batch 32; cross-entropy on every patch, each patch carrying its
+  image's label; constant lr; after every epoch the patch accuracy on validation
   images ("acc_D_raw") is measured, the best epoch kept, and training stops once it has not
   improved for 5 x `--patience` epochs (their `train.py`; patience 10 for ResNet and 20 for
   Xception-Block2 in their scripts), on a perfect validation accuracy, or after `max_epochs`;

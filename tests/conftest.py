@@ -120,3 +120,55 @@ def replace_same_size_mtime():
     """replace(path, how): change one byte of `path` as `cp -p` or `rsync -a` would copy a changed
     file over it (size and mtime kept)."""
     return _replace_same_size_mtime
+
+
+@pytest.fixture
+def headless_chromium(tmp_path):
+    """Open a page in headless Chromium, as a reader's browser would.
+
+    Returns ``render(url, width=1400, height=1800) -> (console, screenshot, dom)``: the console
+    messages and uncaught errors the page logged, the screenshot as a grey-level array
+    [height, width], and the DOM after scripts ran. Skips, saying so, where Chromium is not
+    installed (`.ci/run` installs Debian's package where apt-get is available).
+    """
+    import subprocess
+
+    import numpy as np
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("Chromium is not installed: the browser check is skipped (apt-get install chromium to run it)")
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
+
+    def render(url: str, width: int = 1400, height: int = 1800):
+        from PIL import Image
+
+        shot = tmp_path / "chromium-shot.png"
+        res = subprocess.run(
+            [browser, *flags, f"--screenshot={shot}", f"--window-size={width},{height}", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        console = [line for line in res.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+        img = np.asarray(Image.open(shot).convert("L"), dtype=float)
+        dom = subprocess.run(
+            [browser, *flags, "--virtual-time-budget=5000", "--dump-dom", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+        return console, img, dom
+
+    return render

@@ -2,11 +2,8 @@
 
 import base64
 import re
-import shutil
-import subprocess
 from html.parser import HTMLParser
 
-import numpy as np
 import pytest
 
 from forensibench.engine.runner import run
@@ -104,45 +101,11 @@ def test_report_is_self_contained_with_the_runs_numbers(report):
         assert f"{last[col]:.2f}" in page.cells, col
 
 
-def _chromium():
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-def test_report_renders_in_headless_chromium(report, tmp_path):
-    browser = _chromium()
-    if browser is None:
-        pytest.skip(
-            "Chromium is not installed: the browser check of the report is skipped (apt-get install chromium to run it)"
-        )
+def test_report_renders_in_headless_chromium(report, headless_chromium):
     _, page_path = report
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--enable-logging=stderr",
-        "--v=0",
-    ]
-    shot = tmp_path / "shot.png"
-    res = subprocess.run(
-        [browser, *flags, f"--screenshot={shot}", "--window-size=1400,1800", page_path.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    console = [line for line in res.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    console, img, dom = headless_chromium(page_path.as_uri())
     assert not console, console  # the page logs nothing: no errors
-    from PIL import Image
-
-    img = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert img.shape == (1800, 1400) and img.std() > 10  # not a blank page
-    dom = subprocess.run(
-        [browser, *flags, "--dump-dom", page_path.as_uri()], capture_output=True, text=True, timeout=120
-    ).stdout
     assert len(re.findall(r"<table", dom)) >= 6 and "Table I: AP" in dom  # the browser built the tables
 
 

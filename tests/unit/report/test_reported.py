@@ -9,7 +9,7 @@ import pytest
 from forensibench.report import tables
 
 # Rows whose printed mean differs from the mean of their printed values by more than 0.01
-# (rounding of 2-decimal values explains at most 0.01). Documented in the README.
+# (rounding of 2-decimal values explains at most 0.01). Documented in docs/tables.md.
 DISAGREEING = {
     ("I", "Anomaly Detection", "CFlow"): (54.33, 54.3442),
     ("I", "OnlyReal", "-"): (93.18, 93.1947),
