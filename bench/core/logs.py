@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -101,10 +102,14 @@ class CallableHandler(logging.Handler):
 def log_to_file(path: str | Path, header: str | None = None) -> Iterator[Path]:
     """Append every ``forensibench`` record (all levels, with tracebacks) and every captured Python
     warning to `path` while the block runs; `header`: a line written first (``==== header ====``).
+    Inside a block that writes to `path` already, it adds nothing (no second header, no line twice).
 
     Each record is one ``write`` of one line to a file opened for appending, so processes that
     append to the same file (on one machine) do not cut into each other's lines."""
     path = Path(path)
+    if any(getattr(h, "baseFilename", None) == os.path.abspath(path) for h in _attached):
+        yield path  # an enclosing call writes there already (the demo around its run): each line once
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     handler.setLevel(logging.DEBUG)

@@ -137,10 +137,9 @@ def run(
     rd = RunDir(request.out)
     rd.lock()
     info: dict[str, Any] = {}
-    header = f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} forensibench {__version__}: {command_line()}"
     try:
         with contextlib.ExitStack() as logs:
-            logs.enter_context(log_to_file(rd.log_path, header))
+            logs.enter_context(log_to_file(rd.log_path, log_header()))
             if log is not None:
                 logs.enter_context(attached(CallableHandler(log)))
             try:
@@ -153,6 +152,11 @@ def run(
                 raise
     finally:
         rd.unlock()
+
+
+def log_header() -> str:
+    """The line that starts a command's lines in RUN/log.txt: local time, version, command line."""
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} forensibench {__version__}: {command_line()}"
 
 
 def _run(request: RunRequest, rd: RunDir, t_start: float, info: dict[str, Any]) -> RunResult:

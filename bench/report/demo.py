@@ -50,19 +50,24 @@ def demo(
 ) -> Demo:
     """Synthesise the cnnspot19 replica under ``out/data`` (once), run every demo spec into ``out/run``
     (resumable) and build its Table I. Logs what it does (`forensibench.core.logs`); prints nothing."""
+    from forensibench.core.logs import log_to_file
     from forensibench.data.synth import synthesize
-    from forensibench.engine.runner import run
+    from forensibench.engine.rundir import RunDir
+    from forensibench.engine.runner import log_header, run
     from forensibench.report.tables import build, render
 
     out = Path(out)
     t0 = time.time()
     data = out / "data"
-    if not (data / "SYNTHETIC.json").is_file():
-        s = synthesize("cnnspot19", data, per_class=per_class, size=64, seed=0)
-        logger.info("synthesised %d images (64 px) in the cnnspot19 layout under %s", sum(s["counts"].values()), data)
-    specs = demo_specs()
-    labels = short_labels([(d.name, d.params) for d in map(create, specs)])
-    logger.info("%d detectors at toy size: %s", len(specs), ", ".join(labels))
-    result = run("cnnspot19", data, specs, out / "run", seed=0, bootstrap=bootstrap, progress=progress)
+    # the run's log.txt from the first line on: the demo's own lines too, not only the run's
+    with log_to_file(RunDir(out / "run").log_path, log_header()):
+        if not (data / "SYNTHETIC.json").is_file():
+            s = synthesize("cnnspot19", data, per_class=per_class, size=64, seed=0)
+            n = sum(s["counts"].values())
+            logger.info("synthesised %d images (64 px) in the cnnspot19 layout under %s", n, data)
+        specs = demo_specs()
+        labels = short_labels([(d.name, d.params) for d in map(create, specs)])
+        logger.info("%d detectors at toy size: %s", len(specs), ", ".join(labels))
+        result = run("cnnspot19", data, specs, out / "run", seed=0, bootstrap=bootstrap, progress=progress)
     df, notes = build(result.out, "I")
     return Demo(result, render(df, "I", "markdown", notes, title=TITLE), time.time() - t0)
