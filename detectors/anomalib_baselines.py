@@ -47,6 +47,7 @@ import inspect
 import json
 import logging
 import math
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -360,7 +361,7 @@ class AnomalibDetector(PaperDetector, Detector):
             engine = Engine(
                 # A checkpoint callback that saves nothing: without one the Engine adds one that writes
                 # the whole model every epoch; forensibench saves the fitted state itself.
-                callbacks=[ModelCheckpoint(dirpath=root, save_top_k=0, save_last=False)],
+                callbacks=[ModelCheckpoint(dirpath=root, save_top_k=0, save_last=False), *_progress_bar(rt.progress)],
                 logger=False,
                 default_root_dir=root,
                 accelerator=accelerator,
@@ -431,6 +432,24 @@ def _datamodule(batches: _TrainBatches):
             return batches
 
     return _Natural()
+
+
+def _progress_bar(progress: bool) -> list:
+    """Lightning's training bar drawn as forensibench's bars are: on stderr and gone once done (its
+    default rich bar stays on screen; its tqdm bar writes to stdout, where tables go)."""
+    if not progress:
+        return []  # enable_progress_bar=False with a bar among the callbacks is an error in Lightning
+    from lightning.pytorch.callbacks import TQDMProgressBar
+    from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+
+    class _Bar(TQDMProgressBar):
+        def init_train_tqdm(self) -> Tqdm:
+            return Tqdm(
+                desc=self.train_description, position=2 * self.process_position, disable=self.is_disabled,
+                leave=False, dynamic_ncols=True, file=sys.stderr, smoothing=0, bar_format=self.BAR_FORMAT,
+            )  # fmt: skip
+
+    return [_Bar()]
 
 
 def _accelerator(device: str) -> tuple[str, Any]:

@@ -155,3 +155,21 @@ def _reads_back(params_cls: type, key: str, text: str, value: Any) -> bool:
     except ValueError:
         return False
     return back == (tuple(value) if isinstance(value, list) else value)
+
+
+def short_labels(named: list[tuple[str, Any]]) -> list[str]:
+    """Short names that tell detectors apart within one list (a run's), for lines a person reads.
+
+    `named`: (detector name, Params instance) per detector. A name that occurs once stands alone
+    (``freqspec``); a name that occurs more than once gets the parameters whose values differ among
+    its detectors, defaults included (``clip-flow:mode=N``, ``clip-flow:mode=N+P``). Where two
+    labels would still read the same, both get their full specs.
+    """
+    values = [{k: format_value(v) for k, v in params_to_dict(p).items()} for _, p in named]
+    labels = []
+    for i, (name, _) in enumerate(named):
+        same = [values[j] for j, (other, _) in enumerate(named) if other == name]
+        differ = sorted(k for k in values[i] if len({v.get(k) for v in same}) > 1)
+        labels.append(name + (":" + ",".join(f"{k}={values[i][k]}" for k in differ) if differ else ""))
+    twice = {label for label in labels if labels.count(label) > 1}
+    return [spec_string(*named[i]) if label in twice else label for i, label in enumerate(labels)]

@@ -67,8 +67,11 @@ class UsageError(click.ClickException):
 
 class _Group(click.Group):
     def invoke(self, ctx):
+        from forensibench.cli import console
+
         try:
-            return super().invoke(ctx)
+            with console.shown():  # the forensibench logger's lines on stderr while the command runs
+                return super().invoke(ctx)
         except click.exceptions.Exit:
             raise
         except click.ClickException:

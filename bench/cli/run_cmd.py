@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
+
+from forensibench.cli import console
 
 
 def common_run_options(f):
@@ -40,7 +43,10 @@ def common_run_options(f):
             "8; 0: decode in the main process)"
         ),
     )(f)
-    f = click.option("--quiet", is_flag=True, help="no progress bars")(f)
+    f = click.option("--quiet", is_flag=True, help="no progress bars (drawn only when stderr is a terminal)")(f)
+    f = click.option(
+        "-v", "--verbose", is_flag=True, help="one line per scored set too (every line is in RUN/log.txt anyway)"
+    )(f)
     f = click.option(
         "--offline",
         is_flag=True,
@@ -69,8 +75,8 @@ def print_summary(result, echo=click.echo) -> None:
             )
         )
     for spec, err in result.failed.items():
-        echo(f"FAILED {spec}: {err}")
-    echo(f"\nrun written to {result.out} (scores.parquet, metrics.csv, run.json)")
+        echo(console.styled(f"FAILED {spec}: {err}", logging.ERROR, click.get_text_stream("stdout"), prefix=False))
+    echo(f"\nrun written to {result.out} (scores.parquet, metrics.csv, run.json, log.txt)")
 
 
 @click.command("run")
@@ -203,12 +209,14 @@ def run_command(
     batch_size,
     workers,
     quiet,
+    verbose,
     offline,
 ) -> None:
     """Fit every detector on the training data it declares and score every set of SUITE."""
     from forensibench.data.images import default_workers
     from forensibench.engine import runner
 
+    console.verbose(verbose)
     if offline:
         from forensibench.features.weights import set_offline
 
@@ -232,7 +240,7 @@ def run_command(
         bootstrap=bootstrap,
         batch_size=batch_size,
         workers=default_workers() if workers is None else workers,
-        progress=not quiet,
+        progress=console.progress_bars(quiet),
         cache_dir=cache_dir,
         cache=not no_cache,
         executor=executor,
@@ -269,9 +277,9 @@ def _with_table(suite: str | None, detectors: list[str], table: str | None, toy:
     t = table_def(table)
     rows = table_specs(t.id, toy, detectors)
     for row, needs in rows.skipped.items():
-        click.echo(f"[forensibench] Table {t.id}, {row}: not run: {needs}", err=True)
+        click.echo(console.styled(f"Table {t.id}, {row}: not run: {needs}", logging.WARNING), err=True)
     size = " at toy size (--toy: the numbers mean nothing)" if toy else ""
-    click.echo(f"[forensibench] Table {t.id}: {len(rows.specs)} paper specs{size}: {', '.join(rows.specs)}", err=True)
+    click.echo(f"Table {t.id}: {len(rows.specs)} paper specs{size}: {', '.join(rows.specs)}", err=True)
     extra = [d for d in detectors if canonical(d) not in rows.specs]
     return suite or t.suite, rows.specs + extra
 

@@ -17,19 +17,36 @@
 Both give the same files and metrics: cells are deterministic functions of the plan, the detector
 fitted in one task is the one saved and reloaded in the next, and on CPU tasks use the driver's
 thread count (float rounding depends on it).
+
+Log lines: a Ray task keeps the records it logs (`forensibench.core.logs.collected`) and returns them
+with its result; the driver replays them as each task finishes, so they reach the driver's console
+and the run's ``log.txt`` as a local run's do (the driver writes the file; tasks write no log file).
+A detector's line for its scored sets is the driver's, once its last task is done.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from forensibench.core.errors import DetectorError
-from forensibench.engine.cells import RunPlan, Session, detector_cells, fit_cell, guarded, score_cell
+from forensibench.core.logs import collected, replay
+from forensibench.engine.cells import (
+    RunPlan,
+    Scored,
+    Session,
+    detector_cells,
+    fit_cell,
+    guarded,
+    log_scored,
+    score_cell,
+)
 from forensibench.features.runtime import Runtime
+
+logger = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "ray")
 
@@ -50,11 +67,9 @@ class DetectorJob:
 class LocalExecutor:
     name = "local"
 
-    def run(
-        self, plan: RunPlan, jobs: list[DetectorJob], log: Callable[[str], None], runtime: Runtime | None = None
-    ) -> dict[str, str]:
+    def run(self, plan: RunPlan, jobs: list[DetectorJob], runtime: Runtime | None = None) -> dict[str, str]:
         """Run every job in this process (in `runtime`, when given); returns {spec: error} of failed detectors."""
-        session = Session(plan, log, runtime)
+        session = Session(plan, runtime)
         failed = {}
         for job in jobs:
             err = detector_cells(session, job.spec, job.keys)
@@ -76,20 +91,35 @@ def _task_plan(plan: RunPlan) -> RunPlan:
     return dataclasses.replace(plan, device=device, progress=False)
 
 
-def _fit_task(plan: RunPlan, spec: str) -> str | None:
-    session = Session(_task_plan(plan))
-    return guarded(session, spec, "fitting", functools.partial(fit_cell, session, spec))
+@dataclass
+class TaskResult:
+    """What a Ray task returns: its error (None: done), the records it logged, its scoring cells."""
+
+    error: str | None
+    records: list[logging.LogRecord] = field(default_factory=list)
+    scored: list[Scored] = field(default_factory=list)
 
 
-def _score_task(plan: RunPlan, spec: str, key: str, fit_error: str | None) -> str | None:
-    if fit_error is not None:  # the training task failed: nothing to score
-        return fit_error
-    session = Session(_task_plan(plan))
-    return guarded(session, spec, f"scoring set {key!r}", functools.partial(score_cell, session, spec, key))
+def _fit_task(plan: RunPlan, spec: str) -> TaskResult:
+    with collected() as records:
+        session = Session(_task_plan(plan))
+        err = guarded(session, spec, "fitting", functools.partial(fit_cell, session, spec))
+    return TaskResult(err, records)
 
 
-def _cells_task(plan: RunPlan, spec: str, keys: list[str]) -> str | None:
-    return detector_cells(Session(_task_plan(plan)), spec, keys)
+def _score_task(plan: RunPlan, spec: str, key: str, fit: TaskResult) -> TaskResult:
+    if fit.error is not None:  # the training task failed (and said so): nothing to score
+        return TaskResult(fit.error)
+    with collected() as records:
+        session = Session(_task_plan(plan))
+        err = guarded(session, spec, f"scoring set {key!r}", functools.partial(score_cell, session, spec, key))
+    return TaskResult(err, records, session.scored.get(spec, []))
+
+
+def _cells_task(plan: RunPlan, spec: str, keys: list[str]) -> TaskResult:
+    with collected() as records:
+        err = detector_cells(Session(_task_plan(plan)), spec, keys)
+    return TaskResult(err, records)  # its line for the scored sets is among the records
 
 
 class RayExecutor:
@@ -102,9 +132,7 @@ class RayExecutor:
     def __init__(self, address: str | None = None):
         self.address = address
 
-    def run(
-        self, plan: RunPlan, jobs: list[DetectorJob], log: Callable[[str], None], runtime: Runtime | None = None
-    ) -> dict[str, str]:
+    def run(self, plan: RunPlan, jobs: list[DetectorJob], runtime: Runtime | None = None) -> dict[str, str]:
         """Run every job as Ray tasks (`runtime` is this process's: tasks make their own)."""
         try:
             import ray
@@ -124,23 +152,40 @@ class RayExecutor:
             score_t = ray.remote(_score_task).options(**options)
             cells_t = ray.remote(_cells_task).options(**options)
             plan_ref = ray.put(plan)
-            refs: list[tuple[str, object]] = []
+            spec_of: dict[object, str] = {}  # task ref -> its detector
+            score_refs: dict[str, list] = {}  # detector -> its scoring tasks (one per set)
             for job in jobs:
                 if job.supports_save:
                     fit_ref = fit_t.remote(plan_ref, job.spec)
-                    refs.append((job.spec, fit_ref))
-                    refs += [(job.spec, score_t.remote(plan_ref, job.spec, key, fit_ref)) for key in job.keys]
+                    spec_of[fit_ref] = job.spec
+                    score_refs[job.spec] = [score_t.remote(plan_ref, job.spec, key, fit_ref) for key in job.keys]
+                    spec_of.update({r: job.spec for r in score_refs[job.spec]})
                 else:
-                    refs.append((job.spec, cells_t.remote(plan_ref, job.spec, job.keys)))
-            log(f"[forensibench] {len(refs)} Ray tasks submitted for {len(jobs)} detectors")
-            errors = ray.get([r for _, r in refs])
+                    spec_of[cells_t.remote(plan_ref, job.spec, job.keys)] = job.spec
+            logger.info("%d Ray tasks submitted for %d detectors", len(spec_of), len(jobs))
+            return self._gather(ray, plan, spec_of, score_refs)
         finally:
             if started:
                 ray.shutdown()
+
+    @staticmethod
+    def _gather(ray, plan: RunPlan, spec_of: dict, score_refs: dict[str, list]) -> dict[str, str]:
+        """Wait for every task, replaying its log records as it finishes, and log a detector's line for
+        its scored sets once its last scoring task is done; returns {spec: error} of failed detectors."""
         failed: dict[str, str] = {}
-        for (spec, _), err in zip(refs, errors):
-            if err is not None:
-                failed.setdefault(spec, err)
+        results: dict[object, TaskResult] = {}
+        pending = list(spec_of)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                result = results[ref] = ray.get(ref)
+                replay(result.records)
+                spec = spec_of[ref]
+                if result.error is not None:
+                    failed.setdefault(spec, result.error)
+                scoring = score_refs.get(spec, [])
+                if ref in scoring and spec not in failed and all(r in results for r in scoring):
+                    log_scored(plan, spec, [c for r in scoring for c in results[r].scored])
         return failed
 
     @staticmethod

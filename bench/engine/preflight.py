@@ -12,7 +12,6 @@ images, every detector has its training data, and every weight file is present o
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,9 +65,7 @@ class Preflight:
         return not self.problems
 
 
-def dry_run(
-    request: RunRequest, measure_seconds: float = 2.0, log: Callable[[str], None] = lambda m: None
-) -> Preflight:
+def dry_run(request: RunRequest, measure_seconds: float = 2.0) -> Preflight:
     """Everything but the work of `run` for `request` (see the module docstring)."""
     request = validate(request)
     report = Preflight(request.device, request.precision, layout=request.layout.notes, measure_seconds=measure_seconds)
@@ -81,13 +78,13 @@ def dry_run(
         report.problems.append(str(exc))
         previous = None
     try:
-        records, missing = sample_sets(request, plan, runtime.features.file_sha256, previous, log)
+        records, missing = sample_sets(request, plan, runtime.features.file_sha256, previous)
     except (SuiteError, RunDirError) as exc:
         report.problems.append(str(exc))
         records, missing = {}, [k for k in request.keys if k not in plan.test_sets]
     _sets(report, request, records, missing)
     if previous is not None:
-        todo = sum(len(j.keys) for j in pending_jobs(rd, plan, request.detector_objects, log))
+        todo = sum(len(j.keys) for j in pending_jobs(rd, plan, request.detector_objects))
         report.resumed = f"{request.out} holds a run of this configuration: {todo} cells left to do"
     for det in request.detector_objects:
         n_train = _training(report, det, plan)

@@ -4,6 +4,7 @@ from their fingerprints (`forensibench.engine.fingerprint`). The runner's `check
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 import time
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from forensibench.engine.fingerprint import code_changed, code_text, describe_ch
 from forensibench.engine.fingerprint import digest as fingerprint_digest
 from forensibench.engine.rundir import RunDir, RunDirError
 
+logger = logging.getLogger(__name__)
+
 
 def decide(
     rd: RunDir,
@@ -24,7 +27,6 @@ def decide(
     refit: list[str],
     allow_code_change: bool,
     hasher: Callable,
-    log: Callable[[str], None],
 ) -> tuple[list[dict], list[dict]]:
     """For each committed fit of `dets` and its cells, whether the run may reuse them, from the fingerprints
     of this command's fits (`plan.fingerprints`) and the content of every set (`sets`: run.json's records).
@@ -94,8 +96,8 @@ def decide(
                 f"{what}, and this is {code_text(plan.code)}; resume anyway with --allow-code-change "
                 f"(recorded in run.json), refit with {_refit_flags(c['detectors'])}, or use another --out"
             )
-        log(f"[forensibench] WARNING: {what}; resuming with {code_text(plan.code)} (--allow-code-change, recorded "
-            f"in run.json's code_changes)")  # fmt: skip
+        now = code_text(plan.code)
+        logger.warning("%s; resuming with %s (--allow-code-change, recorded in run.json's code_changes)", what, now)
     return refits, changes
 
 

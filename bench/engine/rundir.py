@@ -15,6 +15,9 @@
     RUN/models/<slug>/               the fitted detector, for detectors that can save
     RUN/models/<slug>/training.csv   one row per training epoch, for detectors that keep a
                                      `training_log_` (written even when training stops with an error)
+    RUN/log.txt                      every message of every command run here (all levels, tracebacks
+                                     of failed detectors), appended, one ``==== <time> ... ====`` line per
+                                     command (`forensibench.core.logs.log_to_file`)
     RUN/.lock                        held while a run writes here
 
 Each file is written to a temporary name in the same folder and moved into place, so a killed run
@@ -62,6 +65,10 @@ class RunDir:
     @property
     def run_json(self) -> Path:
         return self.root / "run.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "log.txt"
 
     @property
     def scores_path(self) -> Path:

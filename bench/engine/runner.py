@@ -13,9 +13,10 @@ process using that folder; ``cache=False`` keeps them in memory for this run onl
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
-import sys
 import time
 import zlib
 from collections.abc import Callable
@@ -28,8 +29,10 @@ import pandas as pd
 from forensibench import __version__
 from forensibench.api.detector import Detector
 from forensibench.api.registry import create
+from forensibench.api.specs import short_labels
 from forensibench.core.errors import DetectorError
 from forensibench.core.files import atomic_write_csv, atomic_write_json, atomic_write_parquet
+from forensibench.core.logs import CallableHandler, attached, log_to_file
 from forensibench.core.paths import default_cache_dir
 from forensibench.data.checksums import fileset_digest
 from forensibench.data.layouts import resolve_layout
@@ -47,6 +50,8 @@ from forensibench.features.backbones import precision
 from forensibench.features.runtime import Runtime, resolve_device
 from forensibench.metrics import METRIC_COLUMNS
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class RunResult:
@@ -59,10 +64,6 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return not self.failed
-
-
-def _log_default(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def run(
@@ -107,6 +108,11 @@ def run(
     Returns the scores, the metrics and run.json's content; detectors that failed are in
     `RunResult.failed`.
 
+    Messages go to the ``forensibench`` logger (`forensibench.core.logs`: one INFO line per detector
+    fitted and per detector scored, DEBUG lines per set, warnings, failures), and every one of them,
+    with the tracebacks of failed detectors, to ``out/log.txt`` (appended, one header line per call).
+    `log`: a callable that also gets every message, as a ``[forensibench] ...`` line.
+
     A rerun into the same `out` resumes: it reuses a committed fit or cell only when its fingerprint
     (`forensibench.engine.fingerprint`) matches this command's, and refuses otherwise with one sentence
     naming what changed (docs/running.md).
@@ -127,39 +133,67 @@ def run(
             refit=list(refit or []), allow_code_change=allow_code_change,
         )
     )  # fmt: skip
-    log = log or _log_default
     t_start = time.time()
-    log(f"[forensibench] device: {request.device} (--device {request.device_choice}), precision {request.precision}")
-    for note in request.layout.notes:
-        log(f"[forensibench] found {note}")
     rd = RunDir(request.out)
     rd.lock()
     info: dict[str, Any] = {}
     try:
-        plan = make_plan(request, rd)
-        runtime = plan.runtime()  # this process's feature store: its file-hash memo names the sets by content
-        previous = check_previous(rd, request)
-        records, missing = sample_sets(request, plan, runtime.features.file_sha256, previous, log)
-        refits, code_changes = check_fits(rd, request, plan, previous, runtime.features.file_sha256, log)
-        info = started_info(request, plan, records, missing, previous, refits, code_changes)
-        atomic_write_json(rd.run_json, {**(previous or {}), **info})
-        jobs = pending_jobs(rd, plan, request.detector_objects, log, refits)
-        try:
-            failed = request.executor_obj.run(plan, jobs, log, runtime)
-        except ExecutorError as exc:  # no cell ran: run.json says why
-            atomic_write_json(rd.run_json, {**info, "status": "failed", "error": str(exc)})
-            raise
-        scores, metrics = collect(rd, request, log)
-        info = finished_info(info, rd, request, failed, scores, previous, t_start)
-        atomic_write_json(rd.run_json, info)
-        return RunResult(rd.root, scores, metrics, info, failed)
-    except KeyboardInterrupt:
-        if info:  # say so in run.json; the committed cells stay, the same command resumes
-            interrupted = {"status": "interrupted", "interrupted": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            atomic_write_json(rd.run_json, {**info, **interrupted})
-        raise
+        with contextlib.ExitStack() as logs:
+            logs.enter_context(log_to_file(rd.log_path, log_header()))
+            if log is not None:
+                logs.enter_context(attached(CallableHandler(log)))
+            try:
+                return _run(request, rd, t_start, info)
+            except KeyboardInterrupt:
+                if info:  # say so in run.json; the committed cells stay, the same command resumes
+                    interrupted = {"status": "interrupted", "interrupted": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                    atomic_write_json(rd.run_json, {**info, **interrupted})
+                logger.warning("interrupted: the finished cells are kept; the same command resumes")
+                raise
     finally:
         rd.unlock()
+
+
+def log_header() -> str:
+    """The line that starts a command's lines in RUN/log.txt: local time, version, command line."""
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} forensibench {__version__}: {command_line()}"
+
+
+def _run(request: RunRequest, rd: RunDir, t_start: float, info: dict[str, Any]) -> RunResult:
+    """`run`'s steps, in the locked run directory; fills `info` (run.json) as soon as it is known."""
+    logger.info("device: %s (--device %s), precision %s", request.device, request.device_choice, request.precision)
+    for note in request.layout.notes:
+        logger.info("found %s", note)
+    plan = make_plan(request, rd)
+    for det in request.detector_objects:
+        logger.debug("detector %s: %s", plan.label(det.spec), det.spec)
+    runtime = plan.runtime()  # this process's feature store: its file-hash memo names the sets by content
+    previous = check_previous(rd, request)
+    records, missing = sample_sets(request, plan, runtime.features.file_sha256, previous)
+    for key in missing:
+        sdef = request.suite_obj.set(key)
+        logger.warning(
+            "set %r: no images under %s (folders %r, %r); skipped", key, request.data_root, sdef.real, sdef.fake
+        )
+    for hint in request.layout.hints if missing else []:
+        logger.info("%s", hint)
+    refits, code_changes = check_fits(rd, request, plan, previous, runtime.features.file_sha256)
+    info.update(started_info(request, plan, records, missing, previous, refits, code_changes))
+    atomic_write_json(rd.run_json, {**(previous or {}), **info})
+    for rec in refits:
+        logger.info("%s: %s; fitting and scoring it again", plan.label(rec["detector"]), rec["reason"])
+    jobs = pending_jobs(rd, plan, request.detector_objects, refits)
+    for spec in [s for s in request.specs if s not in {j.spec for j in jobs}]:
+        logger.info("%s: all %d sets already scored, skipped", plan.label(spec), len(plan.test_sets))
+    try:
+        failed = request.executor_obj.run(plan, jobs, runtime)
+    except ExecutorError as exc:  # no cell ran: run.json says why
+        atomic_write_json(rd.run_json, {**info, "status": "failed", "error": str(exc)})
+        raise
+    scores, metrics = collect(rd, request)
+    final = finished_info(info, rd, request, failed, scores, previous, t_start)
+    atomic_write_json(rd.run_json, final)
+    return RunResult(rd.root, scores, metrics, final, failed)
 
 
 def make_request(
@@ -311,6 +345,7 @@ def make_plan(request: RunRequest, rd: RunDir) -> RunPlan:
         cache_dir=request.cache_dir,
         threads=_torch_threads(),
         code=code_identity(),
+        labels=dict(zip(request.specs, short_labels([(d.name, d.params) for d in request.detector_objects]))),
     )
 
 
@@ -328,7 +363,7 @@ def check_previous(rd: RunDir, request: RunRequest) -> dict | None:
 
 
 def sample_sets(
-    request: RunRequest, plan: RunPlan, hasher: Callable, previous: dict | None, log: Callable[[str], None]
+    request: RunRequest, plan: RunPlan, hasher: Callable, previous: dict | None
 ) -> tuple[dict[str, dict], list[str]]:
     """Sample every asked-for set into `plan.test_sets` (with its perturbed copies), name each by the
     content of its files, and refuse a set whose files differ from those the directory was run on.
@@ -340,9 +375,6 @@ def sample_sets(
         images, record = suite.images(data_root, key, request.sampling)
         if len(images) == 0:
             missing.append(key)
-            sdef = suite.set(key)
-            folders = f"folders {sdef.real!r}, {sdef.fake!r}"
-            log(f"[forensibench] set {key!r}: no images under {data_root} ({folders}); skipped")
             continue
         # names the sampled files by content: two copies of the data that differ are told apart
         record["files_sha256"] = fileset_digest(images.paths, data_root, hasher)
@@ -356,8 +388,6 @@ def sample_sets(
         plan.set_sha256[key] = record["files_sha256"]
         for op in request.perturbations:
             plan.test_sets[cell_name(key, op)] = images.with_pre(op, seed=request.seed, name=cell_name(key, op))
-    for hint in request.layout.hints if missing else []:
-        log(f"[forensibench] {hint}")
     if not plan.test_sets:
         raise SuiteError(
             f"no set of suite {suite.name!r} has images under {data_root}; "
@@ -371,7 +401,7 @@ def sample_sets(
 
 
 def check_fits(
-    rd: RunDir, request: RunRequest, plan: RunPlan, previous: dict | None, hasher: Callable, log: Callable[[str], None]
+    rd: RunDir, request: RunRequest, plan: RunPlan, previous: dict | None, hasher: Callable
 ) -> tuple[list[dict], list[dict]]:
     """Fingerprint every asked-for detector's fit (into `plan.fingerprints`), then decide what of the run
     directory may be reused (`forensibench.engine.resume.decide`: refuses a mismatch in one sentence).
@@ -381,7 +411,7 @@ def check_fits(
     if hasattr(hasher, "flush"):  # the training data's hashes too: a rerun stats those files, not reads them
         hasher.flush()
     sets = {**((previous or {}).get("sets") or {}), **{k: {"files_sha256": v} for k, v in plan.set_sha256.items()}}
-    return decide(rd, request.detector_objects, plan, sets, request.refit, request.allow_code_change, hasher, log)
+    return decide(rd, request.detector_objects, plan, sets, request.refit, request.allow_code_change, hasher)
 
 
 def _fingerprint_now(det: Detector, plan: RunPlan, hasher: Callable) -> dict:
@@ -435,18 +465,16 @@ def started_info(
 
 
 def pending_jobs(
-    rd: RunDir, plan: RunPlan, dets: list[Detector], log: Callable[[str], None], refits: list[dict[str, str]] = ()
+    rd: RunDir, plan: RunPlan, dets: list[Detector], refits: list[dict[str, str]] = ()
 ) -> list[DetectorJob]:
     """Per detector, the cells not committed yet (a detector with every cell done is skipped), after
     discarding the fit and cells of every detector in `refits` (`check_fits`)."""
     for rec in refits:
-        log(f"[forensibench] {rec['detector']}: {rec['reason']}; fitting and scoring it again")
         rd.discard(rec["detector"])
     jobs = []
     for det in dets:
         todo = [k for k in plan.test_sets if not rd.cell_done(det.spec, k)]
         if not todo and rd.read_fit(det.spec) is not None:
-            log(f"[forensibench] {det.spec}: all {len(plan.test_sets)} sets already scored, skipped")
             continue
         jobs.append(DetectorJob(det.spec, todo, det.supports_save))
     return jobs
@@ -497,9 +525,7 @@ def _with_cell_costs(rd: RunDir, spec: str, rec: dict) -> dict:
     return rec
 
 
-def collect(
-    rd: RunDir, request: RunRequest, log: Callable[[str], None] | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def collect(rd: RunDir, request: RunRequest) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Concatenate every committed cell into scores.parquet and make metrics.csv from the cells' metrics
     (each read from its stored metrics where they still apply, else computed and stored)."""
     cells = ordered_cells(rd, request.specs, request.suite_obj.keys(), [op.key for op in request.perturbations])
@@ -514,12 +540,12 @@ def collect(
         rows.append({"detector": spec, "dataset": dataset, **metrics})
         for part in parts:
             computed[part] += 1
-    if log is not None and cells:
-        log(
-            f"[forensibench] metrics of {len(cells)} cells: {computed['point']} computed, "
-            f"{computed['intervals'] - computed['point']} with new intervals only, "
-            f"{len(cells) - computed['intervals']} read from their stored metrics"
-        )
+    if cells:
+        point, intervals = computed["point"], computed["intervals"]
+        logger.debug(
+            "metrics of %d cells: %d computed, %d with new intervals only, %d read from their stored metrics",
+            len(cells), point, intervals - point, len(cells) - intervals,
+        )  # fmt: skip
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
     metrics = pd.DataFrame(rows, columns=["detector", "dataset", *METRIC_COLUMNS])
     atomic_write_parquet(rd.scores_path, scores)
