@@ -14,7 +14,7 @@ from forensibench.data.perturb import split_cell
 from forensibench.engine.cells import RunPlan
 from forensibench.engine.fingerprint import code_changed, code_text, describe_changes, rehash_weights
 from forensibench.engine.fingerprint import digest as fingerprint_digest
-from forensibench.engine.rundir import RunDir, RunDirError
+from forensibench.engine.rundir import RunDir, StaleRunError
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +31,13 @@ def decide(
     """For each committed fit of `dets` and its cells, whether the run may reuse them, from the fingerprints
     of this command's fits (`plan.fingerprints`) and the content of every set (`sets`: run.json's records).
 
-    Refused (`RunDirError`, one sentence naming what changed and the remedy): a fit whose fingerprint
-    differs from this command's (parameters with defaults, training or validation data, weight files,
-    device), a cell scored by another fit or on other images, a fit made before fingerprints; and fits
-    or cells made by other code, unless `allow_code_change` (then warned about and returned as
-    run.json's ``code_changes`` records). Redone (returned as run.json's ``refitted`` records, discarded by
-    `pending_jobs`): the detectors of ``--refit``, and saved fits that are not the files fit.json
-    records (a half-written or missing ``state.pt``). Returns (refitted, code_changes).
+    Refused (`StaleRunError`, a `RunDirError` carrying the specs to refit; one sentence naming what changed
+    and the remedy): a fit whose fingerprint differs from this command's (parameters with defaults, training
+    or validation data, weight files, device), a cell scored by another fit or on other images, a fit made
+    before fingerprints; and fits or cells made by other code, unless `allow_code_change` (then warned about
+    and returned as run.json's ``code_changes`` records). Redone (returned as run.json's ``refitted``
+    records, discarded by `pending_jobs`): the detectors of ``--refit``, and saved fits that are not the
+    files fit.json records (a half-written or missing ``state.pt``). Returns (refitted, code_changes).
     """
     at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     refits: list[dict] = []
@@ -84,17 +84,19 @@ def decide(
             if problem is not None:
                 refits.append({"detector": spec, "reason": problem, "at": at})
     if problems:
-        raise RunDirError(
+        raise StaleRunError(
             f"{rd.root} cannot be resumed as asked: {'; '.join(problems)}; refit with {_refit_flags(refused)} "
-            f"(the fit and its cells are redone) or use another --out"
+            f"(the fit and its cells are redone) or use another --out",
+            refused,
         )
     changes = [{"from": code, "to": plan.code, "detectors": specs, "at": at} for code, specs in other_code.values()]
     for c in changes:
         what = f"{', '.join(c['detectors'])} in {rd.root} were fitted or scored by {code_text(c['from'])}"
         if not allow_code_change:
-            raise RunDirError(
+            raise StaleRunError(
                 f"{what}, and this is {code_text(plan.code)}; resume anyway with --allow-code-change "
-                f"(recorded in run.json), refit with {_refit_flags(c['detectors'])}, or use another --out"
+                f"(recorded in run.json), refit with {_refit_flags(c['detectors'])}, or use another --out",
+                c["detectors"],
             )
         now = code_text(plan.code)
         logger.warning("%s; resuming with %s (--allow-code-change, recorded in run.json's code_changes)", what, now)

@@ -50,6 +50,15 @@ class RunDirError(RuntimeError):
     """The run directory is locked, or was made by an incompatible run."""
 
 
+class StaleRunError(RunDirError):
+    """Fits or cells of the run directory were made by other code or inputs than this command's:
+    `specs` are the detectors to refit (``--refit``) for the command to go on."""
+
+    def __init__(self, message: str, specs: list[str]):
+        super().__init__(message)
+        self.specs = list(specs)
+
+
 def slug(spec: str) -> str:
     """A folder name for a detector spec: readable, filesystem-safe, collision-free."""
     readable = re.sub(r"[^A-Za-z0-9._=+-]+", "_", spec)[:80]

@@ -49,10 +49,11 @@ def demo(
     out: str | Path = "forensibench-demo", per_class: int = 16, progress: bool = True, bootstrap: int = 200
 ) -> Demo:
     """Synthesise the cnnspot19 replica under ``out/data`` (once), run every demo spec into ``out/run``
-    (resumable) and build its Table I. Logs what it does (`forensibench.core.logs`); prints nothing."""
+    (resumable; redone when it was made by other code or inputs) and build its Table I. Logs what it
+    does (`forensibench.core.logs`); prints nothing."""
     from forensibench.core.logs import log_to_file
     from forensibench.data.synth import synthesize
-    from forensibench.engine.rundir import RunDir
+    from forensibench.engine.rundir import RunDir, StaleRunError
     from forensibench.engine.runner import log_header, run
     from forensibench.report.tables import build, render
 
@@ -68,6 +69,14 @@ def demo(
         specs = demo_specs()
         labels = short_labels([(d.name, d.params) for d in map(create, specs)])
         logger.info("%d detectors at toy size: %s", len(specs), ", ".join(labels))
-        result = run("cnnspot19", data, specs, out / "run", seed=0, bootstrap=bootstrap, progress=progress)
+        kwargs = dict(seed=0, bootstrap=bootstrap, progress=progress)
+        try:
+            result = run("cnnspot19", data, specs, out / "run", **kwargs)
+        except StaleRunError as exc:  # the demo's own run folder: redo it rather than refuse
+            logger.warning(
+                "the demo's previous run was made by other code or inputs: redoing its %d detectors", len(specs)
+            )
+            logger.debug("%s", exc)
+            result = run("cnnspot19", data, specs, out / "run", refit=specs, **kwargs)
     df, notes = build(result.out, "I")
     return Demo(result, render(df, "I", "markdown", notes, title=TITLE), time.time() - t0)
