@@ -161,7 +161,6 @@ def log_header() -> str:
 
 def _run(request: RunRequest, rd: RunDir, t_start: float, info: dict[str, Any]) -> RunResult:
     """`run`'s steps, in the locked run directory; fills `info` (run.json) as soon as it is known."""
-    logger.info("device: %s (--device %s), precision %s", request.device, request.device_choice, request.precision)
     for note in request.layout.notes:
         logger.info("found %s", note)
     plan = make_plan(request, rd)
@@ -180,11 +179,19 @@ def _run(request: RunRequest, rd: RunDir, t_start: float, info: dict[str, Any]) 
     refits, code_changes = check_fits(rd, request, plan, previous, runtime.features.file_sha256)
     info.update(started_info(request, plan, records, missing, previous, refits, code_changes))
     atomic_write_json(rd.run_json, {**(previous or {}), **info})
+    # from here on the run does work: where, then one line per decision shared by several detectors
+    logger.info("device: %s (--device %s), precision %s", request.device, request.device_choice, request.precision)
+    by_reason: dict[str, list[str]] = {}
     for rec in refits:
-        logger.info("%s: %s; fitting and scoring it again", plan.label(rec["detector"]), rec["reason"])
+        by_reason.setdefault(rec["reason"], []).append(plan.label(rec["detector"]))
+    for reason, labels in by_reason.items():
+        logger.info(
+            "%s: %s; fitting and scoring %s again", ", ".join(labels), reason, "them" if len(labels) > 1 else "it"
+        )
     jobs = pending_jobs(rd, plan, request.detector_objects, refits)
-    for spec in [s for s in request.specs if s not in {j.spec for j in jobs}]:
-        logger.info("%s: all %d sets already scored, skipped", plan.label(spec), len(plan.test_sets))
+    done = [plan.label(s) for s in request.specs if s not in {j.spec for j in jobs}]
+    if done:
+        logger.info("%s: all %d sets already scored, skipped", ", ".join(done), len(plan.test_sets))
     try:
         failed = request.executor_obj.run(plan, jobs, runtime)
     except ExecutorError as exc:  # no cell ran: run.json says why

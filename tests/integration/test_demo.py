@@ -13,12 +13,13 @@ from forensibench.engine.rundir import RunDirError
 from forensibench.report import demo as demo_module
 
 SPEC = "freqspec:arch=resnet18,crop=32,epochs=1,pretrained=false"
+SPEC2 = "freqspec:arch=resnet18,crop=48,epochs=1,pretrained=false"
 
 
 @pytest.fixture
 def one_detector(monkeypatch):
     """The demo with one cheap detector (the demo's own logic, a shorter list)."""
-    monkeypatch.setattr(demo_module, "demo_specs", lambda: [SPEC])
+    monkeypatch.setattr(demo_module, "demo_specs", lambda: [SPEC, SPEC2])
 
 
 def test_a_demo_made_by_other_code_is_redone(tmp_path, one_detector, monkeypatch, caplog):
@@ -32,11 +33,13 @@ def test_a_demo_made_by_other_code_is_redone(tmp_path, one_detector, monkeypatch
     monkeypatch.setattr(runner, "code_identity", lambda: other)
     with pytest.raises(RunDirError, match="--allow-code-change"):  # a user's run is refused
         runner.run("cnnspot19", out / "data", [SPEC], out / "run", seed=0, bootstrap=0, progress=False)
-    with caplog.at_level("WARNING", logger="forensibench"):
+    with caplog.at_level("INFO", logger="forensibench"):
         redone = demo_module.demo(out, per_class=2, progress=False, bootstrap=0)
     info = json.loads((out / "run" / "run.json").read_text())
     assert info["code_identity"] == other
-    assert [r["detector"] for r in info["refitted"]] == [first.result.metrics["detector"].iloc[0]]
+    assert [r["detector"] for r in info["refitted"]] == list(dict.fromkeys(first.result.metrics["detector"]))
     assert any("other code" in r.getMessage() and "redo" in r.getMessage() for r in caplog.records)
+    [refit_line] = [r.getMessage() for r in caplog.records if "asked for with --refit" in r.getMessage()]
+    assert "crop=32" in refit_line and "crop=48" in refit_line  # one line for both detectors redone
     # the same seed, data and code path: the redone fit scores as the first did
     pd.testing.assert_frame_equal(redone.result.metrics, first.result.metrics, check_exact=True)
