@@ -40,7 +40,13 @@ def site(tmp_path_factory):
     if given:
         return Path(given)
     out = tmp_path_factory.mktemp("site")
-    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-f", str(ROOT / "mkdocs.yml")]
+    # As the `mkdocs` command runs, which readers and .ci/run type: a console script has its own folder
+    # first on sys.path, the venv's bin/, beside the `forensibench` console script.
+    scripts = str(Path(sys.executable).parent)
+    as_console_script = (
+        f"import runpy, sys; sys.path.insert(0, {scripts!r}); runpy.run_module('mkdocs', run_name='__main__')"
+    )
+    command = [sys.executable, "-c", as_console_script, "build", "--strict", "--quiet", "-f", str(ROOT / "mkdocs.yml")]
     res = subprocess.run(
         [*command, "-d", str(out)],
         capture_output=True,
