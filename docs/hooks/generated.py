@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
+from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
 SECTION = "Detectors"
@@ -353,8 +355,11 @@ def _names() -> list[str]:
     return names
 
 
+@event_priority(100)  # before mkdocstrings' on_config, which makes the Python handler
 def on_config(config):
-    """Append one nav entry per detector to the nav's "Detectors" section."""
+    """Append one nav entry per detector to the nav's "Detectors" section; keep griffe off the
+    `forensibench` console script (`_drop_console_script_folders`)."""
+    _drop_console_script_folders()
     for entry in config["nav"] or []:
         if isinstance(entry, dict) and SECTION in entry:
             entry[SECTION].extend({name: f"{FOLDER}/{name}.md"} for name in _names())
@@ -381,3 +386,12 @@ def on_page_markdown(markdown, page, config, files):
     if RELEASED_MARKER in markdown:
         markdown = markdown.replace(RELEASED_MARKER, released_table())
     return markdown
+
+
+def _drop_console_script_folders() -> None:
+    """`mkdocs` run as a console script has its own folder (the environment's bin/) first on sys.path,
+    and the `forensibench` console script lies there: griffe (mkdocstrings) takes that file for the
+    package and the API reference cannot be collected. Drop such folders from sys.path, for this build
+    only, before the Python handler copies sys.path (mkdocstrings' on_config; mkdocs restores sys.path
+    after importing a hook, so this cannot happen at import)."""
+    sys.path[:] = [p for p in sys.path if not (Path(p or ".") / "forensibench").is_file()]
