@@ -36,7 +36,9 @@ suite's values):
 * ``protocol``: the benchmark's own evaluation protocol, where it has one: ``train_suite`` (the
   labelled training manifest the benchmark trains on; None for a test-only benchmark), ``metric``
   (the metrics.csv column its own tables report; `table --suite` shows it by default) and ``text``
-  (the protocol in words: split, subset, preprocessing).
+  (the protocol in words: split, subset, preprocessing) and ``preprocess`` (the resize and crop the
+  benchmark's evaluation code applies to every test image before any detector, applied to the set's
+  images before each detector's own transform: `forensibench.data.prepare`).
 * ``notes``: where the public description is ambiguous, and what forensibench chose.
 """
 
@@ -53,6 +55,8 @@ import yaml
 
 from forensibench.core.paths import project_dir
 from forensibench.data.images import ImageSet, list_images
+from forensibench.data.prepare import Prepare
+from forensibench.data.prepare import parse as parse_preprocess
 from forensibench.metrics import METRIC_COLUMNS
 
 LAYOUTS = ("wang2020", "folder", "autogan-train")
@@ -166,6 +170,7 @@ class Protocol:
     train_suite: str | None = None  # labelled training manifest the benchmark trains on (None: test only)
     metric: str = "ap"  # the metrics.csv column the benchmark's own tables report
     text: str = ""  # the protocol in words
+    preprocess: Prepare | None = None  # the benchmark's own resize/crop of every test image
 
 
 @dataclass
@@ -198,7 +203,8 @@ class Suite:
     def images(
         self, data_root: str | Path, key: str, sampling: Sampling | None = None
     ) -> tuple[ImageSet, dict[str, Any]]:
-        """The sampled images of set `key` (reals then fakes) and a record of how they were chosen."""
+        """The sampled images of set `key` (reals then fakes) and a record of how they were chosen; with
+        the protocol's ``preprocess`` as their pre-operation where the manifest names one."""
         sdef = self.set(key)
         samp = sampling or self.sampling
         root = Path(data_root)
@@ -209,6 +215,9 @@ class Suite:
         real_s = _sample(real, cap, rng)
         fake_s = _sample(fake, cap, rng)
         images = ImageSet(real_s + fake_s, [0] * len(real_s) + [1] * len(fake_s), name=key)
+        prep = self.protocol.preprocess
+        if prep is not None:  # the benchmark's own preparation, before every detector's transform
+            images = images.with_pre(prep, name=key)
         record = {
             "set": key,
             "found_real": len(real),
@@ -218,6 +227,8 @@ class Suite:
             "sampling": how,
             "seed": samp.seed,
         }
+        if prep is not None:
+            record["preprocess"] = prep.describe()
         return images, record
 
 
@@ -316,14 +327,23 @@ def _parse_protocol(raw: Any, path: Path) -> Protocol:
         return Protocol()
     if not isinstance(raw, dict):
         raise SuiteError(f"manifest {path}: `protocol` must be a mapping (train_suite, metric, text)")
-    unknown = set(raw) - {"train_suite", "metric", "text"}
+    unknown = set(raw) - {"train_suite", "metric", "text", "preprocess"}
     if unknown:
         raise SuiteError(f"manifest {path}: unknown protocol field(s) {', '.join(sorted(unknown))}")
     metric = str(raw.get("metric", "ap"))
     if metric not in METRIC_COLUMNS:
         raise SuiteError(f"manifest {path}: protocol metric {metric!r} is not a metrics.csv column")
+    try:
+        preprocess = parse_preprocess(raw.get("preprocess"), f"manifest {path}: protocol")
+    except ValueError as exc:
+        raise SuiteError(str(exc)) from None
     train = raw.get("train_suite")
-    return Protocol(train_suite=str(train) if train else None, metric=metric, text=str(raw.get("text", "")).strip())
+    return Protocol(
+        train_suite=str(train) if train else None,
+        metric=metric,
+        text=str(raw.get("text", "")).strip(),
+        preprocess=preprocess,
+    )
 
 
 def verify(suite: Suite, data_root: str | Path, check_decode: bool = True) -> list[dict[str, Any]]:

@@ -424,6 +424,9 @@ def suite_table(
         notes.append(f"sets absent from the run: {', '.join(missing)}; means are over the {len(present)} sets present")
     if config.get("manifest_sha256") not in (None, suite_obj.sha256):
         notes.append(f"the manifest {suite_obj.path.name} changed since the run was made")
+    prepared = {(info.get("sets") or {}).get(k, {}).get("preprocess") for k in present} - {None}
+    if prepared:  # the benchmark's own preparation of every test image (the manifest's protocol)
+        notes.append(f"every test image {' / '.join(sorted(prepared))}, as the benchmark's evaluation code does")
     off = _off_protocol(info.get("detectors") or {}, suite_obj.protocol.train_suite)
     if off:
         notes.append(

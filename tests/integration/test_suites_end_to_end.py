@@ -2,6 +2,8 @@
 benchmark's own layout) -> `datasets verify` -> `run` (a toy detector trained as the suite's protocol
 trains) -> `table --suite`, each cell recomputed with scikit-learn from scores.parquet."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -102,8 +104,13 @@ def test_replica_run_and_table(name, tmp_path, invoke):
         "--quiet",
     )
     assert res.exit_code == 0, res.output
+    # a benchmark that prepares every test image itself (resize, crop) has it done and recorded
+    prep = suite.protocol.preprocess
+    sets = json.loads((out / "run.json").read_text())["sets"]
+    assert all(sets[k].get("preprocess") == (prep.describe() if prep else None) for k in suite.keys())
     df, notes, suite_, metric = suite_table(out)
     assert suite_.name == name and metric == suite.protocol.metric
+    assert any(prep.describe() in n for n in notes) if prep else not any("every test image" in n for n in notes)
     assert list(df.columns) == ["detector", *suite.keys(), "mean"] and len(df) == 1
     assert not any(n.startswith("not trained as") for n in notes), notes  # trained on the protocol's set
 
