@@ -31,6 +31,8 @@ def list_suites(brief) -> None:
         if s.protocol.text:
             train = f"trains on {s.protocol.train_suite}" if s.protocol.train_suite else "test only"
             protocol = f"{train}; reports {METRIC_NAMES.get(s.protocol.metric, s.protocol.metric)}"
+            if s.protocol.preprocess is not None:
+                protocol += f"; every test image {s.protocol.preprocess.describe()}"
         for label, text in (("source", s.source), ("cite", s.citation), ("protocol", protocol)):
             if text:
                 indent = f"    {label + ':':10s}"

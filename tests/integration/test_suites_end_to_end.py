@@ -152,3 +152,4 @@ def test_datasets_list_shows_every_suite_with_its_source(invoke):
         i = next(j for j, line in enumerate(lines) if line.split()[0] == name)
         assert lines[i + 1].strip().startswith("source:"), (name, lines[i + 1])
     assert "protocol: trains on genimage-sdv14-train; reports accuracy (%)" in res.output
+    assert "protocol: trains on wildrf-train; reports AP (%); every test image resized to 256x256" in res.output
