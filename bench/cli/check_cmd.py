@@ -48,6 +48,13 @@ def check_command(run_dirs, baseline, metric, tolerance, use_ci, update, show) -
     click.echo(
         f"\n{metric} vs {baseline} (tolerance {tolerance} points{', bootstrap intervals' if use_ci else ''}): {counts}"
     )
+    if res.environment:
+        click.echo(
+            f"note: the run's environment differs from the baseline's ({'; '.join(res.environment)}): "
+            "toy-size numbers move with library versions and machines; if that explains the change, "
+            "record the baseline again in this environment (check --update)",
+            err=True,
+        )
     if res.failed:
         for message in res.messages():
             click.echo(f"FAILED: {message}", err=True)

@@ -17,6 +17,12 @@ compared with the run:
 * ``improved``: higher by more than the tolerance; ``ok`` otherwise;
 * ``missing``: in the baseline, absent from the run (a failure: a detector or set silently
   dropped must not pass); ``new``: in the run only (reported, never a failure).
+
+Beside the baseline, `write_baseline` records the environment of the run it came from
+(``ci.csv`` -> ``ci.env.json``: Python and package versions, platform, device, precision). Toy-size
+numbers move with the library versions and the machine, so when a check finds a change and the run's
+environment differs from the baseline's, `CheckResult.environment` names each difference: the first
+thing to look at before suspecting the code. It is a note, never a failure by itself.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forensibench.core.files import atomic_write_bytes, atomic_write_csv
+from forensibench.core.files import atomic_write_bytes, atomic_write_csv, atomic_write_json
 from forensibench.engine.rundir import load_metrics
 
 METRICS = ("ap", "acc", "auroc")
@@ -39,6 +45,9 @@ BASELINE_COLUMNS = (*COUNTS, "ap", "ap_lo", "ap_hi", "acc", "acc_lo", "acc_hi", 
 CHANGED = "images changed"
 FAILING = ("REGRESSION", "missing", CHANGED)
 FINISHED = "finished"
+# run.json's fields that describe where a run's numbers were computed (not the code: that is compared
+# on purpose); forensibench's own version is left out for the same reason.
+ENVIRONMENT_FIELDS = ("versions", "device", "precision")
 
 
 class CheckError(ValueError):
@@ -131,13 +140,52 @@ def write_baseline(run: str | Path, path: str | Path) -> pd.DataFrame:
         atomic_write_bytes(p, (out.to_json(orient="records", indent=1) + "\n").encode())
     else:
         atomic_write_csv(p, out)
+    atomic_write_json(environment_path(p), run_environment(run))
     return out
+
+
+def environment_path(baseline: str | Path) -> Path:
+    """Where a baseline's environment record lies: ``ci.csv`` -> ``ci.env.json`` beside it."""
+    p = Path(baseline)
+    return p.with_name(f"{p.stem}.env.json")
+
+
+def run_environment(run: str | Path) -> dict:
+    """The environment a run's numbers were computed in, from its run.json (`ENVIRONMENT_FIELDS`)."""
+    with contextlib.suppress(OSError, ValueError):
+        info = json.loads((Path(run) / "run.json").read_text(encoding="utf-8"))
+        env = {k: info[k] for k in ENVIRONMENT_FIELDS if k in info}
+        if isinstance(env.get("versions"), dict):
+            env["versions"] = {k: v for k, v in env["versions"].items() if k != "forensibench"}
+        return env
+    return {}
+
+
+def environment_changes(run: str | Path, baseline: str | Path) -> list[str]:
+    """Each difference between the baseline's recorded environment and the run's, as ``name: old ->
+    new``; empty when the baseline has no record (made before records) or nothing differs."""
+    with contextlib.suppress(OSError, ValueError):
+        old = json.loads(environment_path(baseline).read_text(encoding="utf-8"))
+        new = run_environment(run)
+        flat = lambda env: {  # noqa: E731
+            **{k: v for k, v in env.items() if k != "versions"},
+            **(env.get("versions") if isinstance(env.get("versions"), dict) else {}),
+        }
+        a, b = flat(old), flat(new)
+        return [f"{k}: {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return []
 
 
 @dataclass
 class CheckResult:
     rows: pd.DataFrame  # detector, dataset, baseline, run, delta, run_lo, run_hi, status, note
     problems: list[str] = field(default_factory=list)  # failures of the run as a whole (not finished)
+    environment: list[str] = field(default_factory=list)  # where the run's environment differs (notes)
+
+    @property
+    def changed(self) -> bool:
+        """Whether any cell differs from the baseline (failing, improved or new)."""
+        return bool((~self.rows["status"].str.startswith("ok")).any())
 
     @property
     def failed(self) -> bool:
@@ -258,4 +306,6 @@ def check_run(
             f"the run's status is {status!r}, not {FINISHED!r}: its metrics may lack cells or detectors "
             "(rerun its command to finish it)"
         )
+    if res.changed:
+        res.environment = environment_changes(run, baseline)
     return res

@@ -244,3 +244,50 @@ def test_update_refuses_a_baseline_inside_a_run_directory(tmp_path, invoke, insi
     assert {p: p.read_bytes() for p in before} == before and not (target.exists() and target.parent != run)
     with pytest.raises(CheckError, match="run directory"):
         write_baseline(run, target)
+
+
+def _with_environment(run, torch="2.14.1", device="cpu"):
+    info = json.loads((run / "run.json").read_text())
+    info.update(
+        versions={"python": "3.11.7", "forensibench": "0.2.0", "torch": torch, "numpy": "2.4.6"},
+        device=device,
+        precision="fp32",
+    )
+    (run / "run.json").write_text(json.dumps(info))
+    return run
+
+
+def test_update_records_the_runs_environment_beside_the_baseline(tmp_path):
+    run = _with_environment(finished_run(tmp_path, metrics()))
+    base = tmp_path / "b" / "ci.csv"
+    base.parent.mkdir()
+    write_baseline(run, base)
+    info = json.loads((run / "run.json").read_text())
+    record = json.loads((tmp_path / "b" / "ci.env.json").read_text())
+    versions = {k: v for k, v in info["versions"].items() if k != "forensibench"}  # the code is compared on purpose
+    assert record == {"versions": versions, "device": info["device"], "precision": info["precision"]}
+
+
+def test_a_change_in_another_environment_names_the_differences(tmp_path, invoke):
+    from forensibench.report.check import check_run
+
+    for sub in ("later", "same", "ok"):
+        (tmp_path / sub).mkdir()
+
+    base = tmp_path / "ci.csv"
+    write_baseline(_with_environment(finished_run(tmp_path, metrics())), base)
+    run = _with_environment(finished_run(tmp_path / "later", metrics(ap_progan=80.0)), torch="2.15.0", device="cuda")
+    res = check_run(run, base)
+    assert res.failed and res.environment == ["device: cpu -> cuda", "torch: 2.14.1 -> 2.15.0"]
+    out = invoke("check", "--run", run, "--baseline", base)
+    assert out.exit_code == 1
+    assert "note: the run's environment differs from the baseline's (device: cpu -> cuda; torch: 2.14.1 -> 2.15.0)" in (
+        out.stderr
+    )
+    # the same environment, or no change, says nothing; a baseline without a record neither
+    same = _with_environment(finished_run(tmp_path / "same", metrics(ap_progan=80.0)))
+    assert check_run(same, base).environment == []
+    unchanged = _with_environment(finished_run(tmp_path / "ok", metrics()), torch="2.15.0")
+    assert check_run(unchanged, base).environment == []
+    (tmp_path / "ci.env.json").unlink()
+    assert check_run(run, base).environment == []
