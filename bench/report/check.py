@@ -163,17 +163,21 @@ def run_environment(run: str | Path) -> dict:
 
 def environment_changes(run: str | Path, baseline: str | Path) -> list[str]:
     """Each difference between the baseline's recorded environment and the run's, as ``name: old ->
-    new``; empty when the baseline has no record (made before records) or nothing differs."""
+    new``; empty when the baseline or the run has no record (made before records) or nothing differs."""
+    new = _flat(run_environment(run))
     with contextlib.suppress(OSError, ValueError):
-        old = json.loads(environment_path(baseline).read_text(encoding="utf-8"))
-        new = run_environment(run)
-        flat = lambda env: {  # noqa: E731
-            **{k: v for k, v in env.items() if k != "versions"},
-            **(env.get("versions") if isinstance(env.get("versions"), dict) else {}),
-        }
-        a, b = flat(old), flat(new)
-        return [f"{k}: {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        old = _flat(json.loads(environment_path(baseline).read_text(encoding="utf-8")))
+        if old and new:
+            return [
+                f"{k}: {old.get(k)} -> {new.get(k)}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
+            ]
     return []
+
+
+def _flat(env: dict) -> dict:
+    """An environment record with its versions as top-level entries."""
+    versions = env.get("versions") if isinstance(env.get("versions"), dict) else {}
+    return {**{k: v for k, v in env.items() if k != "versions"}, **versions}
 
 
 @dataclass

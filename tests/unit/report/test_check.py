@@ -271,7 +271,7 @@ def test_update_records_the_runs_environment_beside_the_baseline(tmp_path):
 def test_a_change_in_another_environment_names_the_differences(tmp_path, invoke):
     from forensibench.report.check import check_run
 
-    for sub in ("later", "same", "ok"):
+    for sub in ("later", "same", "ok", "bare"):
         (tmp_path / sub).mkdir()
 
     base = tmp_path / "ci.csv"
@@ -289,5 +289,7 @@ def test_a_change_in_another_environment_names_the_differences(tmp_path, invoke)
     assert check_run(same, base).environment == []
     unchanged = _with_environment(finished_run(tmp_path / "ok", metrics()), torch="2.15.0")
     assert check_run(unchanged, base).environment == []
+    bare = finished_run(tmp_path / "bare", metrics(ap_progan=80.0))  # a run.json without an environment
+    assert check_run(bare, base).failed and check_run(bare, base).environment == []
     (tmp_path / "ci.env.json").unlink()
     assert check_run(run, base).environment == []
